@@ -1,0 +1,256 @@
+"""The SQLite database: connections, pragmas, the write transaction and the change log.
+
+One file ``DIR/sidecar.db`` in WAL mode with foreign keys on, a busy timeout and
+``synchronous=FULL`` (a commit survives power loss). Two aiosqlite connections: one writer,
+used only under :meth:`Store.write` (one transaction at a time, ``BEGIN IMMEDIATE``), and one
+reader, which in WAL mode sees only committed data. The change log is appended inside the same
+transaction as the change it records (:meth:`Writer.record`), so a rolled-back change leaves no
+log row and a committed one always has exactly one per entity change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+import uuid6
+from pydantic import BaseModel
+
+from sidecar.store import hlc as hlc_mod
+from sidecar.store.migrations import MIGRATIONS, Migration, migrate
+
+log = logging.getLogger(__name__)
+
+Op = Literal["insert", "update", "delete"]
+Origin = Literal["local", "remote"]
+BUSY_TIMEOUT_MS = 5_000
+
+
+class ChangeEntry(BaseModel):
+    """One change-log row (DESIGN §3). ``fields`` holds the changed fields by API (camelCase)
+    name with their new values; empty for a delete."""
+
+    seq: int
+    event_id: str
+    device_id: str
+    hlc: str
+    entity: str
+    entity_id: str
+    op: Op
+    fields: dict[str, Any]
+    origin: Origin
+    synced_at: int | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ChangeEntry:
+        """Build from a ``change_log`` row."""
+        return cls(
+            seq=row["seq"],
+            event_id=row["event_id"],
+            device_id=row["device_id"],
+            hlc=row["hlc"],
+            entity=row["entity"],
+            entity_id=row["entity_id"],
+            op=row["op"],
+            fields=json.loads(row["fields"]),
+            origin=row["origin"],
+            synced_at=row["synced_at"],
+        )
+
+
+CommitListener = Callable[[list[ChangeEntry]], None]
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT ourselves
+    db.row_factory = sqlite3.Row
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute("PRAGMA synchronous = FULL")
+    await db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+class Writer:
+    """The open write transaction handed out by :meth:`Store.write`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.db = store._writer
+        self.changes: list[ChangeEntry] = []
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return cur.rowcount
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """One row, read inside this transaction (sees its own uncommitted writes)."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()  # type: ignore[no-any-return]
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """All rows, read inside this transaction."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def record(
+        self,
+        entity: str,
+        entity_id: str,
+        op: Op,
+        fields: dict[str, Any],
+        *,
+        origin: Origin = "local",
+        device_id: str | None = None,
+        hlc: str | None = None,
+        event_id: str | None = None,
+    ) -> ChangeEntry:
+        """Append a change-log row in this transaction. Local changes get a new UUIDv7 event id
+        and HLC timestamp; remote ones (sync) pass the originating device's values."""
+        store = self._store
+        if hlc is None:
+            hlc = store.hlc.now()
+        else:
+            store.hlc.receive(hlc)
+        entry_event = event_id or str(uuid6.uuid7())
+        entry_device = device_id or store.device_id
+        payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        async with self.db.execute(
+            "INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry_event, entry_device, hlc, entity, entity_id, op, payload, origin),
+        ) as cur:
+            seq = cur.lastrowid
+        assert seq is not None
+        entry = ChangeEntry(
+            seq=seq,
+            event_id=entry_event,
+            device_id=entry_device,
+            hlc=hlc,
+            entity=entity,
+            entity_id=entity_id,
+            op=op,
+            fields=fields,
+            origin=origin,
+        )
+        self.changes.append(entry)
+        return entry
+
+
+class Store:
+    """The open database. Create with :meth:`open`, release with :meth:`close`."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+        self._listeners: list[CommitListener] = []
+        self.device_id = ""
+        self.hlc = hlc_mod.HybridLogicalClock("")
+
+    @classmethod
+    async def open(cls, path: Path, migrations: list[tuple[str, Migration]] | None = None) -> Store:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        Raises:
+            sqlite3.DatabaseError: the file is not a usable SQLite database.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await _connect(path)
+        try:
+            applied = await migrate(writer, migrations if migrations is not None else MIGRATIONS)
+            if applied:
+                log.info("migrations applied", extra={"migrations": applied})
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        store = cls(path, writer, reader)
+        await store._load_identity()
+        return store
+
+    async def _load_identity(self) -> None:
+        async with self.write() as w:
+            row = await w.fetchone("SELECT value FROM meta WHERE key = 'device_id'")
+            if row is None:
+                device_id = str(uuid6.uuid7())
+                await w.execute("INSERT INTO meta (key, value) VALUES ('device_id', ?)", (device_id,))
+            else:
+                device_id = row[0]
+            last = await w.fetchone("SELECT max(hlc) FROM change_log WHERE device_id = ?", (device_id,))
+        self.device_id = device_id
+        # Resume after the newest stamp this device issued, so a wall clock that moved back
+        # while we were not running cannot make new stamps sort before old ones.
+        self.hlc = hlc_mod.HybridLogicalClock(device_id[-12:], last=last[0] if last else None)
+
+    async def close(self) -> None:
+        """Checkpoint the WAL and close both connections (waits for a running transaction)."""
+        async with self._lock:
+            try:
+                await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:  # another process holding a read lock is not fatal here
+                log.warning("wal checkpoint skipped at close")
+            await self._reader.close()
+            await self._writer.close()
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call ``listener(entries)`` after every commit that logged changes (in commit order)."""
+        self._listeners.append(listener)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Writer]:
+        """One write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``), serialised with all others.
+
+        An exception inside rolls everything back, change-log rows included, and propagates.
+        """
+        async with self._lock:
+            w = Writer(self)
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield w
+            except BaseException:
+                try:
+                    await asyncio.shield(self._writer.execute("ROLLBACK"))
+                except sqlite3.Error:
+                    pass
+                raise
+            # Shielded so that a cancelled caller cannot leave the commit half-way; the
+            # transaction's fate is decided by SQLite either way.
+            await asyncio.shield(self._writer.execute("COMMIT"))
+        if w.changes:
+            for listener in self._listeners:
+                try:
+                    listener(w.changes)
+                except Exception:  # a broken listener must not undo or hide a commit
+                    log.exception("commit listener failed")
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """One row of committed data."""
+        async with self._reader.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()  # type: ignore[no-any-return]
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """All rows of committed data."""
+        async with self._reader.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def changes_after(self, seq: int, limit: int = 1000) -> list[ChangeEntry]:
+        """Committed change-log entries with ``seq`` greater than the one given, oldest first."""
+        rows = await self.fetchall(
+            "SELECT * FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [ChangeEntry.from_row(r) for r in rows]
+
+    async def last_seq(self) -> int:
+        """The newest committed change-log sequence number (0 when empty)."""
+        row = await self.fetchone("SELECT coalesce(max(seq), 0) FROM change_log")
+        return int(row[0]) if row else 0

@@ -1,0 +1,155 @@
+"""Forward-only schema migrations: an ordered list of named functions (simonw/llm style).
+
+Each migration runs in its own transaction and is recorded in ``_migrations`` with the time it
+was applied; a migration that fails rolls back and stops start-up. Never edit or reorder a
+migration that has shipped: append a new one. Other parts (ingest, agent) append theirs to
+:data:`MIGRATIONS` in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import aiosqlite
+
+from sidecar import clock
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def _run(db: aiosqlite.Connection, *statements: str) -> None:
+    for sql in statements:
+        await db.execute(sql)
+
+
+async def m001_domain_tables(db: aiosqlite.Connection) -> None:
+    """The shell's domain tables (DESIGN §3) with enums as CHECK constraints."""
+    await _run(
+        db,
+        """CREATE TABLE clients (
+            id TEXT PRIMARY KEY,
+            parent_id TEXT REFERENCES clients(id),
+            name TEXT NOT NULL CHECK (length(name) > 0),
+            industry TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE projects (
+            id TEXT PRIMARY KEY,
+            client_id TEXT REFERENCES clients(id),
+            name TEXT NOT NULL CHECK (length(name) > 0),
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'archived')),
+            ai_summary TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE tasks (
+            id TEXT PRIMARY KEY,
+            project_id TEXT REFERENCES projects(id),
+            title TEXT NOT NULL CHECK (length(title) > 0),
+            description TEXT,
+            status TEXT NOT NULL DEFAULT 'todo' CHECK (status IN ('todo', 'in_progress', 'done')),
+            priority TEXT NOT NULL DEFAULT 'medium' CHECK (priority IN ('high', 'medium', 'low')),
+            assignee TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(assignee) AND json_type(assignee) = 'array'),
+            due_date INTEGER,
+            is_ai_suggested INTEGER NOT NULL DEFAULT 0 CHECK (is_ai_suggested IN (0, 1)),
+            is_approved INTEGER NOT NULL DEFAULT 1 CHECK (is_approved IN (0, 1)),
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE timelines (
+            id TEXT PRIMARY KEY,
+            project_id TEXT NOT NULL REFERENCES projects(id),
+            title TEXT NOT NULL CHECK (length(title) > 0),
+            date INTEGER NOT NULL,
+            is_ai_suggested INTEGER NOT NULL DEFAULT 0 CHECK (is_ai_suggested IN (0, 1)),
+            is_approved INTEGER NOT NULL DEFAULT 1 CHECK (is_approved IN (0, 1)),
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE notes (
+            id TEXT PRIMARY KEY,
+            project_id TEXT REFERENCES projects(id),
+            title TEXT NOT NULL CHECK (length(title) > 0),
+            content TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE task_comments (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL REFERENCES tasks(id),
+            author TEXT NOT NULL CHECK (length(author) > 0),
+            content TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX clients_parent ON clients(parent_id)",
+        "CREATE INDEX projects_client ON projects(client_id)",
+        "CREATE INDEX tasks_project ON tasks(project_id)",
+        "CREATE INDEX tasks_status_due ON tasks(status, due_date)",
+        "CREATE INDEX tasks_due ON tasks(due_date)",
+        "CREATE INDEX tasks_created ON tasks(created_at)",
+        "CREATE INDEX timelines_project_date ON timelines(project_id, date)",
+        "CREATE INDEX notes_project ON notes(project_id)",
+        "CREATE INDEX task_comments_task ON task_comments(task_id, created_at)",
+    )
+
+
+async def m002_change_log(db: aiosqlite.Connection) -> None:
+    """The change log: every committed change to domain data, in commit order (DESIGN §3)."""
+    await _run(
+        db,
+        """CREATE TABLE change_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            device_id TEXT NOT NULL,
+            hlc TEXT NOT NULL,
+            entity TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+            fields TEXT NOT NULL CHECK (json_valid(fields)),
+            origin TEXT NOT NULL DEFAULT 'local' CHECK (origin IN ('local', 'remote')),
+            synced_at INTEGER
+        )""",
+        "CREATE INDEX change_log_entity ON change_log(entity, entity_id)",
+        "CREATE INDEX change_log_unsynced ON change_log(seq) WHERE synced_at IS NULL",
+    )
+
+
+async def m003_meta(db: aiosqlite.Connection) -> None:
+    """Key/value facts about this database, such as the device id generated once."""
+    await _run(db, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("001_domain_tables", m001_domain_tables),
+    ("002_change_log", m002_change_log),
+    ("003_meta", m003_meta),
+]
+
+
+async def migrate(db: aiosqlite.Connection, migrations: list[tuple[str, Migration]] | None = None) -> list[str]:
+    """Apply every migration not yet recorded, in order, each in its own transaction.
+
+    Returns the names applied now. Raises whatever a migration raises (after rolling it back).
+    """
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    )
+    async with db.execute("SELECT name FROM _migrations") as cur:
+        done = {row[0] for row in await cur.fetchall()}
+    applied = []
+    for name, fn in migrations if migrations is not None else MIGRATIONS:
+        if name in done:
+            continue
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await fn(db)
+            await db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, clock.now_ms())
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,265 @@
+"""The one write path for domain data (DESIGN §3).
+
+Every create, update and delete — from the HTTP API, an agent tool, the extractor or a remote
+device — goes through :class:`Repository`, which validates against the entity's models, checks
+references, applies delete cascades itself, and appends one change-log row per changed row in
+the same transaction. Reads are here too so callers get the same row shapes everywhere.
+
+Rows are returned as the entity's read model (``sidecar.store.models``); dump them with
+``by_alias=True`` for the API's camelCase.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uuid6
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel, to_snake
+
+from sidecar import clock
+from sidecar.errors import NotFound, ValidationFailed
+from sidecar.store.db import ChangeEntry, Origin, Store, Writer
+from sidecar.store.entities import ENTITIES, EntitySpec, referencing
+from sidecar.store.models import ListQuery, Row
+
+
+def spec_for(entity: str) -> EntitySpec:
+    """The entity's spec. Raises KeyError for an unknown entity name."""
+    return ENTITIES[entity]
+
+
+def _to_db(spec: EntitySpec, column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column in spec.json_columns:
+        return json.dumps(value, ensure_ascii=False)
+    if column in spec.bool_columns:
+        return int(bool(value))
+    return value
+
+
+def _from_db(spec: EntitySpec, row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for c in spec.json_columns:
+        if out.get(c) is not None:
+            out[c] = json.loads(out[c])
+    for c in spec.bool_columns:
+        if c in out:
+            out[c] = bool(out[c])
+    return out
+
+
+def _validate(model: type[BaseModel], data: BaseModel | Mapping[str, Any]) -> BaseModel:
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else data)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from None
+
+
+def _camel_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {to_camel(k): v for k, v in values.items()}
+
+
+class RepoTx:
+    """Repository operations bound to one open write transaction (see :meth:`Repository.transaction`)."""
+
+    def __init__(self, w: Writer, origin: Origin = "local") -> None:
+        self.w = w
+        self.origin = origin
+
+    @property
+    def changes(self) -> list[ChangeEntry]:
+        """Change-log entries written so far in this transaction."""
+        return self.w.changes
+
+    async def get(self, entity: str, entity_id: str) -> Row:
+        """The row, as seen inside this transaction. Raises NotFound."""
+        spec = spec_for(entity)
+        row = await self.w.fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (entity_id,))
+        if row is None:
+            raise NotFound(f"no {spec.label} with id {entity_id}", detail={"entity": entity, "id": entity_id})
+        return spec.read.model_validate(_from_db(spec, row))
+
+    async def _check_references(self, spec: EntitySpec, values: Mapping[str, Any], self_id: str | None) -> None:
+        for ref in spec.references:
+            target_id = values.get(ref.column)
+            if target_id is None:
+                continue
+            target = spec_for(ref.target)
+            found = await self.w.fetchone(f"SELECT 1 FROM {target.table} WHERE id = ?", (target_id,))
+            if found is None:
+                raise ValidationFailed.field(
+                    to_camel(ref.column), f"no {target.label} with id {target_id}", "reference_missing"
+                )
+            if self_id is not None and ref.target == spec.name:
+                await self._check_no_cycle(spec, ref.column, self_id, target_id)
+
+    async def _check_no_cycle(self, spec: EntitySpec, column: str, self_id: str, start: str) -> None:
+        seen: set[str] = set()
+        current: str | None = start
+        while current is not None and current not in seen:
+            if current == self_id:
+                raise ValidationFailed.field(to_camel(column), f"a {spec.label} cannot be its own ancestor")
+            seen.add(current)
+            row = await self.w.fetchone(f"SELECT {column} FROM {spec.table} WHERE id = ?", (current,))
+            current = row[0] if row else None
+
+    async def create(
+        self, entity: str, body: BaseModel | Mapping[str, Any], *, entity_id: str | None = None
+    ) -> Row:
+        """Insert a row from a create body (model or dict by either field name or alias).
+
+        Raises:
+            ValidationFailed: the body breaks the model or names a missing referenced row.
+        """
+        spec = spec_for(entity)
+        data = _validate(spec.create, body).model_dump()
+        now = clock.now_ms()
+        values: dict[str, Any] = {"id": entity_id or str(uuid6.uuid7()), **data, "created_at": now}
+        if spec.has_updated_at:
+            values["updated_at"] = now
+        await self._check_references(spec, values, None)
+        cols = list(values)
+        await self.w.execute(
+            f"INSERT INTO {spec.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [_to_db(spec, c, values[c]) for c in cols],
+        )
+        fields = _camel_fields({k: v for k, v in values.items() if k != "id"})
+        await self.w.record(spec.name, values["id"], "insert", fields, origin=self.origin)
+        return spec.read.model_validate(values)
+
+    async def update(self, entity: str, entity_id: str, patch: BaseModel | Mapping[str, Any]) -> Row:
+        """Apply a partial update. Only fields present in ``patch`` are considered; fields whose
+        value does not change are not written and not logged; no change at all writes nothing.
+
+        Raises:
+            NotFound: no such row.
+            ValidationFailed: the patch breaks the model (e.g. ``null`` for a required field).
+        """
+        spec = spec_for(entity)
+        current = await self.get(entity, entity_id)
+        changes = _validate(spec.patch, patch).model_dump(exclude_unset=True)
+        before = current.model_dump()
+        changed = {k: v for k, v in changes.items() if before.get(k) != v}
+        if not changed:
+            return current
+        if spec.has_updated_at:
+            changed["updated_at"] = max(clock.now_ms(), before.get("updated_at", 0))
+        try:
+            merged = spec.read.model_validate({**before, **changed})
+        except ValidationError as exc:
+            raise ValidationFailed.from_pydantic(exc) from None
+        await self._check_references(spec, changed, entity_id)
+        sets = ", ".join(f"{c} = ?" for c in changed)
+        await self.w.execute(
+            f"UPDATE {spec.table} SET {sets} WHERE id = ?",
+            [*(_to_db(spec, c, v) for c, v in changed.items()), entity_id],
+        )
+        await self.w.record(spec.name, entity_id, "update", _camel_fields(changed), origin=self.origin)
+        return merged
+
+    async def delete(self, entity: str, entity_id: str) -> Row:
+        """Delete a row, first applying its cascades (each logged): rows that must have a parent
+        (timelines of a project, comments of a task) are deleted, optional references are
+        cleared. Returns the deleted row.
+
+        Raises:
+            NotFound: no such row.
+        """
+        spec = spec_for(entity)
+        current = await self.get(entity, entity_id)
+        for child, ref in referencing(entity):
+            rows = await self.w.fetchall(
+                f"SELECT id FROM {child.table} WHERE {ref.column} = ? AND id != ?", (entity_id, entity_id)
+            )
+            for (child_id,) in rows:
+                if ref.on_delete == "cascade":
+                    await self.delete(child.name, child_id)
+                else:
+                    await self.update(child.name, child_id, {ref.column: None})
+        await self.w.execute(f"DELETE FROM {spec.table} WHERE id = ?", (entity_id,))
+        await self.w.record(spec.name, entity_id, "delete", {}, origin=self.origin)
+        return current
+
+
+class Repository:
+    """Domain data access: the one write path, plus reads of committed data."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @asynccontextmanager
+    async def transaction(self, *, origin: Origin = "local") -> AsyncIterator[RepoTx]:
+        """Several operations in one transaction: all are committed, or none (with their log rows)."""
+        async with self.store.write() as w:
+            yield RepoTx(w, origin)
+
+    async def create(self, entity: str, body: BaseModel | Mapping[str, Any]) -> Row:
+        """Create one row in its own transaction. See :meth:`RepoTx.create`."""
+        async with self.transaction() as tx:
+            return await tx.create(entity, body)
+
+    async def update(self, entity: str, entity_id: str, patch: BaseModel | Mapping[str, Any]) -> Row:
+        """Update one row in its own transaction. See :meth:`RepoTx.update`."""
+        async with self.transaction() as tx:
+            return await tx.update(entity, entity_id, patch)
+
+    async def delete(self, entity: str, entity_id: str) -> Row:
+        """Delete one row (with cascades) in its own transaction. See :meth:`RepoTx.delete`."""
+        async with self.transaction() as tx:
+            return await tx.delete(entity, entity_id)
+
+    async def get(self, entity: str, entity_id: str) -> Row:
+        """One committed row. Raises NotFound."""
+        spec = spec_for(entity)
+        row = await self.store.fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (entity_id,))
+        if row is None:
+            raise NotFound(f"no {spec.label} with id {entity_id}", detail={"entity": entity, "id": entity_id})
+        return spec.read.model_validate(_from_db(spec, row))
+
+    async def list(self, entity: str, query: ListQuery | Mapping[str, Any] | None = None) -> tuple[list[Row], int]:
+        """A filtered, ordered page of committed rows and the total matching count.
+
+        Query fields by convention: ``q`` searches the spec's text columns (substring, case-
+        insensitive for ASCII); ``<column>_from``/``<column>_to`` are inclusive bounds; any other
+        set field is an equality filter. Raises ValidationFailed for a bad query.
+        """
+        spec = spec_for(entity)
+        q = _validate(spec.query, query or {})
+        assert isinstance(q, ListQuery)
+        where: list[str] = []
+        params: list[Any] = []
+        for name, value in q.model_dump(exclude_none=True).items():
+            if name in ListQuery.CONTROL:
+                continue
+            if name.endswith("_from"):
+                where.append(f"{name[:-5]} >= ?")
+            elif name.endswith("_to"):
+                where.append(f"{name[:-3]} <= ?")
+            else:
+                where.append(f"{name} = ?")
+            params.append(int(value) if isinstance(value, bool) else value)
+        if q.q:
+            pattern = "%" + q.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in spec.search_columns) + ")")
+            params.extend([pattern] * len(spec.search_columns))
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order_by = str(getattr(q, "order_by", "createdAt"))
+        order_sql = spec.order_expressions.get(order_by, to_snake(order_by))
+        direction = "ASC" if q.order == "asc" else "DESC"
+        nulls = " NULLS LAST" if q.order == "asc" else ""
+        rows = await self.store.fetchall(
+            f"SELECT * FROM {spec.table}{clause} ORDER BY {order_sql} {direction}{nulls}, id {direction}"
+            " LIMIT ? OFFSET ?",
+            [*params, q.limit, q.offset],
+        )
+        total_row = await self.store.fetchone(f"SELECT count(*) FROM {spec.table}{clause}", params)
+        items = [spec.read.model_validate(_from_db(spec, r)) for r in rows]
+        return items, int(total_row[0]) if total_row else 0

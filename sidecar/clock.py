@@ -13,8 +13,13 @@ from zoneinfo import ZoneInfo
 
 import tzlocal
 
+
+def _system_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 #: Source of wall time in Unix ms. Tests replace it with :func:`set_wall_clock`.
-_wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000
+_wall_ms: Callable[[], int] = _system_ms
 
 
 def now_ms() -> int:
@@ -25,7 +30,7 @@ def now_ms() -> int:
 def set_wall_clock(fn: Callable[[], int] | None) -> None:
     """Replace the wall clock (``None`` restores the system clock). For tests only."""
     global _wall_ms
-    _wall_ms = fn if fn is not None else (lambda: time.time_ns() // 1_000_000)
+    _wall_ms = fn if fn is not None else _system_ms
 
 
 def local_timezone() -> dt.tzinfo:

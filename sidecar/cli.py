@@ -1,0 +1,78 @@
+"""Command line: ``sidecar serve`` (what the shell spawns) and the terminal tools.
+
+Kept light: each command imports what it needs only when it runs, so ``serve`` reaches its
+handshake without loading the agent stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sidecar import __version__
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="serve the local API (what the desktop shell spawns)")
+    p.add_argument("--data-dir", type=Path, help="data directory (default: the platform's user data dir)")
+    p.add_argument("--parent-pid", type=int, help="exit when this process is gone (default: the spawning process)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="an Origin allowed to call the API, e.g. app://- (repeatable)")
+    p.add_argument("--watch", action="append", default=[], type=Path, metavar="PATH",
+                   help="a folder to watch for files to extract from (repeatable)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar.lifecycle import HandshakeChannel
+
+    channel = HandshakeChannel.reserve()  # before anything else can print
+
+    from sidecar.lifecycle import serve
+    from sidecar.logs import redact, setup_logging
+    from sidecar.settings import Settings, default_data_dir, make_token
+
+    setup_logging(args.log_level)
+    env = dict(os.environ)
+    token, from_env = make_token(env)
+    redact(token)
+    settings = Settings(
+        data_dir=(args.data_dir or default_data_dir()).expanduser().absolute(),
+        token=token,
+        token_from_env=from_env,
+        parent_pid=args.parent_pid,
+        allow_origins=tuple(args.allow_origin),
+        log_level=args.log_level,
+        watch_paths=tuple(p.expanduser().absolute() for p in args.watch),
+        env=env,
+    )
+    return int(serve(settings, channel))
+
+
+#: Adders of further subcommands (chat, ingest, doctor, schemas) — each part registers its own.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_serve]  # type: ignore[type-arg]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sidecar`` argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="sidecar", description="Local agent service for the desktop app.")
+    parser.add_argument("--version", action="version", version=f"sidecar {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sidecar`` console script and ``python -m sidecar``."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The process lifecycle of ``sidecar serve`` — the contract with the shell (DESIGN §1).
+
+1. stdout is reserved for the handshake: fd 1 is duplicated for our own use and then pointed at
+   stderr, so nothing a library prints can reach the shell's stdout pipe.
+2. One instance per data dir: an OS file lock (``DIR/sidecar.lock``, never deleted).
+3. Bind ``127.0.0.1`` on an OS-chosen port, then write exactly one JSON line and close our
+   stdout: ``{"event":"ready","protocol","port","token","pid","instance","version"}`` (``token``
+   omitted when the shell supplied ``SIDECAR_TOKEN``), or on a start-up failure
+   ``{"event":"error","code","message"}`` and a non-zero exit.
+4. Die with the parent: stdin EOF (when stdin is a pipe, socket or terminal), the parent process
+   gone (polled every second), SIGTERM or SIGINT → graceful shutdown bounded to about 5 s.
+
+Exit codes (:class:`ExitCode`): 0 clean shutdown; 1 start-up failed (error line on stdout);
+2 usage error; 3 another instance holds the data dir (``already_running``); 4 shutdown did not
+finish within its bound and was forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import signal
+import stat
+import sys
+import threading
+import uuid
+from typing import Any
+
+import psutil
+from filelock import FileLock, Timeout
+
+from sidecar import PROTOCOL, __version__
+from sidecar.settings import Settings
+
+log = logging.getLogger("sidecar.lifecycle")
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of ``sidecar serve``."""
+
+    OK = 0
+    STARTUP_FAILED = 1
+    USAGE = 2
+    ALREADY_RUNNING = 3
+    SHUTDOWN_FORCED = 4
+
+
+class HandshakeChannel:
+    """The reserved stdout: carries exactly one JSON line, then is closed."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def reserve(cls) -> HandshakeChannel:
+        """Take fd 1 for the handshake and point fd 1 and ``sys.stdout`` at stderr."""
+        sys.stdout.flush()
+        fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        return cls(fd)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one JSON line, flush and close (later calls are ignored)."""
+        if self._fd is None:
+            return
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError:  # the shell closed its end; nothing more we can tell it
+            pass
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def error(self, code: str, message: str) -> None:
+        """The start-up error line."""
+        self.send({"event": "error", "code": code, "message": message})
+
+
+def _parent_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # cannot tell (access denied): assume alive rather than exit wrongly
+
+
+def _stdin_is_watchable() -> bool:
+    """stdin EOF means "parent gone" only for pipes, sockets and terminals (not /dev/null)."""
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(0)
+
+
+class _Stopper:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+        self.reason = ""
+
+    def stop(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+    def stop_threadsafe(self, reason: str) -> None:
+        self.loop.call_soon_threadsafe(self.stop, reason)
+
+
+def _watch_stdin(stopper: _Stopper) -> None:
+    def read_until_eof() -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        stopper.stop_threadsafe("stdin closed")
+
+    threading.Thread(target=read_until_eof, name="stdin-watch", daemon=True).start()
+
+
+async def _watch_parent(stopper: _Stopper, settings: Settings) -> None:
+    original = os.getppid()
+    pid = settings.parent_pid or (original if original > 1 else None)
+    if pid is None:
+        return
+    while not stopper.event.is_set():
+        await asyncio.sleep(settings.parent_poll_s)
+        reparented = settings.parent_pid is None and os.getppid() != original
+        if reparented or not _parent_alive(pid):
+            stopper.stop(f"parent process {pid} is gone")
+            return
+
+
+def _install_signals(stopper: _Stopper) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            stopper.loop.add_signal_handler(sig, stopper.stop, signal.Signals(sig).name)
+        except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
+            signal.signal(sig, lambda s, _f: stopper.stop_threadsafe(signal.Signals(s).name))
+
+
+async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
+    from aiohttp import web
+
+    from sidecar.app import create_app
+    from sidecar.appstate import HANDSHAKE_DONE
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+    except Exception as exc:
+        log.exception("start-up failed")
+        channel.error("startup_failed", f"{type(exc).__name__}: {exc}")
+        await runner.cleanup()
+        return ExitCode.STARTUP_FAILED
+    port = runner.addresses[0][1]
+    handshake: dict[str, Any] = {
+        "event": "ready",
+        "protocol": PROTOCOL,
+        "port": port,
+        "token": settings.token,
+        "pid": os.getpid(),
+        "instance": str(uuid.uuid4()),
+        "version": __version__,
+    }
+    if settings.token_from_env:
+        del handshake["token"]
+    channel.send(handshake)
+    app[HANDSHAKE_DONE].set()
+    log.info("serving", extra={"port": port, "data_dir": str(settings.data_dir)})
+
+    stopper = _Stopper(asyncio.get_running_loop())
+    _install_signals(stopper)
+    if _stdin_is_watchable():
+        _watch_stdin(stopper)
+    parent_task = asyncio.create_task(_watch_parent(stopper, settings))
+    await stopper.event.wait()
+    parent_task.cancel()
+    log.info("shutting down", extra={"reason": stopper.reason})
+    try:
+        await asyncio.wait_for(runner.cleanup(), timeout=settings.shutdown_timeout_s + 1)
+    except TimeoutError:
+        log.error("shutdown exceeded its bound; forcing exit")
+        return ExitCode.SHUTDOWN_FORCED
+    log.info("stopped")
+    return ExitCode.OK
+
+
+def serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
+    """Run the server until told to stop; returns the process exit code."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(settings.lock_path), timeout=0, thread_local=False)
+        lock.acquire()
+    except Timeout:
+        channel.error("already_running", f"another sidecar is serving data dir {settings.data_dir}")
+        return ExitCode.ALREADY_RUNNING
+    except OSError as exc:
+        channel.error("data_dir_unusable", f"cannot use data dir {settings.data_dir}: {exc.strerror or exc}")
+        return ExitCode.STARTUP_FAILED
+    try:
+        return asyncio.run(_serve(settings, channel))
+    finally:
+        lock.release()

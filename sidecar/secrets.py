@@ -1,0 +1,123 @@
+"""Secrets (API keys): the OS keyring, with ``SIDECAR_SECRET_<NAME>`` from the shell winning.
+
+Secrets are write-only over the API. When no secure keyring backend is usable (headless Linux
+has none) storing fails with a clear error and ``/v1/ready`` reports ``secrets: degraded``;
+there is deliberately no plaintext-file fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import keyring
+import keyring.backend
+import keyring.errors
+
+from sidecar.errors import Unavailable, ValidationFailed
+from sidecar.logs import redact
+from sidecar.settings import SECRET_ENV_PREFIX
+
+SERVICE = "sidecar"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Backends that store secrets unencrypted or not at all.
+_INSECURE_MODULE_PREFIXES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
+
+
+def env_name(name: str) -> str:
+    """The environment variable that overrides secret ``name``: ``SIDECAR_SECRET_OPENAI_KEY``."""
+    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def check_name(name: str) -> str:
+    """Validate a secret name. Raises ValidationFailed."""
+    if not NAME_RE.match(name):
+        raise ValidationFailed.field("name", "1-64 characters: letters, digits, '_', '.', '-'")
+    return name
+
+
+def _backend_problem(kr: keyring.backend.KeyringBackend) -> str | None:
+    backends = getattr(kr, "backends", None)
+    if backends is not None:  # ChainerBackend: usable if any member is
+        if not backends:
+            return "no keyring backend is available (on Linux: install and unlock a Secret Service such as GNOME Keyring or KWallet)"
+        problems = [_backend_problem(b) for b in backends]
+        return None if any(p is None for p in problems) else problems[0]
+    module = type(kr).__module__
+    if module.startswith("keyring.backends.fail"):
+        return "no secure keyring backend is available (on Linux: install and unlock a Secret Service such as GNOME Keyring or KWallet)"
+    if module.startswith(_INSECURE_MODULE_PREFIXES):
+        return f"keyring backend {type(kr).__name__} is not a secure store; refusing to keep secrets in it"
+    try:
+        if kr.priority <= 0:  # type: ignore[operator]
+            return f"keyring backend {type(kr).__name__} is not usable here"
+    except Exception as exc:
+        return f"keyring backend {type(kr).__name__} is not usable: {exc}"
+    return None
+
+
+class SecretStore:
+    """Reads and writes named secrets. Blocking keyring calls run in a worker thread."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+
+    def status(self) -> tuple[bool, str]:
+        """``(usable, detail)`` of the keyring backend."""
+        kr = keyring.get_keyring()
+        problem = _backend_problem(kr)
+        if problem:
+            return False, problem
+        return True, f"keyring backend {type(kr).__name__}"
+
+    async def get(self, name: str) -> str | None:
+        """The secret's value: the environment override first, then the keyring; None if unset."""
+        check_name(name)
+        value = self._env.get(env_name(name))
+        if value:
+            redact(value)
+            return value
+        usable, _ = self.status()
+        if not usable:
+            return None
+        try:
+            value = await asyncio.to_thread(keyring.get_password, SERVICE, name)
+        except keyring.errors.KeyringError:
+            return None
+        redact(value)
+        return value
+
+    async def set(self, name: str, value: str) -> None:
+        """Store a secret in the OS keyring.
+
+        Raises:
+            ValidationFailed: bad name or empty value.
+            Unavailable: no secure keyring backend (code ``secrets_unavailable``).
+        """
+        check_name(name)
+        if not value:
+            raise ValidationFailed.field("value", "must not be empty")
+        redact(value)
+        usable, detail = self.status()
+        if not usable:
+            raise Unavailable(f"cannot store secrets: {detail}", code="secrets_unavailable")
+        try:
+            await asyncio.to_thread(keyring.set_password, SERVICE, name, value)
+        except keyring.errors.KeyringError as exc:
+            raise Unavailable(f"the keyring refused the secret: {exc}", code="secrets_unavailable") from None
+
+    async def delete(self, name: str) -> bool:
+        """Remove a secret from the keyring; False if it was not there."""
+        check_name(name)
+        usable, detail = self.status()
+        if not usable:
+            raise Unavailable(f"cannot change secrets: {detail}", code="secrets_unavailable")
+        try:
+            await asyncio.to_thread(keyring.delete_password, SERVICE, name)
+        except keyring.errors.PasswordDeleteError:
+            return False
+        return True
+
+    def is_set_in_env(self, name: str) -> bool:
+        """True when the shell supplied this secret in the environment."""
+        return bool(self._env.get(env_name(name)))

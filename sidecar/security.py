@@ -1,0 +1,163 @@
+"""Request middleware: the error format, request ids, and the local API's defences (DESIGN §2).
+
+Applied to every route, present and future, in this order (outermost first):
+
+1. :func:`error_middleware` — request id, one access-log line, and every failure rendered as
+   ``{"error": {"code", "message", "detail"}}``; never a stack trace.
+2. :func:`host_middleware` — ``Host`` must be ``127.0.0.1:PORT``, ``localhost:PORT`` or
+   ``[::1]:PORT`` (DNS-rebinding defence) → 403.
+3. :func:`origin_middleware` — a request with ``Origin`` is refused (403) unless the origin is in
+   the allowlist; CORS preflights are answered only for allowed origins, never with ``*``.
+4. :func:`auth_middleware` — ``Authorization: Bearer <token>`` compared in constant time → 401.
+5. :func:`body_middleware` — bodies must be JSON (415) and at most the size cap (413).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from sidecar.appstate import SETTINGS
+from sidecar.errors import (
+    Forbidden,
+    PayloadTooLarge,
+    SidecarError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from sidecar.logs import request_id
+
+log = logging.getLogger("sidecar.http")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def error_response(exc: SidecarError, headers: dict[str, str] | None = None) -> web.Response:
+    """The one rendering of an error as an HTTP response."""
+    return web.json_response(exc.to_body(), status=exc.status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    supplied = request.headers.get("X-Request-Id", "")
+    rid = supplied if _REQUEST_ID_RE.match(supplied) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except SidecarError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:  # redirects and the like pass through
+                raise
+            code = _HTTP_CODES.get(exc.status, "http_error")
+            message = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            response = error_response(SidecarError(message, code=code, status=exc.status), headers)
+        except Exception:
+            log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+            response = error_response(SidecarError("internal error; see the sidecar log", code="internal"))
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        request_id.reset(token)
+
+
+def _local_port(request: web.Request) -> int | None:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return sockname[1] if sockname else None
+
+
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    port = _local_port(request)
+    allowed = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+    if request.headers.get("Host", "").lower() not in allowed:
+        raise Forbidden("Host header must name this loopback server (127.0.0.1, localhost or [::1] with its port)", code="forbidden_host")
+    return await handler(request)
+
+
+def _cors_headers(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+@web.middleware
+async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return await handler(request)
+    if origin not in request.app[SETTINGS].allow_origins:
+        raise Forbidden(f"origin {origin!r} is not allowed (see --allow-origin)", code="forbidden_origin")
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        # Preflight: browsers send no credentials here, so it is answered before auth.
+        return web.Response(
+            status=204,
+            headers={
+                **_cors_headers(origin),
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID, X-Request-Id",
+                "Access-Control-Max-Age": "600",
+            },
+        )
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(_cors_headers(origin))
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    header = request.headers.get("Authorization", "")
+    scheme, _, supplied = header.partition(" ")
+    expected = request.app[SETTINGS].token
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected.encode()):
+        raise Unauthorized("missing or wrong bearer token", )
+    return await handler(request)
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in _BODY_METHODS and request.body_exists:
+        cap = request.app[SETTINGS].max_body_bytes
+        if request.content_length is not None and request.content_length > cap:
+            raise PayloadTooLarge(f"request body over {cap} bytes", detail={"limit": cap})
+        if request.content_type != "application/json":
+            raise UnsupportedMediaType("request bodies must be JSON (Content-Type: application/json)")
+    return await handler(request)
+
+
+MIDDLEWARES = [error_middleware, host_middleware, origin_middleware, auth_middleware, body_middleware]

@@ -6,6 +6,7 @@ Each resource module (``tasks``, ``projects``, …) declares its routes with :fu
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic.alias_generators import to_camel
 
 from sidecar.api.io import dump, json_ok, read_body, read_query
 from sidecar.appstate import REPOSITORY
@@ -25,7 +26,8 @@ def resource_routes(spec: EntitySpec, base: str, *, parent: tuple[str, str] | No
     """
 
     def scope(request: web.Request) -> dict[str, str]:
-        return {parent[1]: request.match_info[parent[0]]} if parent else {}
+        # by alias, so that a body field of the same name cannot override the path
+        return {to_camel(parent[1]): request.match_info[parent[0]]} if parent else {}
 
     parent_entity = next((r.target for r in spec.references if parent and r.column == parent[1]), None)
 
@@ -45,14 +47,9 @@ def resource_routes(spec: EntitySpec, base: str, *, parent: tuple[str, str] | No
         return json_ok({"items": [dump(i) for i in items], "total": total, "limit": query.limit, "offset": query.offset})
 
     async def create(request: web.Request) -> web.Response:
-        body = await read_body(request, spec.create)
-        if parent:
-            await check_parent(request)
-            repo = request.app[REPOSITORY]
-            row = await repo.create(spec.name, {**body.model_dump(exclude_unset=True), **scope(request)})
-        else:
-            row = await request.app[REPOSITORY].create(spec.name, body)
-        return json_ok(row, status=201)
+        body = await read_body(request, spec.create, **scope(request))
+        await check_parent(request)
+        return json_ok(await request.app[REPOSITORY].create(spec.name, body), status=201)
 
     async def get(request: web.Request) -> web.Response:
         row = await request.app[REPOSITORY].get(spec.name, request.match_info["id"])

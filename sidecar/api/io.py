@@ -37,11 +37,13 @@ async def read_json(request: web.Request) -> Any:
         raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
 
 
-async def read_body(request: web.Request, model: type[M]) -> M:
-    """The JSON body validated against ``model``. Raises BadRequest (400) or ValidationFailed (422)."""
+async def read_body(request: web.Request, model: type[M], **overrides: Any) -> M:
+    """The JSON body validated against ``model``, with ``overrides`` (e.g. a parent id from the
+    path) taking precedence over body fields. Raises BadRequest (400) or ValidationFailed (422)."""
     data = await read_json(request)
     if not isinstance(data, dict):
         raise ValidationFailed.field("(body)", "expected a JSON object", "object_type")
+    data.update(overrides)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -184,6 +184,7 @@ class Note(Row):
 
 
 class TaskCommentCreate(ApiModel):
+    task_id: Id
     author: Title
     content: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100_000)]
 

@@ -1,0 +1,101 @@
+"""The one place that imports LiteLLM (and settles AgentScope's global side effects).
+
+LiteLLM does things at import time that an offline desktop service must not allow:
+
+* it fetches its model price list from GitHub (stalls seconds without network) unless
+  ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set *before* the import;
+* in its default ``DEV`` mode it loads a ``.env`` file into ``os.environ``
+  (``LITELLM_MODE=PRODUCTION`` turns that off);
+* its loggers carry a handler that writes records below WARNING to **stdout**, which the
+  sidecar reserves for the one handshake line; and on errors it prints "Give Feedback / Get Help"
+  banners to stdout unless ``litellm.suppress_debug_info`` is set.
+
+AgentScope installs its own stderr handler on the ``"as"`` logger (level INFO, no propagation).
+
+Every module that needs LiteLLM calls :func:`import_litellm`; nothing imports ``litellm`` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from types import ModuleType
+
+#: Environment LiteLLM reads at import time, forced before the first import.
+LITELLM_IMPORT_ENV: dict[str, str] = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_MODE": "PRODUCTION",
+}
+
+#: Loggers LiteLLM creates (with its own stdout/stderr handler).
+_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "LiteLLM Proxy stdout")
+
+_lock = threading.Lock()
+_litellm: ModuleType | None = None
+_agentscope_configured = False
+
+
+def import_litellm() -> ModuleType:
+    """Import and configure LiteLLM for offline use; returns the ``litellm`` module.
+
+    Idempotent and thread-safe. Sets :data:`LITELLM_IMPORT_ENV`, imports LiteLLM, turns off its
+    stdout banners and reroutes its loggers to the root logger (level WARNING), so its records
+    end up in the sidecar's JSON stderr log.
+
+    Raises:
+        RuntimeError: LiteLLM was already imported by someone else without the local price
+            map (it may already have tried the network); the import order must be fixed.
+    """
+    global _litellm
+    with _lock:
+        if _litellm is not None:
+            return _litellm
+        already = "litellm" in sys.modules
+        os.environ.update(LITELLM_IMPORT_ENV)
+        import litellm
+
+        if already and not _local_cost_map_in_use():
+            raise RuntimeError(
+                "litellm was imported before sidecar.agent.litellm_env.import_litellm(); "
+                "import it only through import_litellm() so the price list is never fetched"
+            )
+        litellm.suppress_debug_info = True
+        litellm.set_verbose = False
+        _reroute_loggers(_LITELLM_LOGGERS)
+        _litellm = litellm
+        return litellm
+
+
+def configure_agentscope_logging(level: int = logging.WARNING) -> None:
+    """Route AgentScope's ``"as"`` logger to the root logger instead of its own stderr handler.
+
+    AgentScope (``agentscope/_logging.py``) calls ``setup_logger("INFO")`` at import: a plain-text
+    ``StreamHandler`` on stderr with ``propagate=False``. This removes that handler, sets
+    ``level`` and lets records propagate to the sidecar's JSON log. Idempotent.
+    """
+    global _agentscope_configured
+    import agentscope  # noqa: F401  (its import installs the handler we remove)
+
+    with _lock:
+        _reroute_loggers(("as",), level)
+        _agentscope_configured = True
+
+
+def _reroute_loggers(names: tuple[str, ...], level: int = logging.WARNING) -> None:
+    for name in names:
+        log = logging.getLogger(name)
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = True
+
+
+def _local_cost_map_in_use() -> bool:
+    try:
+        from litellm.litellm_core_utils.get_model_cost_map import get_model_cost_map_source_info
+
+        return bool(get_model_cost_map_source_info().get("is_env_forced"))
+    except Exception:  # an unknown LiteLLM layout: cannot tell, assume the worst
+        return False

@@ -1,0 +1,171 @@
+"""Explicit dates inside one line of text, for the ``rules`` extractor.
+
+Free text is full of words that *could* be dates ("may", "second", "now"), so this module does
+not let a parser search a whole line. It first finds a small set of explicit date phrases with
+patterns, and only those substrings are parsed — by :mod:`dateparser`, relative to the
+document's own date:
+
+* ISO 8601 dates and date-times: ``2026-12-03``, ``2026-12-03 15:00``
+* day–month and month–day with a month name: ``3 December 2026``, ``3rd Dec``, ``Dec 3``,
+  ``December 3, 2026``
+* a weekday after ``by``/``on``/``due``/``before``/``until``/``next``/``this``: ``by Friday``
+* ``today``, ``tonight``, ``tomorrow``, ``next week``, ``next month``, ``in 3 days``
+* optionally followed by a time: ``at 3pm``, ``15:00``
+
+Purely numeric dates such as ``04/03/19`` are ambiguous (day or month first) and are left to
+:func:`parse_numeric_date`, which the caller gives an explicit order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import dateparser
+
+from sidecar import clock
+
+__all__ = ["DateMatch", "find_date", "numeric_date_order", "parse_date_phrase", "parse_numeric_date"]
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|(?-i:May|MAY)|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_WEEKDAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?"
+_ORD = r"(?:st|nd|rd|th)?"
+_TIME = r"(?:\s*,?\s*(?:at\s+)?(?:\d{1,2}(?::\d{2})?\s*[ap]\.?m\.?|\d{1,2}:\d{2})(?![\w:]))"
+_PREP = r"(?:(?:by|due(?:\s+(?:on|by))?|before|on|until|till|deadline:?)\s+)"
+
+_PHRASES: tuple[str, ...] = (
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?(?![\d:])",
+    rf"\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH}\.?(?:,?\s+\d{{4}})?(?![\w])",
+    rf"{_MONTH}\.?\s+\d{{1,2}}{_ORD}(?:,?\s+\d{{4}})?(?![\w])",
+    rf"(?:(?<=by\s)|(?<=on\s)|(?<=due\s)|(?<=before\s)|(?<=until\s)|next\s+|this\s+){_WEEKDAY}(?![\w])",
+    r"(?:today|tonight|tomorrow|next\s+week|next\s+month|in\s+\d{1,2}\s+(?:days?|weeks?))(?![\w])",
+)
+_PHRASE_RE = re.compile(
+    rf"(?<![\w-])(?P<prep>{_PREP})?(?P<date>(?:{'|'.join(_PHRASES)}){_TIME}?)",
+    re.IGNORECASE,
+)
+_HAS_TIME = re.compile(rf"{_TIME}$", re.IGNORECASE)
+_NUMERIC = re.compile(r"(?<![\d/])(\d{1,2})[/.](\d{1,2})[/.](\d{2}|\d{4})(?![\d/])")
+
+
+@dataclass(frozen=True)
+class DateMatch:
+    """An explicit date phrase found in a string.
+
+    Attributes:
+        ms: the instant in Unix ms (a phrase without a time is 00:00 that day, user's zone).
+        start / end: ``[start, end)`` offsets of the phrase in the searched string, including a
+            leading ``by``/``due``/``on``… so the caller can cut it out of a title.
+        text: the phrase as written (without the leading preposition).
+        has_time: the phrase named a time of day.
+    """
+
+    ms: int
+    start: int
+    end: int
+    text: str
+    has_time: bool
+
+
+def _base_datetime(base_ms: int, tz: dt.tzinfo | None) -> dt.datetime:
+    zone = tz or clock.local_timezone()
+    return dt.datetime.fromtimestamp(base_ms / 1000, zone).replace(tzinfo=None)
+
+
+def parse_date_phrase(phrase: str, base_ms: int, *, tz: dt.tzinfo | None = None) -> int | None:
+    """Unix ms of one date phrase read relative to ``base_ms``, or ``None`` if not a date.
+
+    Dates without a year, weekdays and relative words resolve to the nearest *future* date as
+    seen from ``base_ms`` (the document's date): ``"Dec 3"`` in a note dated 2026-11-25 is
+    2026-12-03, ``"Friday"`` is the Friday after it. A phrase without a time of day is 00:00.
+    """
+    text = " ".join(phrase.split())
+    if not text:
+        return None
+    zone = tz or clock.local_timezone()
+    try:
+        return clock.parse_iso_to_ms(text, zone)
+    except ValueError:
+        pass
+    settings = {
+        "RELATIVE_BASE": _base_datetime(base_ms, zone),
+        "PREFER_DATES_FROM": "future",
+        "RETURN_AS_TIMEZONE_AWARE": False,
+    }
+    try:
+        parsed = dateparser.parse(text, languages=["en"], settings=settings)  # type: ignore[arg-type]
+    except Exception:  # dateparser can trip over odd input; an unparsed phrase is no date
+        return None
+    if parsed is None:
+        return None
+    if not _HAS_TIME.search(text):
+        parsed = parsed.replace(hour=0, minute=0, second=0, microsecond=0)
+    return clock.to_ms(parsed, zone)
+
+
+def find_date(text: str, base_ms: int, *, tz: dt.tzinfo | None = None) -> DateMatch | None:
+    """The first explicit date phrase in ``text`` (see the module docstring), parsed.
+
+    Args:
+        text: one line (a task title candidate).
+        base_ms: the document's date in Unix ms; relative phrases are resolved from it.
+        tz: zone for dates without one (default: the user's).
+
+    Returns:
+        The leftmost phrase that parses, or ``None``.
+    """
+    for match in _PHRASE_RE.finditer(text):
+        phrase = match.group("date")
+        ms = parse_date_phrase(phrase, base_ms, tz=tz)
+        if ms is None:
+            continue
+        return DateMatch(
+            ms=ms,
+            start=match.start(),
+            end=match.end(),
+            text=phrase,
+            has_time=bool(_HAS_TIME.search(phrase)),
+        )
+    return None
+
+
+def numeric_date_order(text: str) -> str | None:
+    """``"DMY"`` or ``"MDY"`` when the numeric dates in ``text`` prove an order, else ``None``.
+
+    A first field above 12 proves day-first, a second field above 12 proves month-first;
+    conflicting or no evidence gives ``None`` (the caller should then not guess).
+    """
+    day_first = month_first = False
+    for m in _NUMERIC.finditer(text):
+        first, second = int(m.group(1)), int(m.group(2))
+        if first > 12 and second <= 12:
+            day_first = True
+        elif second > 12 and first <= 12:
+            month_first = True
+    if day_first == month_first:
+        return None
+    return "DMY" if day_first else "MDY"
+
+
+def parse_numeric_date(text: str, order: str, base_ms: int, *, tz: dt.tzinfo | None = None) -> int | None:
+    """Unix ms of a ``d/m/y``-style date read in ``order`` (``"DMY"`` or ``"MDY"``), or ``None``.
+
+    Two-digit years are read by :mod:`dateparser` (``19`` → 2019).
+    """
+    zone = tz or clock.local_timezone()
+    settings = {
+        "DATE_ORDER": order,
+        "RELATIVE_BASE": _base_datetime(base_ms, zone),
+        "RETURN_AS_TIMEZONE_AWARE": False,
+    }
+    try:
+        parsed = dateparser.parse(text.strip(), languages=["en"], settings=settings)  # type: ignore[arg-type]
+    except Exception:
+        return None
+    if parsed is None:
+        return None
+    return clock.to_ms(parsed.replace(hour=0, minute=0, second=0, microsecond=0), zone)

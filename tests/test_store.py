@@ -1,0 +1,188 @@
+"""The store: migrations, the change log written with each change, the HLC, durability."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidecar import clock
+from sidecar.errors import NotFound, ValidationFailed
+from sidecar.store import hlc
+from sidecar.store.db import Store
+from sidecar.store.migrations import MIGRATIONS
+from sidecar.store.repository import Repository
+
+
+async def _log(store: Store) -> list[tuple[str, str, str]]:
+    return [(e.entity, e.entity_id, e.op) for e in await store.changes_after(0, limit=100_000)]
+
+
+async def test_pragmas_and_migrations_recorded(store: Store) -> None:
+    assert (await store.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    names = [r[0] for r in await store.fetchall("SELECT name FROM _migrations ORDER BY name")]
+    assert names == [name for name, _ in MIGRATIONS]
+    async with store.write() as w:
+        assert (await w.fetchone("PRAGMA foreign_keys"))[0] == 1
+        assert (await w.fetchone("PRAGMA synchronous"))[0] == 2  # FULL
+
+
+async def test_migrations_apply_once_across_reopen(tmp_path: Path) -> None:
+    s = await Store.open(tmp_path / "db.sqlite")
+    await s.close()
+    s = await Store.open(tmp_path / "db.sqlite")
+    rows = await s.fetchall("SELECT name FROM _migrations")
+    assert len(rows) == len(MIGRATIONS)
+    await s.close()
+
+
+async def test_failed_migration_rolls_back_and_is_not_recorded(tmp_path: Path) -> None:
+    async def broken(db):  # type: ignore[no-untyped-def]
+        await db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await Store.open(tmp_path / "db.sqlite", [*MIGRATIONS, ("999_broken", broken)])
+    s = await Store.open(tmp_path / "db.sqlite")
+    assert await s.fetchone("SELECT 1 FROM sqlite_master WHERE name = 'half_done'") is None
+    assert await s.fetchone("SELECT 1 FROM _migrations WHERE name = '999_broken'") is None
+    await s.close()
+
+
+async def test_exactly_one_log_row_per_committed_mutation(repo: Repository, store: Store) -> None:
+    p = await repo.create("projects", {"name": "P"})
+    t = await repo.create("tasks", {"title": "T", "projectId": p.id})
+    await repo.update("tasks", t.id, {"status": "done"})
+    await repo.update("tasks", t.id, {"status": "done"})  # no change → no row
+    c = await repo.create("taskComments", {"taskId": t.id, "author": "a", "content": "c"})
+    await repo.delete("tasks", t.id)  # cascades the comment
+    assert await _log(store) == [
+        ("projects", p.id, "insert"),
+        ("tasks", t.id, "insert"),
+        ("tasks", t.id, "update"),
+        ("taskComments", c.id, "insert"),
+        ("taskComments", c.id, "delete"),
+        ("tasks", t.id, "delete"),
+    ]
+    entries = await store.changes_after(0)
+    assert entries[2].fields.keys() == {"status", "updatedAt"}
+    assert len({e.event_id for e in entries}) == len(entries)
+    assert all(e.device_id == store.device_id and e.origin == "local" for e in entries)
+
+
+async def test_rolled_back_mutations_leave_no_log_rows(repo: Repository, store: Store) -> None:
+    before = await _log(store)
+    with pytest.raises(RuntimeError):
+        async with repo.transaction() as tx:
+            await tx.create("tasks", {"title": "gone"})
+            await tx.create("projects", {"name": "gone too"})
+            raise RuntimeError("abort")
+    with pytest.raises(ValidationFailed):
+        async with repo.transaction() as tx:
+            await tx.create("tasks", {"title": "also gone"})
+            await tx.create("tasks", {"title": "bad", "priority": "urgent"})
+    with pytest.raises(NotFound):
+        await repo.update("tasks", "missing", {"title": "x"})
+    assert await _log(store) == before
+    assert (await store.fetchone("SELECT count(*) FROM tasks"))[0] == 0
+
+
+async def test_database_constraints_hold_without_the_models(store: Store) -> None:
+    """CHECK constraints guard the enums even against a write that bypasses validation."""
+    for sql in (
+        "INSERT INTO tasks (id, title, status, created_at, updated_at) VALUES ('x', 't', 'later', 0, 0)",
+        "INSERT INTO tasks (id, title, priority, created_at, updated_at) VALUES ('x', 't', 'urgent', 0, 0)",
+        "INSERT INTO tasks (id, title, assignee, created_at, updated_at) VALUES ('x', 't', '{}', 0, 0)",
+        "INSERT INTO projects (id, name, status, created_at, updated_at) VALUES ('x', 'p', 'closed', 0, 0)",
+        "INSERT INTO timelines (id, project_id, title, date, created_at, updated_at) VALUES ('x', 'nope', 't', 0, 0, 0)",
+    ):
+        with pytest.raises(sqlite3.IntegrityError):
+            async with store.write() as w:
+                await w.execute(sql)
+
+
+def test_hlc_monotonic_over_100k_stamps_with_clock_stepped_back() -> None:
+    now = [1_800_000_000_000]
+    clk = hlc.HybridLogicalClock("node", wall=lambda: now[0])
+    last = ""
+    for i in range(100_000):
+        if i % 10_000 == 5_000:
+            now[0] -= 3_600_000  # the wall clock jumps back an hour
+        elif i % 7 == 0:
+            now[0] += 1
+        stamp = clk.now()
+        assert stamp > last
+        last = stamp
+
+
+async def test_hlc_strictly_increasing_across_100k_repository_mutations(tmp_path: Path) -> None:
+    now = [1_800_000_000_000]
+    clock.set_wall_clock(lambda: now[0])
+    store = await Store.open(tmp_path / "db.sqlite")
+    repo = Repository(store)
+    for batch in range(100):
+        if batch % 10 == 5:
+            now[0] -= 86_400_000  # a day back
+        async with repo.transaction() as tx:
+            for i in range(1000):
+                now[0] += i % 2
+                await tx.create("notes", {"title": f"n{batch}-{i}"})
+    await store.close()
+    now[0] -= 7 * 86_400_000  # restarted with a clock a week behind
+    store = await Store.open(tmp_path / "db.sqlite")
+    await Repository(store).create("notes", {"title": "after restart"})
+    stamps = [r[0] for r in await store.fetchall("SELECT hlc FROM change_log ORDER BY seq")]
+    await store.close()
+    assert len(stamps) == 100_001
+    assert all(a < b for a, b in itertools.pairwise(stamps))
+
+
+@given(st.lists(st.tuples(st.integers(-10_000, 10_000), st.booleans(), st.integers(0, 50)), max_size=200))
+def test_hlc_property_monotonic_with_receives(steps: list[tuple[int, bool, int]]) -> None:
+    now = [1_700_000_000_000]
+    a = hlc.HybridLogicalClock("a", wall=lambda: now[0])
+    remote_now = [1_700_000_000_000]
+    b = hlc.HybridLogicalClock("b", wall=lambda: remote_now[0])
+    last = ""
+    for delta, do_receive, skew in steps:
+        now[0] += delta
+        remote_now[0] += delta + skew * 1000
+        stamp = a.receive(b.now()) if do_receive else a.now()
+        assert stamp > last
+        last = stamp
+        assert hlc.decode(stamp)[2] == "a"
+
+
+def test_hlc_decode_rejects_garbage() -> None:
+    for bad in ("", "abc", "1-2-3", "000000000000001-0000000x"):
+        with pytest.raises(ValueError):
+            hlc.decode(bad)
+
+
+async def test_device_id_and_data_survive_reopen(tmp_path: Path) -> None:
+    s = await Store.open(tmp_path / "db.sqlite")
+    device = s.device_id
+    t = await Repository(s).create("tasks", {"title": "keep me"})
+    await s.close()
+    s = await Store.open(tmp_path / "db.sqlite")
+    assert s.device_id == device
+    assert (await Repository(s).get("tasks", t.id)).title == "keep me"
+    await s.close()
+
+
+async def test_commit_listeners_see_committed_entries_in_order(repo: Repository, store: Store) -> None:
+    seen: list[int] = []
+    store.on_commit(lambda entries: seen.extend(e.seq for e in entries))
+    async with repo.transaction() as tx:
+        await tx.create("tasks", {"title": "a"})
+        await tx.create("tasks", {"title": "b"})
+    with pytest.raises(RuntimeError):
+        async with repo.transaction() as tx:
+            await tx.create("tasks", {"title": "c"})
+            raise RuntimeError
+    assert seen == [e.seq for e in await store.changes_after(0)]
+    assert len(seen) == 2

@@ -687,7 +687,7 @@ def _final(exc: ModelError) -> ModelError:
         )
         exc.args = (exc.message,)
     elif exc.attempts > 1:
-        exc.message = f"{exc.message} (after {exc.attempts} attempts)"
+        exc.message = f"{exc.message.rstrip('.')} (after {exc.attempts} attempts)."
         exc.args = (exc.message,)
     return exc
 

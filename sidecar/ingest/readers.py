@@ -50,6 +50,7 @@ import mailbox
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -698,6 +699,8 @@ def _short(exc: BaseException) -> str:
 # PDF
 
 _PAGE_BREAK = "\f"
+#: Typographic ligatures (ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ) that PDF text extraction returns as single characters.
+_LIGATURES = re.compile("[\ufb00-\ufb06]")
 _PDF_JUNK = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
 
 
@@ -726,6 +729,7 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         except Exception as exc:
             warnings.append(f"page {number} text not extractable ({_short(exc)})")
             page_text = ""
+        page_text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), page_text)
         texts.append(_PDF_JUNK.sub(" ", _normalise_newlines(page_text)).strip("\n"))
     if pages and all(w.startswith("page ") for w in warnings) and len(warnings) == len(pages):
         raise ReadError("broken PDF (no page could be read)")

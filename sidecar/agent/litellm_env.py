@@ -8,7 +8,9 @@ LiteLLM does things at import time that an offline desktop service must not allo
   (``LITELLM_MODE=PRODUCTION`` turns that off);
 * its loggers carry a handler that writes records below WARNING to **stdout**, which the
   sidecar reserves for the one handshake line; and on errors it prints "Give Feedback / Get Help"
-  banners to stdout unless ``litellm.suppress_debug_info`` is set.
+  banners to stdout unless ``litellm.suppress_debug_info`` is set;
+* while streaming it triggers pydantic deprecation warnings (``PydanticDeprecatedSince211``),
+  which Python prints as raw text on stderr, breaking the JSON log lines.
 
 AgentScope installs its own stderr handler on the ``"as"`` logger (level INFO, no propagation).
 
@@ -21,6 +23,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from types import ModuleType
 
 #: Environment LiteLLM reads at import time, forced before the first import.
@@ -41,8 +44,8 @@ def import_litellm() -> ModuleType:
     """Import and configure LiteLLM for offline use; returns the ``litellm`` module.
 
     Idempotent and thread-safe. Sets :data:`LITELLM_IMPORT_ENV`, imports LiteLLM, turns off its
-    stdout banners and reroutes its loggers to the root logger (level WARNING), so its records
-    end up in the sidecar's JSON stderr log.
+    stdout banners, silences its deprecation warnings and reroutes its loggers to the root logger
+    (level WARNING), so its records end up in the sidecar's JSON stderr log.
 
     Raises:
         RuntimeError: LiteLLM was already imported by someone else without the local price
@@ -64,6 +67,7 @@ def import_litellm() -> ModuleType:
         litellm.suppress_debug_info = True
         litellm.set_verbose = False
         _reroute_loggers(_LITELLM_LOGGERS)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm(\.|$)")
         _litellm = litellm
         return litellm
 

@@ -339,6 +339,32 @@ class LiteLLMChatModel(ChatModelBase):
         self._report(call, "completed")
         return response
 
+    async def complete(
+        self,
+        messages: list[Msg],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: ToolChoice | None = None,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """One call, accumulated into the final ``ChatResponse`` (for callers other than ``Agent``).
+
+        Unlike ``__call__`` (AgentScope's wrapper, which turns a cancellation into an
+        ``INTERRUPTED`` response so ``Agent`` can keep the partial answer), a cancellation here
+        closes the stream and raises ``asyncio.CancelledError``.
+
+        Raises:
+            ModelError: a subclass per failure class (``.code``).
+            asyncio.CancelledError: the calling task was cancelled.
+        """
+        res = await self._call_api(self.model, messages, tools=tools, tool_choice=tool_choice, **kwargs)
+        if isinstance(res, ChatResponse):
+            return res
+        final = ChatResponse(content=[], is_last=True)
+        async for delta in res:
+            final.append_chat_response(delta)
+            final.id = delta.id
+        return final
+
     # -- request --------------------------------------------------------------------------------
 
     async def _build_request(

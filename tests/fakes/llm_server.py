@@ -360,6 +360,7 @@ class FakeLLMServer:
         self.models: list[str] = ["fake-model"]
         self.disconnects = 0
         self._disconnect_event = asyncio.Event()
+        self._request_event = asyncio.Event()
         self._runner: web.AppRunner | None = None
         if script is not None:
             self.load(script)
@@ -391,6 +392,23 @@ class FakeLLMServer:
         self.rules.clear()
         self.default = None
         self.requests.clear()
+        self.disconnects = 0
+        self._disconnect_event = asyncio.Event()
+
+    async def wait_for_chat_requests(self, count: int = 1, within_s: float = 5.0) -> RecordedRequest:
+        """Wait until ``count`` chat-completions requests arrived; returns the ``count``-th.
+
+        Raises:
+            TimeoutError: fewer arrived within ``within_s`` seconds.
+        """
+        async with asyncio.timeout(within_s):
+            while len(self.chat_requests) < count:
+                self._request_event.clear()
+                await self._request_event.wait()
+        return self.chat_requests[count - 1]
+
+    def reset_disconnects(self) -> None:
+        """Forget the disconnects seen so far (``wait_for_disconnect`` waits for a new one)."""
         self.disconnects = 0
         self._disconnect_event = asyncio.Event()
 
@@ -495,6 +513,7 @@ class FakeLLMServer:
             body = None
         record = RecordedRequest(request.path, request.method, dict(request.headers), body)
         self.requests.append(record)
+        self._request_event.set()
 
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error_response(401, "Incorrect API key provided.", "invalid_api_key")

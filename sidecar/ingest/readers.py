@@ -570,7 +570,11 @@ def _ical_ms(component: Any, name: str, summary: str | None, warnings: list[str]
         return None, False
     if isinstance(prop, list):
         prop = prop[0] if prop else None
-    value = getattr(prop, "dt", None)
+    try:
+        value = getattr(prop, "dt", None)
+    except Exception as exc:  # icalendar raises on access for a property it could not parse
+        warnings.append(f"{name} of {summary or 'a component'} not understood ({_short(exc)})")
+        return None, False
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             tzid = getattr(prop, "params", {}).get("TZID")
@@ -598,7 +602,10 @@ def _iana_zone(tzid: str) -> dt.tzinfo | None:
 
 def _ical_duration(component: Any) -> dt.timedelta | None:
     prop = component.get("DURATION")
-    value = getattr(prop, "dt", None)
+    try:
+        value = getattr(prop, "dt", None)
+    except Exception:
+        return None
     return value if isinstance(value, dt.timedelta) else None
 
 
@@ -676,7 +683,10 @@ def _read_ics(path: Path, data: bytes) -> Document:
             index = used[name]
             used[name] += 1
             where = located[name][index] if index < len(located[name]) else (0, len(text))
-            components.append(_calendar_component(component, _span(text, *where), warnings))
+            try:
+                components.append(_calendar_component(component, _span(text, *where), warnings))
+            except Exception as exc:  # one odd component must not cost the rest of the calendar
+                warnings.append(f"skipped a {name} ({_short(exc)})")
     stamps = [c.stamp_ms for c in components if c.stamp_ms is not None]
     return Document(
         path=path,

@@ -271,7 +271,14 @@ _PRIORITY_MARKERS: tuple[tuple[re.Pattern[str], Priority, bool], ...] = (
     (re.compile(r"[(\[]?priority[ \t]*:[ \t]*high[)\]]?", re.I), "high", True),
     (re.compile(r"[(\[]?priority[ \t]*:[ \t]*medium[)\]]?", re.I), "medium", True),
     (re.compile(r"[(\[]?priority[ \t]*:[ \t]*low[)\]]?", re.I), "low", True),
-    (re.compile(r"^(?:urgent|asap)[ \t]*[:!-][ \t]*|[(\[](?:urgent|asap)[)\]]", re.I), "high", True),
+    (
+        re.compile(
+            r"^(?:urgent|asap)[ \t]*[:!-][ \t]*|[(\[](?:urgent|asap)[)\]]|[,;–-][ \t]*(?:urgent|asap)[.!]*$",
+            re.I,
+        ),
+        "high",
+        True,
+    ),
     (re.compile(r"\b(?:urgent|urgently|ASAP)\b", re.I), "high", False),
 )
 

@@ -141,6 +141,14 @@ async def test_usage_from_final_chunk(fake_llm: FakeLLMServer, make_model: Model
     assert stats.first_chunk_ms <= stats.latency_ms
 
 
+async def test_usage_estimated_when_the_server_sends_none(
+    fake_llm: FakeLLMServer, make_model: ModelFactory
+) -> None:
+    fake_llm.push(TextReply(text="some words to count", n_chunks=2, send_usage=False))
+    _, final = await collect(make_model())
+    assert final.usage is not None and final.usage.input_tokens > 0 and final.usage.output_tokens > 0
+
+
 async def test_streamed_tool_call_id_and_name_only_on_first_delta(
     fake_llm: FakeLLMServer, make_model: ModelFactory
 ) -> None:

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_only_the_configured_model_server_is_contacted(fake_llm: FakeLLMServer) -> None:
-    fake_llm.push(ToolCallsReply(calls=[ToolCallSpec(name="add")]), ErrorReply(status=401))
+    # No usage from the server: LiteLLM then counts tokens itself (tiktoken), which must not
+    # download an encoding either.
+    fake_llm.push(ToolCallsReply(calls=[ToolCallSpec(name="add")], send_usage=False), ErrorReply(status=401))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LITELLM")}
     env.pop("OPENAI_API_KEY", None)
     proc = await asyncio.create_subprocess_exec(

@@ -74,6 +74,8 @@ class _ReplyBase(BaseModel):
     ``stream``: force streaming (True) or a plain JSON body (False); ``None`` follows the
     request's ``stream`` flag.
     ``usage``: the reported usage; ``None`` estimates it (about 4 characters a token).
+    ``send_usage``: ``False`` never sends usage, even when the request asks for it (as some local
+    servers do).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +87,7 @@ class _ReplyBase(BaseModel):
     reset_after: int | None = None
     stream: bool | None = None
     usage: Usage | None = None
+    send_usage: bool = True
     model: str | None = None
 
 
@@ -603,7 +606,7 @@ class FakeLLMServer:
         if reply.stall_after is not None and sent <= reply.stall_after:
             await _sleep_watching(request, reply.stall_s)
         await _send(request, resp, chunk({}, reply.finish_reason))
-        if include_usage:
+        if include_usage and reply.send_usage:
             usage = _usage(reply, prompt_text)
             await _send(
                 request,

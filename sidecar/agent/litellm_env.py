@@ -67,7 +67,7 @@ def import_litellm() -> ModuleType:
         litellm.suppress_debug_info = True
         litellm.set_verbose = False
         _reroute_loggers(_LITELLM_LOGGERS)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm(\.|$)")
+        _silence_litellm_warnings()
         _litellm = litellm
         return litellm
 
@@ -84,7 +84,14 @@ def configure_agentscope_logging(level: int = logging.WARNING) -> None:
 
     with _lock:
         _reroute_loggers(("as",), level)
+        # agentscope/__init__.py puts a global "once" DeprecationWarning filter in front of ours.
+        _silence_litellm_warnings()
         _agentscope_configured = True
+
+
+def _silence_litellm_warnings() -> None:
+    """Ignore DeprecationWarnings raised from LiteLLM's own modules (first in the filter list)."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm(\.|$)")
 
 
 def _reroute_loggers(names: tuple[str, ...], level: int = logging.WARNING) -> None:

@@ -120,10 +120,77 @@ async def m003_meta(db: aiosqlite.Connection) -> None:
     await _run(db, "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+async def m004_agent(db: aiosqlite.Connection) -> None:
+    """Agent threads, runs, messages, every emitted AG-UI event (for replay), user settings and
+    core memory (DESIGN §4)."""
+    await _run(
+        db,
+        """CREATE TABLE agent_threads (
+            id TEXT PRIMARY KEY,
+            title TEXT,
+            state TEXT CHECK (state IS NULL OR json_valid(state)),
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE agent_runs (
+            id TEXT PRIMARY KEY,
+            thread_id TEXT NOT NULL REFERENCES agent_threads(id),
+            status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'cancelled', 'interrupted', 'error')),
+            mode TEXT NOT NULL DEFAULT 'home',
+            model TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost REAL NOT NULL DEFAULT 0,
+            latency_ms INTEGER,
+            error_code TEXT,
+            error_message TEXT,
+            interrupt TEXT CHECK (interrupt IS NULL OR json_valid(interrupt)),
+            started_at INTEGER NOT NULL,
+            finished_at INTEGER
+        )""",
+        "CREATE INDEX agent_runs_thread ON agent_runs(thread_id, started_at)",
+        """CREATE TABLE agent_messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            thread_id TEXT NOT NULL REFERENCES agent_threads(id),
+            run_id TEXT,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL CHECK (json_valid(content)),
+            model TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost REAL,
+            latency_ms INTEGER,
+            created_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX agent_messages_thread ON agent_messages(thread_id, seq)",
+        """CREATE TABLE agent_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            thread_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            event TEXT NOT NULL CHECK (json_valid(event)),
+            created_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX agent_events_thread ON agent_events(thread_id, seq)",
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL CHECK (json_valid(value)),
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE core_memory (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_domain_tables", m001_domain_tables),
     ("002_change_log", m002_change_log),
     ("003_meta", m003_meta),
+    ("004_agent", m004_agent),
 ]
 
 

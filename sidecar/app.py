@@ -110,4 +110,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_on_shutdown)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
+    # Parts with their own resources add them here (imported late: they import this module).
+    from sidecar.agent import service as agent_service
+
+    agent_service.setup(app)
     return app

@@ -48,11 +48,12 @@ from agentscope.formatter import FormatterBase, OpenAIChatFormatter
 from agentscope.message import Msg, TextBlock, ThinkingBlock, ToolCallBlock
 from agentscope.model import ChatModelBase, ChatResponse, ChatUsage, OpenAIChatModel
 from agentscope.tool import ToolChoice
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic.alias_generators import to_camel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from sidecar.agent.litellm_env import import_litellm
+from sidecar.agent.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,37 +68,6 @@ _MAX_PROVIDER_MESSAGE = 300
 # ---------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------
-
-
-class ModelSettings(BaseModel):
-    """Which model to call and how patiently. camelCase on the API (``apiBase``), snake_case here.
-
-    Attributes:
-        model: LiteLLM model string, e.g. ``ollama_chat/qwen2.5:7b``, ``openai/gpt-4o-mini``,
-            ``openai/local`` (any OpenAI-compatible server, with ``api_base``).
-        api_base: base URL of the model server (``http://127.0.0.1:11434``,
-            ``http://127.0.0.1:8080/v1``); ``None`` = the provider's default (hosted).
-        api_key_secret: *name* of the secret holding the API key (the caller resolves it and
-            passes the key itself to :class:`LiteLLMChatModel`); ``None`` = no key.
-        temperature: sampling temperature 0–2; ``None`` = the provider's default.
-        context_size: the model's context window in tokens (used for context compression and
-            sent to Ollama as ``num_ctx``); ``None`` = LiteLLM's price map, else 8192.
-        request_timeout_s: seconds from sending the request to the first streamed chunk (to the
-            whole answer when not streaming).
-        stall_timeout_s: seconds without a chunk, once streaming has started, before giving up.
-        max_retries: retries after the first attempt for transient failures (0 = none).
-    """
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    model: str = Field(min_length=1)
-    api_base: str | None = None
-    api_key_secret: str | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    context_size: int | None = Field(default=None, gt=0)
-    request_timeout_s: float = Field(default=120.0, gt=0)
-    stall_timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
 
 
 def _setting(field: str) -> str:

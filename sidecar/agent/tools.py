@@ -517,3 +517,26 @@ TOOL_NAMES: tuple[str, ...] = (
     "list_notes", "get_note", "create_note", "update_note", "delete_note",
     "list_clients", "create_client",
 )
+
+
+class MemoryTools:
+    """``update_core_memory``: durable user preferences shown to the agent on every run."""
+
+    def __init__(self, history: Any) -> None:
+        self.history = history
+
+    @tool_errors
+    async def update_core_memory(self, key: str, value: str) -> str:
+        """Remember a lasting fact or preference about the user (an empty value forgets it).
+
+        Args:
+            key: Short name of the fact, e.g. "preferred_language" or "working_hours".
+            value: What to remember, in a sentence.
+        """
+        key = key.strip()
+        if not key or len(key) > 100:
+            return "Error: key must be 1-100 characters."
+        if len(value) > 2000:
+            return "Error: value must be at most 2000 characters."
+        await self.history.set_core_memory(key, value.strip())
+        return f"Remembered {key}." if value.strip() else f"Forgot {key}."

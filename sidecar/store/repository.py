@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -192,14 +192,20 @@ class RepoTx:
 class Repository:
     """Domain data access: the one write path, plus reads of committed data."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, on_commit: Callable[[list[ChangeEntry]], None] | None = None) -> None:
+        """``on_commit`` (optional) receives the change-log entries of each transaction this
+        repository commits — e.g. an agent run collecting the mutations it caused."""
         self.store = store
+        self._on_commit = on_commit
 
     @asynccontextmanager
     async def transaction(self, *, origin: Origin = "local") -> AsyncIterator[RepoTx]:
         """Several operations in one transaction: all are committed, or none (with their log rows)."""
         async with self.store.write() as w:
-            yield RepoTx(w, origin)
+            tx = RepoTx(w, origin)
+            yield tx
+        if self._on_commit is not None and tx.changes:
+            self._on_commit(tx.changes)
 
     async def create(self, entity: str, body: BaseModel | Mapping[str, Any]) -> Row:
         """Create one row in its own transaction. See :meth:`RepoTx.create`."""

@@ -1,0 +1,493 @@
+"""The run lifecycle: one AgentScope agent run per AG-UI ``RunAgentInput`` (DESIGN §4).
+
+A run executes in its own asyncio task, independent of the HTTP request that started it (a
+client that disconnects does not stop it; ``POST …/cancel`` does). Its AG-UI events go to live
+subscribers and, in batches, to the ``agent_events`` table for replay. Rules enforced here:
+
+- one active run per thread (:class:`RunConflict`, HTTP 409 naming the running run);
+- ``RUN_STARTED`` first (with ``protocolVersion``); in ``floating`` mode the ``CUSTOM`` ``domain``
+  event next; at the end, always (``try/finally``), the ``CUSTOM`` ``mutations`` event with the
+  change-log entries the run caused and then exactly one ``RUN_FINISHED`` or ``RUN_ERROR``;
+- destructive tools ask: the run finishes with an interrupt outcome naming the pending tool call,
+  and a later run with ``resume`` carries the user's decision;
+- the agent state is saved after every run, whatever its end, so a thread continues across runs
+  and across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ag_ui.core import (
+    PROTOCOL_VERSION,
+    BaseEvent,
+    CustomEvent,
+    Interrupt,
+    ResumeEntry,
+    RunAgentInput,
+    RunErrorEvent,
+    RunFinishedCancelledOutcome,
+    RunFinishedEvent,
+    RunFinishedInterruptOutcome,
+    RunFinishedSuccessOutcome,
+    RunStartedEvent,
+    TokenUsage,
+)
+from pydantic import ValidationError
+
+from sidecar import clock
+from sidecar.agent.history import History, RunStatus, StoredMessage
+from sidecar.agent.prompts import SCOPE_DOMAINS, system_prompt
+from sidecar.agent.settings import ModelSettings
+from sidecar.errors import Conflict, NotFound, SidecarError, ValidationFailed
+from sidecar.secrets import SecretStore
+from sidecar.store.db import ChangeEntry, Store
+from sidecar.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+MODEL_SETTING_KEY = "model"
+EVENT_FLUSH_INTERVAL_S = 0.1
+MAX_ITERS = 20
+
+#: Tools offered per floating-mode domain (home mode gets all of them).
+DOMAIN_TOOLS: dict[str, tuple[str, ...]] = {
+    "tasks": ("list_tasks", "create_task", "update_task", "delete_task", "list_tasks_due_today",
+              "list_task_comments", "add_task_comment", "delete_task_comment", "list_projects"),
+    "notes": ("list_notes", "get_note", "create_note", "update_note", "delete_note", "list_projects"),
+    "projects": ("list_projects", "list_all_projects", "get_project", "create_project", "update_project",
+                 "delete_project", "list_clients", "create_client"),
+    "timelines": ("list_timelines", "create_timeline", "update_timeline", "delete_timeline", "list_projects"),
+}
+
+
+class RunConflict(Conflict):
+    """409: the thread already has an active run (``detail.runId`` names it)."""
+
+    code = "run_active"
+
+
+class RunFailure(SidecarError):
+    """A run-ending failure with a stable code, reported as ``RUN_ERROR``."""
+
+
+def model_not_configured() -> RunFailure:
+    return RunFailure(
+        "No model is configured. Set one with PUT /v1/settings/model, e.g. "
+        '{"model": "ollama/llama3.2", "apiBase": "http://127.0.0.1:11434"}.',
+        code="model_not_configured",
+    )
+
+
+def import_agent_stack() -> None:
+    """Import LiteLLM (offline-safe) and AgentScope and settle their global settings. Idempotent;
+    slow the first time (about a second), so the service calls it after the handshake."""
+    from sidecar.agent.litellm_env import configure_agentscope_logging, import_litellm
+
+    import_litellm()
+    configure_agentscope_logging()
+    import agentscope.agent  # noqa: F401
+
+
+@dataclass
+class RunHandle:
+    """A run in progress: its task, live subscribers and not yet stored events."""
+
+    run_id: str
+    thread_id: str
+    task: asyncio.Task[None] | None = None
+    subscribers: set[asyncio.Queue[BaseEvent | None]] = field(default_factory=set)
+    pending_events: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    emitted: list[BaseEvent] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    flushed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def subscribe(self) -> asyncio.Queue[BaseEvent | None]:
+        """A queue receiving every event emitted from now on, then ``None`` at the end."""
+        q: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+        if self.done.is_set():
+            q.put_nowait(None)
+        self.subscribers.add(q)
+        return q
+
+    def emit(self, ev: BaseEvent) -> None:
+        self.emitted.append(ev)
+        data = ev.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self.pending_events.append((self.thread_id, self.run_id, str(data.get("type")), data))
+        for q in self.subscribers:
+            q.put_nowait(ev)
+
+
+def _text_of(message: Any) -> str:
+    content = getattr(message, "content", None)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(getattr(p, "text", "") for p in content if getattr(p, "type", "") == "text")
+    return ""
+
+
+@dataclass
+class _Accounting:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: int = 0
+    model: str | None = None
+    #: ``ModelCallStats`` of each model call, in order
+    stats: list[Any] = field(default_factory=list)
+    #: message id → the stats of the model call that produced it
+    per_message: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentService:
+    """Starts, tracks, cancels and records agent runs for one store."""
+
+    def __init__(self, store: Store, history: History, secrets: SecretStore,
+                 on_run_status: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.store = store
+        self.history = history
+        self.secrets = secrets
+        self._on_run_status = on_run_status
+        self._by_thread: dict[str, RunHandle] = {}
+        self._by_run: dict[str, RunHandle] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- settings -----------------------------------------------------------------------------
+
+    async def model_settings(self) -> ModelSettings | None:
+        """The configured ``ModelSettings``, or None."""
+        raw = await self.history.get_setting(MODEL_SETTING_KEY)
+        if not raw:
+            return None
+        try:
+            return ModelSettings.model_validate(raw)
+        except ValidationError:
+            log.warning("stored model settings are invalid; treating as not configured")
+            return None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def active_run(self, thread_id: str) -> RunHandle | None:
+        """The thread's running run, if any."""
+        return self._by_thread.get(thread_id)
+
+    def handle(self, run_id: str) -> RunHandle | None:
+        return self._by_run.get(run_id)
+
+    async def start(self, run_input: RunAgentInput) -> tuple[RunHandle, asyncio.Queue[BaseEvent | None]]:
+        """Register and launch a run; returns its handle and a queue already subscribed to it.
+
+        Raises:
+            RunConflict: the thread has an active run.
+            Conflict: the run id was used before.
+            ValidationFailed: bad ``forwardedProps``.
+        """
+        if self._closing:
+            raise SidecarError("the sidecar is shutting down", code="shutting_down", status=503)
+        thread_id, run_id = run_input.thread_id, run_input.run_id
+        running = self._by_thread.get(thread_id)
+        if running is not None:
+            raise RunConflict(f"thread {thread_id} already has an active run", detail={"runId": running.run_id})
+        mode, domain, scope_id = self._mode(run_input)
+        if run_id in self._by_run or await self.history.run(run_id) is not None:
+            raise Conflict(f"run id {run_id} was already used", code="run_exists")
+        handle = RunHandle(run_id=run_id, thread_id=thread_id)
+        self._by_thread[thread_id] = handle
+        self._by_run[run_id] = handle
+        queue = handle.subscribe()
+        try:
+            first_user = next((_text_of(m) for m in run_input.messages if m.role == "user"), None)
+            await self.history.ensure_thread(thread_id, first_user)
+            settings = await self.model_settings()
+            await self.history.start_run(run_id, thread_id, mode, settings.model if settings else None)
+        except BaseException:
+            self._forget(handle)
+            raise
+        handle.task = asyncio.get_running_loop().create_task(
+            self._run(handle, run_input, mode, domain, scope_id, settings), name=f"agent-run-{run_id}"
+        )
+        self._ensure_flusher()
+        self._status({"runId": run_id, "threadId": thread_id, "status": "running"})
+        return handle, queue
+
+    def _mode(self, run_input: RunAgentInput) -> tuple[str, str | None, str | None]:
+        props = run_input.forwarded_props if isinstance(run_input.forwarded_props, dict) else {}
+        mode = props.get("mode", "home")
+        if mode not in ("home", "floating"):
+            raise ValidationFailed.field("forwardedProps.mode", "must be 'home' or 'floating'")
+        if mode == "home":
+            return mode, None, None
+        scope = props.get("scope")
+        if not isinstance(scope, dict) or scope.get("type") not in SCOPE_DOMAINS:
+            raise ValidationFailed.field(
+                "forwardedProps.scope", "floating mode needs scope {type: task|note|project|timeline, id?}"
+            )
+        scope_id = scope.get("id")
+        return mode, SCOPE_DOMAINS[scope["type"]], str(scope_id) if scope_id else None
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a running run; False when it is not running (already ended). Raises NotFound."""
+        handle = self._by_run.get(run_id)
+        if handle is None or handle.task is None or handle.task.done():
+            if await self.history.run(run_id) is None:
+                raise NotFound(f"no run with id {run_id}")
+            return False
+        handle.task.cancel()
+        return True
+
+    async def shutdown(self, timeout_s: float = 4.0) -> None:
+        """Cancel every run and wait (bounded) for their final events to be stored."""
+        self._closing = True
+        tasks = [h.task for h in self._by_run.values() if h.task is not None and not h.task.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    def _forget(self, handle: RunHandle) -> None:
+        self._by_thread.pop(handle.thread_id, None)
+        self._by_run.pop(handle.run_id, None)
+
+    def _status(self, data: dict[str, Any]) -> None:
+        if self._on_run_status is not None:
+            self._on_run_status(data)
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="agent-event-flusher")
+
+    async def _flush_loop(self) -> None:
+        """Store emitted events in batches while runs are active (replay and live tail read them)."""
+        while True:
+            await asyncio.sleep(EVENT_FLUSH_INTERVAL_S)
+            for handle in list(self._by_run.values()):
+                await self._flush(handle)
+            if not self._by_run:
+                return
+
+    async def _flush(self, handle: RunHandle) -> None:
+        if handle.pending_events:
+            batch, handle.pending_events = handle.pending_events, []
+            try:
+                await self.history.append_events(batch)
+            except Exception:
+                handle.pending_events[:0] = batch  # try again with the next batch
+                log.exception("storing run events failed")
+                return
+            handle.flushed.set()
+            handle.flushed = asyncio.Event()
+
+    # --- the run ------------------------------------------------------------------------------
+
+    async def _inputs(self, run_input: RunAgentInput) -> tuple[Any, list[StoredMessage]]:
+        """What to feed the agent: a resume decision, or the messages it has not seen yet."""
+        from agentscope.event import ConfirmResult, UserConfirmResultEvent
+        from agentscope.message import AssistantMsg, UserMsg
+
+        if run_input.resume:
+            return await self._resume_event(run_input.thread_id, run_input.resume, ConfirmResult, UserConfirmResultEvent), []
+        known = {m.id for m in await self.history.messages(run_input.thread_id)}
+        fresh = [m for m in run_input.messages if m.id not in known and m.role in ("user", "assistant")]
+        if not fresh or fresh[-1].role != "user":
+            raise RunFailure("the run input has no new user message", code="no_input", status=422)
+        msgs = [UserMsg("user", _text_of(m), id=m.id) if m.role == "user" else AssistantMsg("assistant", _text_of(m), id=m.id)
+                for m in fresh]
+        now = clock.now_ms()
+        stored = [StoredMessage(id=m.id, run_id=run_input.run_id, role=m.role,
+                                message=m.model_dump(mode="json", by_alias=True, exclude_none=True), created_at=now)
+                  for m in fresh]
+        return msgs, stored
+
+    async def _resume_event(self, thread_id: str, resume: list[ResumeEntry], confirm_cls: Any, event_cls: Any) -> Any:
+        runs = await self.history.runs(thread_id)
+        pending = next((r for r in reversed(runs) if r.status == "interrupted" and r.interrupt), None)
+        if pending is None or pending.interrupt is None:
+            raise RunFailure("nothing to resume: the thread has no pending confirmation", code="nothing_to_resume", status=409)
+        from agentscope.message import ToolCallBlock
+
+        calls = {c["id"]: c for c in pending.interrupt["toolCalls"]}
+        decisions = {r.interrupt_id: r for r in resume}
+        unknown = set(decisions) - set(calls)
+        if unknown:
+            raise RunFailure(f"unknown interrupt id(s): {', '.join(sorted(unknown))}", code="unknown_interrupt", status=422)
+        results = []
+        for call_id, call in calls.items():
+            entry = decisions.get(call_id)
+            payload = entry.payload if entry is not None else None
+            approved = bool(entry is not None and entry.status == "resolved"
+                            and (payload is True or (isinstance(payload, dict) and payload.get("approved") is True)))
+            results.append(confirm_cls(confirmed=approved, tool_call=ToolCallBlock.model_validate(call)))
+        return event_cls(reply_id=pending.interrupt["replyId"], confirm_results=results)
+
+    def _build_agent(self, settings: Any, api_key: str | None, state: Any, mode: str, domain: str | None,
+                     scope_id: str | None, memory: dict[str, str], acct: _Accounting,
+                     on_changes: Callable[[list[ChangeEntry]], None]) -> Any:
+        from agentscope.agent import Agent, InjectionConfig, ModelConfig, ReActConfig
+        from agentscope.permission import PermissionBehavior, PermissionDecision
+        from agentscope.tool import FunctionTool, Toolkit
+
+        from sidecar.agent.model import LiteLLMChatModel
+        from sidecar.agent.tools import DESTRUCTIVE_TOOLS, TOOL_NAMES, MemoryTools, StoreTools
+
+        model = LiteLLMChatModel(settings, api_key, on_call_end=acct.stats.append)
+        tools = StoreTools(Repository(self.store, on_commit=on_changes))
+        allow = PermissionDecision(behavior=PermissionBehavior.ALLOW, message="safe tool on the local store")
+        names = DOMAIN_TOOLS[domain] if domain else TOOL_NAMES
+        fns: list[Any] = [FunctionTool(getattr(tools, n), name=n, is_concurrency_safe=False,
+                            permission=None if n in DESTRUCTIVE_TOOLS else allow) for n in names]
+        fns.append(FunctionTool(MemoryTools(self.history).update_core_memory,  # type: ignore[arg-type] name="update_core_memory",
+                                is_concurrency_safe=False, permission=allow))
+        tz = getattr(tools.tz, "key", "UTC")
+        return Agent(
+            name="assistant",
+            system_prompt=system_prompt(mode, domain=domain, entity_id=scope_id, memory=memory),
+            model=model,
+            toolkit=Toolkit(tools=fns),
+            state=state,
+            model_config=ModelConfig(max_retries=0),
+            react_config=ReActConfig(max_iters=MAX_ITERS, interruption_raise_cancelled_error=True),
+            injection_config=InjectionConfig(timezone=tz, emit_hint_event=False),
+        )
+
+    async def _run(self, handle: RunHandle, run_input: RunAgentInput, mode: str, domain: str | None,
+                   scope_id: str | None, settings: Any) -> None:
+        from sidecar.agent.translate import AguiTranslator
+
+        thread_id, run_id = handle.thread_id, handle.run_id
+        started = clock.now_ms()
+        handle.emit(RunStartedEvent(thread_id=thread_id, run_id=run_id, protocol_version=PROTOCOL_VERSION))
+        if domain:
+            handle.emit(CustomEvent(name="domain", value=domain))
+        mutations: list[ChangeEntry] = []
+        acct = _Accounting(model=settings.model if settings else None)
+        translator = AguiTranslator(message_id_prefix=run_id)
+        status: RunStatus = "finished"
+        error: tuple[str, str] | None = None
+        interrupt: dict[str, Any] | None = None
+        user_messages: list[StoredMessage] = []
+        state: Any = None
+        try:
+            if settings is None:
+                raise model_not_configured()
+            await asyncio.to_thread(import_agent_stack)
+            from agentscope.event import EventType, RequireUserConfirmEvent
+            from agentscope.state import AgentState
+
+            api_key = await self.secrets.get(settings.api_key_secret) if settings.api_key_secret else None
+            saved = await self.history.state(thread_id)
+            state = AgentState.model_validate(saved) if saved else AgentState(session_id=thread_id)
+            inputs, user_messages = await self._inputs(run_input)
+            agent = self._build_agent(settings, api_key, state, mode, domain, scope_id,
+                                      await self.history.core_memory(), acct, mutations.extend)
+            async for ev in agent.reply_stream(inputs):
+                if isinstance(ev, RequireUserConfirmEvent):
+                    status = "interrupted"
+                    interrupt = {"replyId": ev.reply_id,
+                                 "toolCalls": [c.model_dump(mode="json") for c in ev.tool_calls]}
+                elif ev.type == EventType.REPLY_END and str(getattr(ev.finished_reason, "value", ev.finished_reason)) == "interrupted":
+                    status = "cancelled"
+                for out in translator.translate(ev):
+                    handle.emit(out)
+                if ev.type == EventType.MODEL_CALL_END:
+                    self._account(acct, translator.turn_message_ids)
+        except asyncio.CancelledError:
+            status = "cancelled"
+        except SidecarError as exc:
+            status, error = "error", (exc.code, exc.message)
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if isinstance(code, str) and code.startswith("model_"):
+                status, error = "error", (code, getattr(exc, "message", str(exc)))
+            else:
+                log.exception("agent run failed", extra={"run_id": run_id})
+                status, error = "error", ("internal", f"the run failed: {type(exc).__name__}; see the sidecar log")
+        finally:
+            await self._finish(handle, translator, status, error, interrupt, mutations, acct, started,
+                               user_messages, state)
+
+    def _account(self, acct: _Accounting, message_ids: list[str]) -> None:
+        # Attribute the model call that just ended to the messages it produced.
+        if not acct.stats:
+            return
+        stats = acct.stats[-1]
+        acct.input_tokens += stats.input_tokens
+        acct.output_tokens += stats.output_tokens
+        acct.cost += stats.cost_usd
+        acct.latency_ms += stats.latency_ms
+        if message_ids:
+            acct.per_message[message_ids[-1]] = stats
+
+    async def _finish(self, handle: RunHandle, translator: Any, status: RunStatus, error: tuple[str, str] | None,
+                      interrupt: dict[str, Any] | None, mutations: list[ChangeEntry], acct: _Accounting,
+                      started: int, user_messages: list[StoredMessage], state: Any) -> None:
+        thread_id, run_id = handle.thread_id, handle.run_id
+        try:
+            for out in translator.close():
+                handle.emit(out)
+            handle.emit(CustomEvent(name="mutations", value=[
+                {"seq": m.seq, "entity": m.entity, "id": m.entity_id, "op": m.op, "fields": m.fields} for m in mutations
+            ]))
+            usage = [TokenUsage(provider=(acct.model or "").split("/")[0] or None, model=acct.model,
+                                input_tokens=acct.input_tokens, output_tokens=acct.output_tokens,
+                                total_tokens=acct.input_tokens + acct.output_tokens)] if acct.stats else None
+            if status == "error" and error is not None:
+                handle.emit(RunErrorEvent(message=error[1], code=error[0], usage=usage))
+            elif status == "interrupted" and interrupt is not None:
+                interrupts = [Interrupt(id=c["id"], reason="tool_approval", tool_call_id=c["id"],
+                                        message=f"Allow {c.get('name')}?",
+                                        metadata={"toolName": c.get("name"), "arguments": c.get("input")})
+                              for c in interrupt["toolCalls"]]
+                handle.emit(RunFinishedEvent(thread_id=thread_id, run_id=run_id,
+                                             outcome=RunFinishedInterruptOutcome(type="interrupt", interrupts=interrupts), usage=usage))
+            elif status == "cancelled":
+                handle.emit(RunFinishedEvent(thread_id=thread_id, run_id=run_id,
+                                             outcome=RunFinishedCancelledOutcome(type="cancelled"), usage=usage))
+            else:
+                handle.emit(RunFinishedEvent(thread_id=thread_id, run_id=run_id,
+                                             outcome=RunFinishedSuccessOutcome(type="success"), usage=usage))
+            per_message = acct.per_message
+            messages = list(user_messages)
+            for m in translator.messages:
+                s = per_message.get(m.id)
+                messages.append(StoredMessage(
+                    id=m.id, run_id=run_id, role=m.role, message=m.model_dump(mode="json", by_alias=True, exclude_none=True),
+                    model=acct.model if s else None, input_tokens=s.input_tokens if s else None,
+                    output_tokens=s.output_tokens if s else None, cost=s.cost_usd if s else None,
+                    latency_ms=s.latency_ms if s else None, created_at=clock.now_ms()))
+            batch, handle.pending_events = handle.pending_events, []
+            await asyncio.shield(self.history.finish_run(
+                run_id, status, events=batch, messages=messages, thread_id=thread_id,
+                state=state.model_dump(mode="json") if state is not None else None,
+                usage={"input_tokens": acct.input_tokens, "output_tokens": acct.output_tokens, "cost": acct.cost,
+                       "latency_ms": clock.now_ms() - started},
+                error=error, interrupt=interrupt))
+        except Exception:
+            log.exception("finishing the run failed", extra={"run_id": run_id})
+        finally:
+            self._forget(handle)
+            handle.done.set()
+            handle.flushed.set()
+            for q in handle.subscribers:
+                q.put_nowait(None)
+            self._status({"runId": run_id, "threadId": thread_id, "status": status})
+
+
+def new_run_input(thread_id: str, text: str, *, run_id: str | None = None, mode: str = "home") -> RunAgentInput:
+    """A ``RunAgentInput`` with one new user message (for the terminal chat and tests)."""
+    return RunAgentInput.model_validate({
+        "threadId": thread_id, "runId": run_id or str(uuid.uuid4()), "state": None, "tools": [], "context": [],
+        "forwardedProps": {"mode": mode},
+        "messages": [{"id": str(uuid.uuid4()), "role": "user", "content": text}],
+    })

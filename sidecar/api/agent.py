@@ -1,0 +1,168 @@
+"""Agent routes (AG-UI 1.0 over SSE) and model settings (DESIGN §4).
+
+- ``POST /v1/agent/runs`` — body: AG-UI ``RunAgentInput``; answer: ``text/event-stream`` of AG-UI
+  events (official encoder, LF framing, ``: ping`` heartbeats). 409 ``run_active`` (with
+  ``detail.runId``) when the thread already runs.
+- ``POST /v1/agent/runs/{runId}/cancel`` → ``{"runId", "cancelled": bool}``.
+- ``GET /v1/agent/threads`` → ``{"items": [...], "total", "limit", "offset"}``.
+- ``GET /v1/agent/threads/{threadId}/history`` → ``{"threadId", "messages": [...], "runs": [...]}``.
+- ``GET /v1/agent/threads/{threadId}/events?after=SEQ`` — stored events (``id:`` = seq), then the
+  live tail while a run is active.
+- ``GET /v1/settings/model`` → ``{"configured", "settings", "apiKeySet"}``; ``PUT`` the same
+  settings body (``ModelSettings``, camelCase).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ag_ui.core import RunAgentInput
+from ag_ui.encoder import EventEncoder
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+from pydantic import Field, ValidationError
+
+from sidecar.agent.history import History
+from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService
+from sidecar.agent.settings import ModelSettings
+from sidecar.api.io import json_ok, read_body, read_json, read_query
+from sidecar.appstate import SECRETS, SETTINGS
+from sidecar.errors import NotFound, ValidationFailed
+from sidecar.store.models import ApiModel
+
+AGENT = web.AppKey("agent", AgentService)
+HISTORY = web.AppKey("history", History)
+
+_encoder = EventEncoder()
+
+
+class ThreadsQuery(ApiModel):
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class EventsAfterQuery(ApiModel):
+    after: int = Field(default=0, ge=0)
+
+
+def _sse(request: web.Request) -> EventSourceResponse:
+    return EventSourceResponse(sep="\n", ping_interval=request.app[SETTINGS].heartbeat_s, allow_all_methods=True)
+
+
+async def start_run(request: web.Request) -> web.StreamResponse:
+    """Run the agent; stream its AG-UI events. The run goes on if the client disconnects."""
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise ValidationFailed.field("(body)", "expected a RunAgentInput object", "object_type")
+    try:
+        run_input = RunAgentInput.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc) from None
+    handle, queue = await request.app[AGENT].start(run_input)
+    resp = _sse(request)
+    try:
+        await resp.prepare(request)
+        while True:
+            ev = await queue.get()
+            if ev is None:
+                break
+            await resp.write(_encoder.encode(ev).encode())
+    except ConnectionResetError:
+        pass  # the client went away; the run itself continues and is stored
+    finally:
+        handle.subscribers.discard(queue)
+    return resp
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    run_id = request.match_info["runId"]
+    cancelled = await request.app[AGENT].cancel(run_id)
+    return json_ok({"runId": run_id, "cancelled": cancelled})
+
+
+async def list_threads(request: web.Request) -> web.Response:
+    q = read_query(request, ThreadsQuery)
+    items, total = await request.app[HISTORY].list_threads(q.limit, q.offset)
+    return json_ok({"items": [i.model_dump(mode="json") | _camel(i.model_dump(mode="json")) for i in items],
+                    "total": total, "limit": q.limit, "offset": q.offset})
+
+
+def _camel(d: dict[str, Any]) -> dict[str, Any]:
+    from pydantic.alias_generators import to_camel
+
+    return {to_camel(k): v for k, v in d.items()}
+
+
+async def _thread_or_404(request: web.Request) -> str:
+    thread_id = request.match_info["threadId"]
+    if not await request.app[HISTORY].thread_exists(thread_id):
+        raise NotFound(f"no thread with id {thread_id}")
+    return thread_id
+
+
+async def thread_history(request: web.Request) -> web.Response:
+    thread_id = await _thread_or_404(request)
+    history = request.app[HISTORY]
+    messages = [m.message | {"usage": _camel({k: v for k, v in m.model_dump().items()
+                                              if k in ("model", "input_tokens", "output_tokens", "cost", "latency_ms")})}
+                if m.role == "assistant" else m.message for m in await history.messages(thread_id)]
+    runs = [_camel(r.model_dump(mode="json")) for r in await history.runs(thread_id)]
+    return json_ok({"threadId": thread_id, "messages": messages, "runs": runs})
+
+
+async def thread_events(request: web.Request) -> web.StreamResponse:
+    """Stored events after ``after``, then the live tail of an active run; ends when none runs."""
+    thread_id = await _thread_or_404(request)
+    last = read_query(request, EventsAfterQuery).after
+    agent, history = request.app[AGENT], request.app[HISTORY]
+    resp = _sse(request)
+    await resp.prepare(request)
+    while True:
+        handle = agent.active_run(thread_id)
+        waiter = handle.flushed if handle is not None else None
+        for ev in await history.events_after(thread_id, last):
+            await resp.send(_json(ev.event), id=str(ev.seq))
+            last = ev.seq
+        if handle is None:
+            break
+        if waiter is not None:
+            await asyncio.wait([asyncio.ensure_future(waiter.wait()), asyncio.ensure_future(handle.done.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+    return resp
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+async def get_model_settings(request: web.Request) -> web.Response:
+    settings = await request.app[AGENT].model_settings()
+    key_set = False
+    if settings is not None and settings.api_key_secret:
+        key_set = await request.app[SECRETS].get(settings.api_key_secret) is not None
+    return json_ok({"configured": settings is not None,
+                    "settings": settings.model_dump(mode="json", by_alias=True) if settings else None,
+                    "apiKeySet": key_set})
+
+
+async def put_model_settings(request: web.Request) -> web.Response:
+    body = await read_body(request, ModelSettings)
+    await request.app[HISTORY].put_setting(MODEL_SETTING_KEY, body.model_dump(mode="json"))
+    from sidecar.agent.service import refresh_readiness
+
+    await refresh_readiness(request.app)
+    return await get_model_settings(request)
+
+
+routes = [
+    web.post("/v1/agent/runs", start_run),
+    web.post("/v1/agent/runs/{runId}/cancel", cancel_run),
+    web.get("/v1/agent/threads", list_threads, allow_head=False),
+    web.get("/v1/agent/threads/{threadId}/history", thread_history, allow_head=False),
+    web.get("/v1/agent/threads/{threadId}/events", thread_events, allow_head=False),
+    web.get("/v1/settings/model", get_model_settings, allow_head=False),
+    web.put("/v1/settings/model", put_model_settings),
+]

@@ -345,10 +345,12 @@ class AgentService:
         tools = StoreTools(Repository(self.store, on_commit=on_changes))
         allow = PermissionDecision(behavior=PermissionBehavior.ALLOW, message="safe tool on the local store")
         names = DOMAIN_TOOLS[domain] if domain else TOOL_NAMES
-        fns: list[Any] = [FunctionTool(getattr(tools, n), name=n, is_concurrency_safe=False,
-                            permission=None if n in DESTRUCTIVE_TOOLS else allow) for n in names]
-        fns.append(FunctionTool(MemoryTools(self.history).update_core_memory,  # type: ignore[arg-type] name="update_core_memory",
-                                is_concurrency_safe=False, permission=allow))
+        # Destructive tools get no permission (AgentScope's default: ASK the user); the others
+        # are allowed. Not concurrency-safe, so mutations land in the change log in call order.
+        callables: list[tuple[str, Any]] = [(n, getattr(tools, n)) for n in names]
+        callables.append(("update_core_memory", MemoryTools(self.history).update_core_memory))
+        fns: list[Any] = [FunctionTool(fn, name=n, is_concurrency_safe=False,
+                                       permission=None if n in DESTRUCTIVE_TOOLS else allow) for n, fn in callables]
         tz = getattr(tools.tz, "key", "UTC")
         return Agent(
             name="assistant",

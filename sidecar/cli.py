@@ -57,6 +57,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_serve]  # type: ignore[type-arg]
 
 
+def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from sidecar.agent.chat import add_parser
+
+    add_parser(sub)
+
+
+SUBCOMMANDS.append(_add_chat)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sidecar`` argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="sidecar", description="Local agent service for the desktop app.")

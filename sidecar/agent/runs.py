@@ -486,10 +486,14 @@ class AgentService:
             self._status({"runId": run_id, "threadId": thread_id, "status": status})
 
 
-def new_run_input(thread_id: str, text: str, *, run_id: str | None = None, mode: str = "home") -> RunAgentInput:
-    """A ``RunAgentInput`` with one new user message (for the terminal chat and tests)."""
-    return RunAgentInput.model_validate({
+def new_run_input(thread_id: str, text: str | None, *, run_id: str | None = None, mode: str = "home",
+                  resume: list[dict[str, Any]] | None = None) -> RunAgentInput:
+    """A ``RunAgentInput`` with one new user message, or (``text=None``) a ``resume`` decision."""
+    body: dict[str, Any] = {
         "threadId": thread_id, "runId": run_id or str(uuid.uuid4()), "state": None, "tools": [], "context": [],
         "forwardedProps": {"mode": mode},
-        "messages": [{"id": str(uuid.uuid4()), "role": "user", "content": text}],
-    })
+        "messages": [{"id": str(uuid.uuid4()), "role": "user", "content": text}] if text is not None else [],
+    }
+    if resume is not None:
+        body["resume"] = resume
+    return RunAgentInput.model_validate(body)

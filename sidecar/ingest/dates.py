@@ -19,6 +19,7 @@ Purely numeric dates such as ``04/03/19`` are ambiguous (day or month first) and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -81,12 +82,16 @@ def parse_date_phrase(phrase: str, base_ms: int, *, tz: dt.tzinfo | None = None)
 
     Dates without a year, weekdays and relative words resolve to the nearest *future* date as
     seen from ``base_ms`` (the document's date): ``"Dec 3"`` in a note dated 2026-11-25 is
-    2026-12-03, ``"Friday"`` is the Friday after it. A phrase without a time of day is 00:00.
+    2026-12-03, ``"Friday"`` is the Friday after it. A phrase without a time of day is 00:00
+    in ``tz`` (default: the user's zone). Results are cached (same phrase, base and zone).
     """
-    text = " ".join(phrase.split())
+    return _parse_date_phrase(" ".join(phrase.split()), base_ms, tz or clock.local_timezone())
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_date_phrase(text: str, base_ms: int, zone: dt.tzinfo) -> int | None:
     if not text:
         return None
-    zone = tz or clock.local_timezone()
     try:
         return clock.parse_iso_to_ms(text, zone)
     except ValueError:

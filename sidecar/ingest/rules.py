@@ -162,6 +162,11 @@ def extract(
 # --------------------------------------------------------------------------------------------
 # patterns
 
+#: A table row in PDF text wraps over at most this many lines.
+_MAX_ROW_LINES = 8
+#: Characters of a line looked at for one item (titles are cut to 500 anyway).
+_MAX_RAW_TITLE = 2000
+
 _LIST_ITEM = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>[-*+•]|\d{1,3}[.)])[ \t]+(?P<body>\S.*)$")
 _CHECKBOX = re.compile(
     r"^(?P<indent>[ \t]*)(?:[-*+•]|\d{1,3}[.)])[ \t]+\[(?P<mark>[ xX~/-])\][ \t]+(?P<body>\S.*)$"
@@ -298,24 +303,34 @@ def _is_todo_file(doc: Document) -> bool:
 # title clean-up
 
 
+_MARKUP_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"~~.*?~~"), " "),
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), " "),
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
+    (re.compile(r"`([^`]*)`"), r"\1"),
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),
+    (re.compile(r"(?<![\w])_(?!\s)(.+?)(?<!\s)_(?![\w])"), r"\1"),
+)
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
+_DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
+
+
 def _clean_markup(text: str) -> str:
     """Markdown inline syntax out: links → their text, images/struck text dropped, no emphasis."""
-    text = re.sub(r"~~.*?~~", " ", text)
-    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"`([^`]*)`", r"\1", text)
-    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
-    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"\1", text)
-    text = re.sub(r"(?<![\w])_(?!\s)(.+?)(?<!\s)_(?![\w])", r"\1", text)
+    for pattern, replacement in _MARKUP_SUBS:
+        text = pattern.sub(replacement, text)
     return " ".join(text.split())
 
 
 def _tidy(text: str) -> str:
-    text = re.sub(r"\(\s*\)|\[\s*\]", " ", text)
+    """Whitespace collapsed, empty brackets and dangling separators/prepositions removed, ≤ 500 chars."""
+    text = _EMPTY_BRACKETS.sub(" ", text)
     text = " ".join(text.split())
-    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = text.strip(" \t-–—:;,|")
-    text = re.sub(r"\s+(?:by|due|on|before|until)$", "", text, flags=re.I)
+    text = _DANGLING_PREP.sub("", text)
     if len(text) > TITLE_MAX:
         cut = text[: TITLE_MAX - 1].rsplit(" ", 1)[0]
         text = cut + "…"
@@ -323,6 +338,9 @@ def _tidy(text: str) -> str:
 
 
 def _split_owners(raw: str) -> list[str]:
+    """Owner names from ``"Ana, Bo and Cy"``, ``"Innes/George"`` or ``"@li @sam"``; generic words dropped."""
+    if "@" in raw:
+        return [m for m in re.findall(r"@([\w.-]*\w)", raw) if m.lower() not in _GENERIC_OWNERS]
     names = []
     for part in re.split(r"[ \t]*(?:,|&|/|\+|\band\b)[ \t]*", raw):
         name = part.strip().lstrip("@").strip(" .")
@@ -331,9 +349,10 @@ def _split_owners(raw: str) -> list[str]:
     return names
 
 
-def _first_sentence(text: str, limit: int = 120) -> tuple[str, str | None]:
-    """``(title, rest)``: long joined text is cut after its first sentence."""
-    if len(text) <= limit:
+def _first_sentence(text: str, *, joined: bool) -> tuple[str, str | None]:
+    """``(title, rest)``: text joined from wrapped lines, or longer than 120 characters, is cut
+    after its first sentence (the rest goes to the description)."""
+    if not joined and len(text) <= 120:
         return text, None
     parts = re.split(r"(?<=[.!?])\s+(?=[A-Z(])", text, maxsplit=1)
     if len(parts) == 2 and len(parts[0]) >= 10:
@@ -490,6 +509,7 @@ class _Run:
         due_ms: int | None = None,
         min_words: int = 1,
     ) -> bool:
+        raw = raw[:_MAX_RAW_TITLE]
         if re.fullmatch(r"\s*~~.*~~\s*", raw):
             return False  # struck out entirely: cancelled
         fields = _task_fields(
@@ -499,7 +519,7 @@ class _Run:
             dash_owner=dash_owner,
             lead_owner=signal in _LEAD_OWNER_SIGNALS,
         )
-        title, rest = _first_sentence(fields.title)
+        title, rest = _first_sentence(fields.title, joined=last is not None and last is not first)
         if not title or _NOTHING.match(title) or len(re.findall(r"\w+", title)) < min_words:
             return False
         if rest:
@@ -823,10 +843,10 @@ class _Run:
 
     @staticmethod
     def _has_children(lines: list[_Line], i: int, indent: int) -> bool:
-        for nxt in lines[i + 1 :]:
-            if nxt.blank:
+        for j in range(i + 1, len(lines)):
+            if lines[j].blank:
                 continue
-            return bool(_LIST_ITEM.match(nxt.text)) and nxt.indent > indent
+            return bool(_LIST_ITEM.match(lines[j].text)) and lines[j].indent > indent
         return False
 
     def _checkbox(self, lines: list[_Line], i: int, m: re.Match[str]) -> int:
@@ -947,6 +967,8 @@ class _Run:
             if line.blank or "\f" in line.text or _HEADING.match(line.text):
                 break
             pending.append(line)
+            if len(pending) > _MAX_ROW_LINES:
+                pending.pop(0)  # no row wraps this far: the oldest line was not part of one
             end = _ROW_END.match(" ".join(ln.text.strip() for ln in pending))
             if end and end.group("body").strip():
                 rows.append((pending, end))

@@ -521,11 +521,14 @@ def _read_mbox(path: Path, data: bytes) -> Document:
     if not data.strip():
         return Document(path=path, kind="email", text="", metadata={"message_count": 0})
     decode_text(data)
-    box = mailbox.mbox(os.fspath(path), create=False)
     try:
-        messages = [_parse_email(box.get_bytes(key)) for key in box.iterkeys()]
-    finally:
-        box.close()
+        box = mailbox.mbox(os.fspath(path), create=False)  # mailbox splits on "From " lines itself
+        try:
+            messages = [_parse_email(box.get_bytes(key)) for key in box.iterkeys()]
+        finally:
+            box.close()
+    except (mailbox.NoSuchMailboxError, FileNotFoundError):
+        raise ReadError("file vanished while reading") from None
     if not messages:  # no "From " separator line: treat the whole file as one message
         messages = [_parse_email(data)]
     return _email_document(path, messages, [])

@@ -3,7 +3,6 @@ never anything else — and ``rules.extract`` accepts whatever it returned."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,15 @@ _PREFIXES = [
     b"- [ ] ",
 ]
 
-_DIR = Path(tempfile.mkdtemp(prefix="ingest-fuzz-"))
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the whole module (hypothesis reruns a test body many times per fixture)."""
+    return tmp_path_factory.mktemp("ingest-fuzz")
 
 
-def _check(extension: str, data: bytes) -> None:
-    path = _DIR / f"fuzz{extension}"
+def _check(folder: Path, extension: str, data: bytes) -> None:
+    path = folder / f"fuzz{extension}"
     path.write_bytes(data)
     try:
         doc = read_document(path, max_bytes=64_000)
@@ -45,15 +48,17 @@ def _check(extension: str, data: bytes) -> None:
 @pytest.mark.parametrize("extension", sorted(SUPPORTED_EXTENSIONS))
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(prefix=st.sampled_from(_PREFIXES), body=st.binary(max_size=3000))
-def test_random_bytes_only_raise_read_error(extension: str, prefix: bytes, body: bytes) -> None:
-    _check(extension, prefix + body)
+def test_random_bytes_only_raise_read_error(
+    fuzz_dir: Path, extension: str, prefix: bytes, body: bytes
+) -> None:
+    _check(fuzz_dir, extension, prefix + body)
 
 
 @pytest.mark.parametrize("extension", [".md", ".txt", ".eml", ".ics", ".html"])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.text(max_size=2000))
-def test_random_text_only_raises_read_error(extension: str, text: str) -> None:
-    _check(extension, text.encode("utf-8", errors="surrogatepass"))
+def test_random_text_only_raises_read_error(fuzz_dir: Path, extension: str, text: str) -> None:
+    _check(fuzz_dir, extension, text.encode("utf-8", errors="surrogatepass"))
 
 
 def _seeds() -> list[tuple[str, bytes]]:
@@ -76,11 +81,11 @@ _SEEDS = _seeds()
     flips=st.lists(st.tuples(st.integers(min_value=0, max_value=4000), st.integers(0, 255)), max_size=8),
 )
 def test_mutated_real_files_only_raise_read_error(
-    seed: tuple[str, bytes], cut: int, flips: list[tuple[int, int]]
+    fuzz_dir: Path, seed: tuple[str, bytes], cut: int, flips: list[tuple[int, int]]
 ) -> None:
     extension, data = seed
     buf = bytearray(data[: max(1, len(data) - cut)] if cut % 3 == 0 else data)
     for where, value in flips:
         if buf:
             buf[where % len(buf)] = value
-    _check(extension, bytes(buf))
+    _check(fuzz_dir, extension, bytes(buf))

@@ -440,3 +440,16 @@ def test_pdf_encrypted_with_empty_user_password_is_readable(write: Write) -> Non
     doc = read_document(write("owner-only.pdf", encrypted_pdf("")), max_bytes=MAX)
     assert doc.metadata["encrypted"] is True
     assert any("no text layer" in w for w in doc.warnings)
+
+
+def test_mbox_vanishing_between_reads(write: Write, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailbox
+
+    path = write("box.mbox", "From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\nhi\n")
+
+    def gone(*args: Any, **kwargs: Any) -> Any:
+        raise mailbox.NoSuchMailboxError(str(path))
+
+    monkeypatch.setattr(mailbox, "mbox", gone)
+    with pytest.raises(ReadError, match="vanished"):
+        read_document(path, max_bytes=MAX)

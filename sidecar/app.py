@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from sidecar.api import clients, comments, events, health, notes, projects, secrets, tasks, timelines
+from sidecar.api import ingest as ingest_api
+from sidecar.api import watches as watches_api
 from sidecar.appstate import (
     BACKGROUND,
     HANDSHAKE_DONE,
@@ -24,6 +26,7 @@ from sidecar.appstate import (
     SHUTTING_DOWN,
     STORE,
 )
+from sidecar.ingest.service import ingest_ctx
 from sidecar.notify import Notifications
 from sidecar.readiness import Readiness
 from sidecar.secrets import SecretStore
@@ -35,7 +38,9 @@ from sidecar.store.repository import Repository
 log = logging.getLogger(__name__)
 
 #: Route tables of every API module, in the order they are added.
-ROUTE_MODULES = (health, events, tasks, comments, projects, timelines, notes, clients, secrets)
+ROUTE_MODULES = (
+    health, events, tasks, comments, projects, timelines, notes, clients, secrets, watches_api, ingest_api,
+)
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -107,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_background_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_secrets_ctx)
+    app.cleanup_ctx.append(ingest_ctx)  # after the store: it stops before the database closes
     app.on_shutdown.append(_on_shutdown)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)

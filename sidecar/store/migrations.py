@@ -186,11 +186,108 @@ async def m004_agent(db: aiosqlite.Connection) -> None:
     )
 
 
+async def m005_ingest(db: aiosqlite.Connection) -> None:
+    """Folder watching and extraction (DESIGN §5): watches, their runs, the durable per-file
+    queue, and the provenance of every extracted item.
+
+    Provenance rows are never deleted: a deleted item's row turns ``rejected`` (by trigger, in
+    the deleting transaction) and keeps its fingerprint, so the item is never re-suggested from
+    the same source.
+    """
+    await _run(
+        db,
+        """CREATE TABLE ingest_watches (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL CHECK (length(name) > 0),
+            paths TEXT NOT NULL CHECK (json_valid(paths) AND json_type(paths) = 'array'),
+            file_extensions TEXT NOT NULL CHECK (json_valid(file_extensions)),
+            data_types TEXT NOT NULL CHECK (json_valid(data_types)),
+            prompt_template TEXT NOT NULL DEFAULT '',
+            schedule_cron TEXT,
+            use_llm INTEGER NOT NULL DEFAULT 0 CHECK (use_llm IN (0, 1)),
+            enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+            skip_done INTEGER NOT NULL DEFAULT 0 CHECK (skip_done IN (0, 1)),
+            project_id TEXT,
+            auto_project_id TEXT,
+            last_run_at INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE ingest_runs (
+            id TEXT PRIMARY KEY,
+            watch_id TEXT NOT NULL,
+            trigger TEXT NOT NULL CHECK (trigger IN ('watch', 'schedule', 'manual', 'startup')),
+            status TEXT NOT NULL CHECK (status IN ('running', 'success', 'partial', 'error')),
+            items_processed INTEGER NOT NULL DEFAULT 0,
+            items_created INTEGER NOT NULL DEFAULT 0,
+            files_failed INTEGER NOT NULL DEFAULT 0,
+            errors TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(errors)),
+            started_at INTEGER NOT NULL,
+            completed_at INTEGER
+        )""",
+        "CREATE INDEX ingest_runs_watch ON ingest_runs(watch_id, started_at)",
+        "CREATE INDEX ingest_runs_running ON ingest_runs(status) WHERE status = 'running'",
+        """CREATE TABLE ingest_files (
+            id INTEGER PRIMARY KEY,
+            watch_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'done', 'skipped', 'error')),
+            reason TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            sha256 TEXT,
+            size INTEGER,
+            mtime_ns INTEGER,
+            gen INTEGER NOT NULL DEFAULT 0,
+            due_at INTEGER NOT NULL DEFAULT 0,
+            run_id TEXT,
+            items_created INTEGER NOT NULL DEFAULT 0,
+            extractor TEXT,
+            queued_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (watch_id, path)
+        )""",
+        "CREATE INDEX ingest_files_queue ON ingest_files(status, attempts, due_at)",
+        "CREATE INDEX ingest_files_run ON ingest_files(run_id, status)",
+        "CREATE INDEX ingest_files_path ON ingest_files(path)",
+        """CREATE TABLE ingest_provenance (
+            id INTEGER PRIMARY KEY,
+            source_path TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            entity TEXT NOT NULL CHECK (entity IN ('tasks', 'timelines', 'notes')),
+            entity_id TEXT NOT NULL,
+            content_sha256 TEXT NOT NULL,
+            span_start INTEGER NOT NULL,
+            span_end INTEGER NOT NULL,
+            line_start INTEGER,
+            line_end INTEGER,
+            extractor TEXT NOT NULL,
+            extractor_version TEXT NOT NULL,
+            watch_id TEXT NOT NULL,
+            run_id TEXT,
+            state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'missing', 'rejected')),
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (source_path, fingerprint)
+        )""",
+        "CREATE INDEX ingest_provenance_sha ON ingest_provenance(content_sha256)",
+        "CREATE INDEX ingest_provenance_entity ON ingest_provenance(entity, entity_id)",
+        *(
+            f"""CREATE TRIGGER ingest_provenance_rejected_{table} AFTER DELETE ON {table}
+            BEGIN
+                UPDATE ingest_provenance SET state = 'rejected'
+                WHERE entity = '{table}' AND entity_id = OLD.id;
+            END"""
+            for table in ("tasks", "timelines", "notes")
+        ),
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_domain_tables", m001_domain_tables),
     ("002_change_log", m002_change_log),
     ("003_meta", m003_meta),
     ("004_agent", m004_agent),
+    ("005_ingest", m005_ingest),
 ]
 
 

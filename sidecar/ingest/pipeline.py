@@ -1,0 +1,609 @@
+"""The ingest pipeline: runs, scans, the worker pool, and storing each file's result
+(DESIGN §5). Shared by ``sidecar serve`` (:mod:`sidecar.ingest.service`) and the one-shot
+``sidecar ingest`` command (:mod:`sidecar.ingest.cli`).
+
+One file, start to end:
+
+1. a watchdog hint or a scan **enqueues** the path (:mod:`sidecar.ingest.queue`), attributed to
+   the watch's active run (a ``watch`` run is opened when none is active);
+2. the dispatcher (:meth:`Pipeline.serve_queue`) **claims** due rows, at most
+   ``IngestOptions.workers`` at a time;
+3. :func:`examine` (in a thread, ``asyncio.to_thread``) resolves and checks the path — gone,
+   symlink out of the root or looping, not a regular file, not settled yet (modified less than
+   ``settle_ms`` ago: retried later), over the size cap —, hashes it (SHA-256), skips unchanged
+   content, reads it (:func:`sidecar.ingest.readers.read_document`), checks it did not change
+   while being read, and runs the ``rules`` extractor;
+4. for a watch with ``useLlm``, the ``llm`` extractor runs instead (falling back to ``rules``
+   when the model is unavailable: the run becomes ``partial``);
+5. **one transaction** stores the new items with provenance (:mod:`sidecar.ingest.provenance`),
+   finishes the queue row and counts the file on its run — so a crash at any point leaves
+   either all of it or none of it.
+
+Every outcome is a queue status with a reason; nothing a file contains can stop the workers.
+Progress goes out as transient events ``ingest.progress`` ``{watchId, runId, done, total}`` (at
+most one per ``progress_interval_s`` per run, plus a final one) and ``ingest.run`` (the run
+record) when a run starts and ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sidecar import clock
+from sidecar.errors import NotFound
+from sidecar.ingest import paths as path_rules
+from sidecar.ingest.items import Document, ExtractedItem
+from sidecar.ingest.options import IngestOptions
+from sidecar.ingest.provenance import Source, mark_missing, relink, store_items
+from sidecar.ingest.queue import DELETED, Claimed, FileQueue, enqueue_in, mark_deleted, move_rows
+from sidecar.ingest.runs import Run, RunLog, Trigger, add_error, count_file
+from sidecar.ingest.scanner import plan, walk
+from sidecar.ingest.watches import Watch, WatchStore
+from sidecar.store.db import Store
+from sidecar.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, dict[str, Any]], None]
+#: ``await load()`` → ``(model, None)`` or ``(None, reason)``; see :func:`sidecar.ingest.llm.load_model`.
+ModelLoader = Callable[[], Awaitable[tuple[Any | None, str | None]]]
+Outcome = Literal["document", "unchanged", "later", "gone", "skipped", "error"]
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class Examined:
+    """What :func:`examine` found. ``size``/``mtime_ns`` are the path's ``lstat`` values (what
+    the scan compares); ``delay_ms`` is set for ``later``; ``items`` holds the ``rules``
+    extraction when it was asked for."""
+
+    outcome: Outcome
+    reason: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    delay_ms: int = 0
+    doc: Document | None = None
+    items: list[ExtractedItem] | None = None
+
+
+#: ``extract(doc, now_ms)`` → items; run in the worker thread right after reading.
+ThreadExtract = Callable[[Document, int], list[ExtractedItem]]
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def examine(path: str, real_root: str, *, prev_sha: str | None, options: IngestOptions,
+            extract: ThreadExtract | None = None) -> Examined:
+    """Check, hash, read and (with ``extract``) extract one queued file. Blocking: run it in a
+    thread. Never raises for anything the file or the file system does; see the module
+    docstring for the outcomes. ``real_root`` is the watched folder resolved with realpath.
+    """
+    from sidecar.ingest import readers
+
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        return Examined("gone")
+    except OSError as exc:
+        return Examined("error", f"cannot stat file: {exc.strerror or type(exc).__name__}")
+    size, mtime_ns = lst.st_size, lst.st_mtime_ns
+    target = path
+    if stat.S_ISLNK(lst.st_mode):
+        real = os.path.realpath(path)
+        if not path_rules.within(real, real_root):
+            return Examined("skipped", "symlink points outside the watched folder", size=size, mtime_ns=mtime_ns)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return Examined("error", "symlink loop", size=size, mtime_ns=mtime_ns)
+            return Examined("skipped", "broken symlink (its target does not exist)", size=size, mtime_ns=mtime_ns)
+        target = real
+    else:
+        st = lst
+    if not stat.S_ISREG(st.st_mode):
+        return Examined("skipped", "not a regular file", size=size, mtime_ns=mtime_ns)
+    age_ms = (time.time_ns() - st.st_mtime_ns) // 1_000_000  # OS time against an OS timestamp
+    if 0 <= age_ms < options.settle_ms:
+        return Examined("later", delay_ms=int(options.settle_ms - age_ms) + 20)
+    if st.st_size > options.max_file_bytes:
+        return Examined("skipped", f"too large: {st.st_size} bytes (limit {options.max_file_bytes})",
+                        size=size, mtime_ns=mtime_ns)
+    try:
+        sha = _sha256(target)
+    except FileNotFoundError:
+        return Examined("gone")
+    except PermissionError:
+        return Examined("error", "permission denied", size=size, mtime_ns=mtime_ns)
+    except OSError as exc:
+        return Examined("error", f"cannot read file: {exc.strerror or type(exc).__name__}", size=size,
+                        mtime_ns=mtime_ns)
+    if sha == prev_sha:
+        return Examined("unchanged", sha256=sha, size=size, mtime_ns=mtime_ns)
+    try:
+        doc = readers.read_document(Path(target), max_bytes=options.max_file_bytes)
+    except readers.ReadError as exc:
+        if not os.path.lexists(path):
+            return Examined("gone")
+        return Examined("error", exc.reason, sha256=sha, size=size, mtime_ns=mtime_ns)
+    try:
+        after = os.stat(target)
+    except OSError:
+        return Examined("gone")
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        return Examined("later", delay_ms=options.settle_ms)  # changed while being read
+    doc = doc.model_copy(update={"path": Path(path)}) if target != path else doc
+    items = None
+    if extract is not None:
+        try:
+            items = extract(doc, st.st_mtime_ns // 1_000_000)
+        except Exception as exc:  # the extractor must not take the worker down
+            log.exception("extractor failed", extra={"path": path})
+            return Examined("error", f"extractor failed ({type(exc).__name__})", sha256=sha, size=size,
+                            mtime_ns=mtime_ns)
+    return Examined("document", sha256=sha, size=size, mtime_ns=mtime_ns, doc=doc, items=items)
+
+
+def rules_extractor(watch: Watch) -> ThreadExtract:
+    """The ``rules`` extraction for a watch: its data types and ``skipDone``; relative dates are
+    read against the file's mtime when the document has no date of its own."""
+    from sidecar.ingest import rules
+
+    want = tuple(watch.data_types)
+    skip_done = watch.skip_done
+
+    def run(doc: Document, mtime_ms: int) -> list[ExtractedItem]:
+        return rules.extract(doc, want=want, skip_done=skip_done, now_ms=mtime_ms)
+
+    return run
+
+
+@dataclass
+class _ActiveRun:
+    run: Run
+    scanning: int = 0
+    done: int = 0
+    last_progress: float = 0.0
+    run_error: str | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    model: Any = None
+    model_loaded: bool = False
+    llm_down: str | None = None
+
+
+@dataclass
+class ScanResult:
+    """What a scan did: paths queued, sources found gone, folders that could not be listed,
+    and watched folders that do not exist."""
+
+    enqueued: int = 0
+    gone: int = 0
+    problems: list[str] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """Runs, scans and the worker pool over one store. See the module docstring.
+
+    Args:
+        store, repo: the open database and its repository (the one write path for items).
+        options: tuning (sizes in bytes, times in ms/s as named).
+        publish: ``publish(event_type, data)`` for transient events (``Notifications.publish``).
+        load_model: how the ``llm`` extractor gets its model (None: ``useLlm`` watches use rules).
+    """
+
+    def __init__(self, store: Store, repo: Repository, options: IngestOptions | None = None, *,
+                 publish: Publish | None = None, load_model: ModelLoader | None = None) -> None:
+        self.store = store
+        self.repo = repo
+        self.options = options or IngestOptions()
+        self.watches = WatchStore(store)
+        self.queue = FileQueue(store)
+        self.runs = RunLog(store)
+        self._publish = publish
+        self._load_model = load_model
+        self._active: dict[str, _ActiveRun] = {}
+        self._by_run: dict[str, _ActiveRun] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wake = asyncio.Event()
+        self._watch_cache: dict[str, Watch] = {}
+        self._real_roots: dict[str, str] = {}
+
+    # -- events -------------------------------------------------------------------------------
+
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        """Send a transient event; a failing listener is logged, never raised."""
+        if self._publish is None:
+            return
+        try:
+            self._publish(event_type, data)
+        except Exception:
+            log.exception("publishing an ingest event failed")
+
+    def _lock(self, watch_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(watch_id, asyncio.Lock())
+
+    # -- watches ------------------------------------------------------------------------------
+
+    def forget_watch(self, watch_id: str) -> None:
+        """Drop cached state of a watch (after it changed or was deleted)."""
+        self._watch_cache.pop(watch_id, None)
+
+    async def _watch(self, watch_id: str) -> Watch | None:
+        watch = self._watch_cache.get(watch_id)
+        if watch is None:
+            try:
+                watch = await self.watches.get(watch_id)
+            except NotFound:
+                return None
+            self._watch_cache[watch_id] = watch
+        return watch
+
+    def _root_of(self, watch: Watch, path: str) -> str | None:
+        for root in watch.paths:
+            if path_rules.relative_parts(path, root):
+                return root
+        return None
+
+    def _real_root(self, root: str) -> str:
+        real = self._real_roots.get(root)
+        if real is None:
+            real = self._real_roots[root] = os.path.realpath(root)
+        return real
+
+    def _rel(self, watch: Watch, path: str) -> str:
+        root = self._root_of(watch, path)
+        return os.path.relpath(path, root) if root else path
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    async def recover(self) -> tuple[int, int]:
+        """After a crash: ``processing`` rows back to ``pending``, ``running`` runs closed.
+        Returns ``(rows reset, runs closed)``."""
+        return await self.queue.reset_interrupted(), await self.runs.close_interrupted()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    async def _open_run(self, watch: Watch, trigger: Trigger) -> _ActiveRun:
+        """The watch's active run, or a new one (caller holds the watch's lock)."""
+        ar = self._active.get(watch.id)
+        if ar is not None:
+            return ar
+        run = await self.runs.start(watch.id, trigger)
+        ar = _ActiveRun(run=run)
+        self._active[watch.id] = ar
+        self._by_run[run.id] = ar
+        self.publish("ingest.run", run.model_dump(mode="json", by_alias=True))
+        log.info("ingest run started", extra={"watch_id": watch.id, "run_id": run.id, "trigger": trigger})
+        return ar
+
+    def active_run(self, watch_id: str) -> Run | None:
+        """The watch's running run, if any."""
+        ar = self._active.get(watch_id)
+        return ar.run if ar else None
+
+    async def begin_run(self, watch: Watch, trigger: Trigger) -> _ActiveRun:
+        """Open a run (or join the watch's active one) and hold it open until
+        :meth:`continue_run` has scanned."""
+        async with self._lock(watch.id):
+            ar = await self._open_run(watch, trigger)
+            ar.scanning += 1
+        return ar
+
+    async def continue_run(self, ar: _ActiveRun, watch: Watch, *, retry_errors: bool = False) -> Run:
+        """Scan the watch's folders for a run opened with :meth:`begin_run`, queue what changed,
+        and release the hold (the run ends when its files are done)."""
+        try:
+            result = await self.scan(watch, retry_errors=retry_errors, run=ar)
+            if result.missing_roots:
+                ar.run_error = "; ".join(result.missing_roots)
+            if result.problems:
+                async with self.store.write() as w:
+                    for p in result.problems[:20]:
+                        await add_error(w, ar.run.id, f"cannot list folder {p}")
+        finally:
+            ar.scanning -= 1
+        await self._after(ar.run.id, counted=False)
+        return ar.run
+
+    async def run_watch(self, watch: Watch, trigger: Trigger, *, retry_errors: bool = False) -> Run:
+        """Open a run (or join the active one), scan the watch's folders and queue what changed.
+        Returns the run (still ``running`` unless there was nothing to do). Manual runs pass
+        ``retry_errors`` to try failed files again."""
+        ar = await self.begin_run(watch, trigger)
+        return await self.continue_run(ar, watch, retry_errors=retry_errors)
+
+    def abandon(self, watch_id: str) -> None:
+        """Forget the active run of a deleted watch (its rows are gone) and wake its waiters."""
+        ar = self._active.pop(watch_id, None)
+        if ar is not None:
+            self._by_run.pop(ar.run.id, None)
+            ar.finished.set()
+
+    async def wait_run(self, run_id: str) -> Run:
+        """Wait until the run finishes; returns its final record."""
+        ar = self._by_run.get(run_id)
+        if ar is not None:
+            await ar.finished.wait()
+        return await self.runs.get(run_id)
+
+    async def _after(self, run_id: str | None, *, counted: bool) -> None:
+        """After a file (or a scan): progress, and close the run when nothing is left."""
+        ar = self._by_run.get(run_id) if run_id else None
+        if ar is None:
+            return
+        if counted:
+            ar.done += 1
+        remaining = await self.queue.remaining(ar.run.id)
+        now = time.monotonic()
+        if now - ar.last_progress >= self.options.progress_interval_s and (counted or remaining):
+            ar.last_progress = now
+            self._progress(ar, remaining)
+        if remaining or ar.scanning:
+            return
+        watch_id = ar.run.watch_id
+        async with self._lock(watch_id):
+            if self._by_run.get(ar.run.id) is not ar or ar.scanning or await self.queue.remaining(ar.run.id):
+                return
+            del self._by_run[ar.run.id]
+            if self._active.get(watch_id) is ar:
+                del self._active[watch_id]
+        ar.run = await self.runs.finish(ar.run.id, run_error=ar.run_error)
+        self._progress(ar, 0)
+        self.publish("ingest.run", ar.run.model_dump(mode="json", by_alias=True))
+        log.info("ingest run finished", extra={"watch_id": watch_id, "run_id": ar.run.id,
+                                               "status": ar.run.status, "processed": ar.run.items_processed,
+                                               "created": ar.run.items_created})
+        ar.finished.set()
+
+    def _progress(self, ar: _ActiveRun, remaining: int) -> None:
+        self.publish("ingest.progress", {"watchId": ar.run.watch_id, "runId": ar.run.id, "done": ar.done,
+                                         "total": ar.done + remaining})
+
+    # -- queueing -----------------------------------------------------------------------------
+
+    async def enqueue(self, watch: Watch, paths: Sequence[str], *, delay_ms: int = 0,
+                      trigger: Trigger = "watch", run: _ActiveRun | None = None) -> int:
+        """Queue ``paths`` of ``watch`` on its active run (opening a ``trigger`` run if none)."""
+        if not paths:
+            return 0
+        n = 0
+        for i in range(0, len(paths), 500):
+            async with self._lock(watch.id):
+                ar = run if run is not None and self._by_run.get(run.run.id) is run else await self._open_run(watch, trigger)
+                async with self.store.write() as w:
+                    n += await enqueue_in(w, watch.id, paths[i:i + 500], run_id=ar.run.id, delay_ms=delay_ms)
+        self._wake.set()
+        return n
+
+    async def sources_gone(self, watch: Watch, paths: Sequence[str]) -> int:
+        """Files or folders of a watch were deleted: their rows become ``skipped`` (reason
+        :data:`~sidecar.ingest.queue.DELETED`) and their provenance ``missing``."""
+        n = 0
+        for i in range(0, len(paths), 500):
+            async with self.repo.transaction() as tx:
+                for path in paths[i:i + 500]:
+                    affected = await mark_deleted(tx.w, watch.id, path)
+                    await mark_missing(tx, affected or [path])
+                    n += len(affected)
+        self._wake.set()
+        return n
+
+    async def moved(self, watch: Watch, src: str, dest: str) -> None:
+        """Follow a move inside a watch: queue rows and provenance take the new path(s)."""
+        async with self.repo.transaction() as tx:
+            await move_rows(tx.w, watch.id, src, dest)
+            await relink(tx, src, dest)
+
+    async def scan(self, watch: Watch, *, retry_errors: bool = False, start: str | None = None,
+                   run: _ActiveRun | None = None) -> ScanResult:
+        """Reconcile the watch's folders (or the folder ``start`` below one of them) with the
+        queue: queue new and changed files, mark vanished ones. See :mod:`sidecar.ingest.scanner`."""
+        result = ScanResult()
+        known = await self.queue.known(watch.id)
+        exts = frozenset(watch.file_extensions)
+        for root in watch.paths:
+            if start is not None and path_rules.relative_parts(start, root) is None:
+                continue
+            listing = await asyncio.to_thread(walk, root, exts, start=start)
+            if listing.missing_root:
+                result.missing_roots.append(f"watched folder {root} does not exist")
+                continue
+            result.problems += listing.problems
+            todo = plan(listing.files, known, retry_errors=retry_errors, scope=start or root)
+            del listing
+            if todo.enqueue:
+                result.enqueued += await self.enqueue(watch, todo.enqueue, run=run)
+            if todo.gone:
+                result.gone += await self.sources_gone(watch, todo.gone)
+        return result
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell the dispatcher to look at the queue now."""
+        self._wake.set()
+
+    async def serve_queue(self) -> None:
+        """Claim and process due rows forever, at most ``options.workers`` at a time. Cancel to
+        stop: running files are abandoned (their rows stay ``processing`` and return to
+        ``pending`` at the next start, or now with :meth:`release`)."""
+        running: set[asyncio.Task[None]] = set()
+        workers = max(1, self.options.workers)
+        try:
+            while True:
+                self._wake.clear()
+                free = workers - len(running)
+                claimed = await self.queue.claim(free) if free > 0 else []
+                for c in claimed:
+                    task = asyncio.create_task(self._process(c), name=f"ingest-file-{c.id}")
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if claimed and len(running) < workers:
+                    continue
+                timeout = 1.0
+                if not claimed and free > 0:
+                    due = await self.queue.next_due_ms()
+                    if due is not None:
+                        timeout = min(1.0, max(0.01, (due - clock.now_ms()) / 1000))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def release(self) -> int:
+        """Return this process's ``processing`` rows to ``pending`` (at shutdown)."""
+        return await self.queue.reset_interrupted()
+
+    async def _process(self, c: Claimed) -> None:
+        watch = await self._watch(c.watch_id)
+        if watch is None:
+            return
+        counted, run_id = False, c.run_id
+        try:
+            counted, run_id = await self._process_file(c, watch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("ingest of a file failed", extra={"path": c.path})
+            with contextlib.suppress(Exception):
+                counted, run_id = await self._commit(
+                    c, watch, Examined("error", f"internal error ({type(exc).__name__})"))
+        finally:
+            self._wake.set()
+        await self._after(run_id, counted=counted)
+
+    async def _process_file(self, c: Claimed, watch: Watch) -> tuple[bool, str | None]:
+        if c.attempts > self.options.max_attempts:
+            reason = f"gave up after {c.attempts - 1} attempts (the sidecar stopped while reading this file)"
+            return await self._commit(c, watch, Examined("error", reason))
+        root = self._root_of(watch, c.path)
+        if root is None:
+            return await self._commit(c, watch, Examined("skipped", "no longer inside the watch's folders"))
+        use_llm = watch.use_llm and self._load_model is not None
+        extract = None if use_llm else rules_extractor(watch)
+        ex = await asyncio.to_thread(examine, c.path, self._real_root(root), prev_sha=c.sha256,
+                                     options=self.options, extract=extract)
+        notes: list[str] = []
+        extractor = ("rules", _rules_version())
+        if ex.outcome == "document" and use_llm:
+            assert ex.doc is not None and ex.mtime_ns is not None
+            ex, extractor, notes = await self._extract_llm(c, watch, ex)
+        return await self._commit(c, watch, ex, extractor=extractor, notes=notes)
+
+    async def _model(self, ar: _ActiveRun | None) -> tuple[Any | None, str | None]:
+        assert self._load_model is not None
+        if ar is not None and ar.llm_down:
+            return None, ar.llm_down
+        if ar is not None and ar.model_loaded:
+            return ar.model, ar.llm_down
+        model, why = await self._load_model()
+        if ar is not None:
+            ar.model, ar.model_loaded, ar.llm_down = model, True, why
+        return model, why
+
+    async def _extract_llm(self, c: Claimed, watch: Watch,
+                           ex: Examined) -> tuple[Examined, tuple[str, str], list[str]]:
+        from sidecar.ingest.llm import (
+            EXTRACTOR_NAME,
+            EXTRACTOR_VERSION,
+            LlmExtractor,
+            LlmOutputInvalid,
+            LlmUnavailable,
+        )
+
+        assert ex.doc is not None and ex.mtime_ns is not None
+        ar = self._by_run.get(c.run_id) if c.run_id else None
+        model, why = await self._model(ar)
+        if model is not None:
+            extractor = LlmExtractor(model, chunk_chars=self.options.llm_chunk_chars,
+                                     max_chunks=self.options.llm_max_chunks)
+            try:
+                ex.items = await extractor.extract(ex.doc, prompt_template=watch.prompt_template,
+                                                   want=watch.data_types, skip_done=watch.skip_done,
+                                                   now_ms=ex.mtime_ns // 1_000_000)
+                return ex, (EXTRACTOR_NAME, EXTRACTOR_VERSION), []
+            except LlmOutputInvalid as exc:
+                return Examined("error", exc.reason, sha256=ex.sha256, size=ex.size, mtime_ns=ex.mtime_ns), \
+                    (EXTRACTOR_NAME, EXTRACTOR_VERSION), []
+            except LlmUnavailable as exc:
+                why = f"model unavailable ({exc.reason})"
+                if ar is not None:
+                    ar.llm_down = why
+        ex.items = await asyncio.to_thread(rules_extractor(watch), ex.doc, ex.mtime_ns // 1_000_000)
+        return ex, ("rules", _rules_version()), [f"{why}; extracted with rules instead"]
+
+    async def _commit(self, c: Claimed, watch: Watch, ex: Examined, *,
+                      extractor: tuple[str, str] = ("rules", ""), notes: Sequence[str] = ()) -> tuple[bool, str | None]:
+        """Store the outcome of one claimed row in one transaction. Returns whether the file
+        counted as processed (everything but ``later``) and the run it counted on."""
+        now = clock.now_ms()
+        async with self.repo.transaction() as tx:
+            w = tx.w
+            row = await w.fetchone("SELECT gen, path, run_id FROM ingest_files WHERE id = ?", (c.id,))
+            if row is None:  # the watch was deleted meanwhile
+                return False, None
+            path, run_id = row["path"], row["run_id"]
+            changed_meanwhile = row["gen"] != c.gen
+            if ex.outcome == "later":
+                await w.execute(
+                    "UPDATE ingest_files SET status = 'pending', attempts = max(attempts - 1, 0), due_at = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    (now + ex.delay_ms, now, c.id),
+                )
+                return False, run_id
+            status, reason, created = "done", None, 0
+            messages = [f"{self._rel(watch, path)}: {n}" for n in notes]
+            if ex.outcome == "gone":
+                status, reason = "skipped", DELETED
+                await mark_missing(tx, [path])
+            elif ex.outcome in ("skipped", "error"):
+                status, reason = ex.outcome, ex.reason
+                if ex.outcome == "error":
+                    messages.append(f"{self._rel(watch, path)}: {ex.reason}")
+            elif ex.outcome == "document":
+                assert ex.sha256 is not None
+                source = Source(path=path, sha256=ex.sha256, watch=watch, run_id=run_id,
+                                extractor=extractor[0], extractor_version=extractor[1])
+                stored = await store_items(tx, source, ex.items or [])
+                created = stored.created
+                messages += [f"{self._rel(watch, path)}: {r}" for r in stored.refused or []]
+            final = "pending" if changed_meanwhile else status
+            await w.execute(
+                "UPDATE ingest_files SET status = ?, reason = ?, sha256 = coalesce(?, sha256),"
+                " size = coalesce(?, size), mtime_ns = coalesce(?, mtime_ns), items_created = items_created + ?,"
+                " extractor = coalesce(?, extractor), due_at = ?, updated_at = ? WHERE id = ?",
+                (final, reason, ex.sha256, ex.size, ex.mtime_ns, created,
+                 extractor[0] if ex.outcome == "document" else None, now, now, c.id),
+            )
+            if run_id:
+                await count_file(w, run_id, created=created, failed=status == "error")
+                for m in messages:
+                    await add_error(w, run_id, m)
+        return True, run_id
+
+
+def _rules_version() -> str:
+    from sidecar.ingest.rules import EXTRACTOR_VERSION
+
+    return EXTRACTOR_VERSION

@@ -1,0 +1,342 @@
+"""The watchdog bridge: file-system events become *hints* for the pipeline (DESIGN §5).
+
+Events are never processed directly. The observer thread hands each relevant event to the event
+loop (``call_soon_threadsafe``); there hints are **debounced** per path (``debounce_ms`` of
+quiet) and then checked against the file system:
+
+* a file that exists is queued (:meth:`Pipeline.enqueue`), on the watch's active run (a ``watch``
+  run is opened when none is);
+* a path that no longer exists is a deleted source (:meth:`Pipeline.sources_gone`);
+* a folder that appeared (created, or moved in) is scanned (:meth:`Pipeline.scan` of that folder).
+
+Moves inside a watch (``dest_path``) are applied first, in order: queue rows and provenance
+follow the file (:meth:`Pipeline.moved`), then the destination is hinted. A move from an ignored
+name onto a candidate (an editor's "write temp, rename over") is a change of the destination; a
+move out of the watch (or to an ignored name) is a deletion.
+
+One native observer (inotify, FSEvents, ReadDirectoryChangesW) watches every root recursively.
+If the OS refuses a watch (inotify's watch or instance limit: ``ENOSPC``/``EMFILE``), that root
+falls back to a polling observer (``poll_interval_s``) and :meth:`FolderWatcher.status` reports
+``degraded`` with the reason. A root that does not exist is reported too and retried by
+:meth:`FolderWatcher.check`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sidecar.ingest import paths as path_rules
+from sidecar.ingest.pipeline import Pipeline
+from sidecar.ingest.watches import Watch
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["native", "polling", "missing"]
+#: Errors by which the OS says "no more watches" (inotify limits).
+_LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
+@dataclass
+class _Root:
+    """One watched folder and the watches interested in it."""
+
+    path: str
+    watch_ids: set[str] = field(default_factory=set)
+    mode: Mode | None = None
+    observed: Any = None  # watchdog ObservedWatch
+    observer: Any = None
+    problem: str | None = None
+
+
+class _Handler:
+    """watchdog handler of one root: forwards events to the loop (runs in the observer thread)."""
+
+    def __init__(self, bridge: FolderWatcher, root: str) -> None:
+        self.bridge = bridge
+        self.root = root
+
+    def dispatch(self, event: Any) -> None:
+        kind = event.event_type
+        if kind not in ("created", "modified", "closed", "moved", "deleted", "attrib"):
+            return
+        if event.is_directory and kind in ("modified", "closed", "attrib"):
+            return
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(event.dest_path) if kind == "moved" else ""
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self.bridge.loop.call_soon_threadsafe(self.bridge.on_event, self.root, kind, src, dest, event.is_directory)
+
+
+class FolderWatcher:
+    """Watches the roots of enabled watches and feeds the pipeline. Create, then :meth:`start`
+    (in the event loop); :meth:`stop` at shutdown.
+
+    Args:
+        pipeline: where hints go.
+        debounce_ms: quiet time per path before a hint is acted on.
+        poll_interval_s: period of the polling fallback.
+        native_observer: factory of the native observer (tests inject one that refuses).
+        on_status: called (in the loop) whenever :meth:`status` may have changed.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, debounce_ms: int = 200, poll_interval_s: float = 2.0,
+                 native_observer: Callable[[], Any] | None = None,
+                 on_status: Callable[[], None] | None = None) -> None:
+        self.pipeline = pipeline
+        self.debounce_s = debounce_ms / 1000
+        self.poll_interval_s = poll_interval_s
+        self._native_factory = native_observer
+        self._on_status = on_status
+        self.loop = asyncio.get_running_loop()
+        self._native: Any = None
+        self._polling: Any = None
+        self._roots: dict[str, _Root] = {}
+        self._watches: dict[str, Watch] = {}
+        self._hints: dict[tuple[str, str], tuple[float, bool]] = {}  # (watch, path) → (deadline, is_dir)
+        self._moves: list[tuple[str, str, str]] = []  # (watch, src, dest)
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ops = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the native observer and the hint flusher."""
+        from watchdog.observers import Observer
+
+        factory = self._native_factory or Observer
+        self._native = factory()
+        self._native.start()
+        self._task = asyncio.get_running_loop().create_task(self._flusher(), name="ingest-hints")
+
+    async def stop(self) -> None:
+        """Stop observing (bounded: observer threads are joined for at most ~2 s)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for obs in (self._native, self._polling):
+            if obs is not None:
+                obs.stop()
+        for obs in (self._native, self._polling):
+            if obs is not None:
+                await asyncio.to_thread(obs.join, 2.0)
+
+    # -- which folders --------------------------------------------------------------------------
+
+    async def watch(self, watch: Watch) -> None:
+        """Observe the roots of ``watch`` (replacing what was observed for it before)."""
+        async with self._ops:
+            self._watches[watch.id] = watch
+            wanted = set(watch.paths)
+            for root in list(self._roots.values()):
+                if watch.id in root.watch_ids and root.path not in wanted:
+                    await self._drop(root, watch.id)
+            for path in watch.paths:
+                root = self._roots.setdefault(path, _Root(path))
+                root.watch_ids.add(watch.id)
+                if root.observed is None:
+                    await self._schedule(root)
+        self._status_changed()
+
+    async def unwatch(self, watch_id: str) -> None:
+        """Stop observing for ``watch_id``."""
+        async with self._ops:
+            self._watches.pop(watch_id, None)
+            for root in list(self._roots.values()):
+                if watch_id in root.watch_ids:
+                    await self._drop(root, watch_id)
+            self._hints = {k: v for k, v in self._hints.items() if k[0] != watch_id}
+        self._status_changed()
+
+    async def check(self) -> None:
+        """Re-try roots that could not be observed, and notice observed roots that vanished."""
+        async with self._ops:
+            for root in self._roots.values():
+                exists = await asyncio.to_thread(os.path.isdir, root.path)
+                if root.observed is None and exists:
+                    await self._schedule(root)
+                    if root.observed is not None:  # it (re)appeared: catch up with a scan
+                        for wid in root.watch_ids:
+                            self._hint(wid, root.path, True)
+                elif root.observed is not None and not exists:
+                    await self._unschedule(root)
+                    root.mode, root.problem = "missing", f"watched folder {root.path} does not exist"
+        self._status_changed()
+
+    async def _drop(self, root: _Root, watch_id: str) -> None:
+        root.watch_ids.discard(watch_id)
+        if not root.watch_ids:
+            await self._unschedule(root)
+            del self._roots[root.path]
+
+    async def _unschedule(self, root: _Root) -> None:
+        if root.observed is not None:
+            obs, observed = root.observer, root.observed
+            root.observed = root.observer = None
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(obs.unschedule, observed)
+
+    async def _schedule(self, root: _Root) -> None:
+        handler = _Handler(self, root.path)
+        if not await asyncio.to_thread(os.path.isdir, root.path):
+            root.mode, root.problem = "missing", f"watched folder {root.path} does not exist"
+            return
+        try:
+            root.observed = await asyncio.to_thread(self._native.schedule, handler, root.path, recursive=True)
+            root.observer, root.mode, root.problem = self._native, "native", None
+            return
+        except OSError as exc:
+            if exc.errno not in _LIMIT_ERRNOS:
+                root.mode, root.problem = "missing", f"cannot watch {root.path}: {exc.strerror or exc}"
+                return
+            reason = exc.strerror or str(exc)
+        if self._polling is None:
+            from watchdog.observers.polling import PollingObserver
+
+            self._polling = PollingObserver(timeout=self.poll_interval_s)
+            self._polling.start()
+        try:
+            root.observed = await asyncio.to_thread(self._polling.schedule, handler, root.path, recursive=True)
+        except OSError as exc:
+            root.mode, root.problem = "missing", f"cannot watch {root.path}: {exc.strerror or exc}"
+            return
+        root.observer, root.mode = self._polling, "polling"
+        root.problem = f"the OS refused more file watches ({reason}); polling {root.path} every {self.poll_interval_s:g} s"
+        log.warning("watch falls back to polling", extra={"path": root.path, "reason": reason})
+
+    def status(self) -> tuple[Literal["ok", "degraded"], str]:
+        """``("ok"|"degraded", detail)`` for ``/v1/ready`` (component ``watcher``)."""
+        if not self._roots:
+            return "ok", "no folders watched"
+        problems = [r.problem for r in self._roots.values() if r.problem]
+        native = sum(1 for r in self._roots.values() if r.mode == "native")
+        detail = f"watching {native} folder{'s' if native != 1 else ''} with OS events"
+        if problems:
+            return "degraded", "; ".join([*problems, detail])
+        return "ok", detail
+
+    def _status_changed(self) -> None:
+        if self._on_status is not None:
+            self._on_status()
+
+    # -- events → hints ---------------------------------------------------------------------------
+
+    def _hint(self, watch_id: str, path: str, is_dir: bool) -> None:
+        self._hints[(watch_id, path)] = (time.monotonic() + self.debounce_s, is_dir)
+        self._kick.set()
+
+    def on_event(self, root_path: str, kind: str, src: str, dest: str, is_dir: bool) -> None:
+        """One watchdog event (in the loop). Turns it into hints and moves; see the module docstring."""
+        root = self._roots.get(root_path)
+        if root is None:
+            return
+        for wid in root.watch_ids:
+            watch = self._watches.get(wid)
+            if watch is None:
+                continue
+            if is_dir:
+                self._dir_event(watch, root_path, kind, src, dest)
+            else:
+                self._file_event(watch, root_path, kind, src, dest)
+
+    def _file_event(self, watch: Watch, root: str, kind: str, src: str, dest: str) -> None:
+        exts = watch.file_extensions
+        src_ok = path_rules.is_candidate(src, root, exts)
+        if kind != "moved":
+            if src_ok:
+                self._hint(watch.id, src, False)
+            return
+        dest_ok = path_rules.is_candidate(dest, root, exts)
+        if src_ok and dest_ok:
+            self._moves.append((watch.id, src, dest))
+            self._kick.set()
+        if src_ok and not dest_ok:
+            self._hint(watch.id, src, False)
+        if dest_ok:
+            self._hint(watch.id, dest, False)
+
+    def _dir_event(self, watch: Watch, root: str, kind: str, src: str, dest: str) -> None:
+        src_ok = path_rules.is_dir_candidate(src, root) and src != root
+        if kind == "created" and src_ok:
+            self._hint(watch.id, src, True)
+        elif kind == "deleted" and src_ok:
+            self._hint(watch.id, src, False)
+        elif kind == "moved":
+            dest_ok = path_rules.is_dir_candidate(dest, root) and dest != root
+            if src_ok and dest_ok:
+                self._moves.append((watch.id, src, dest))
+                self._kick.set()
+            elif src_ok:
+                self._hint(watch.id, src, False)
+            if dest_ok:
+                self._hint(watch.id, dest, True)
+
+    async def _flusher(self) -> None:
+        while True:
+            timeout = None
+            if self._hints:
+                timeout = max(0.0, min(d for d, _ in self._hints.values()) - time.monotonic())
+            self._kick.clear()
+            if timeout is None or timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout)
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("acting on file events failed")
+
+    async def flush(self, *, everything: bool = False) -> None:
+        """Apply pending moves, then act on hints whose debounce has passed (all, with ``everything``)."""
+        moves, self._moves = self._moves, []
+        for wid, src, dest in moves:
+            watch = self._watches.get(wid)
+            if watch is not None:
+                await self.pipeline.moved(watch, src, dest)
+        now = time.monotonic()
+        due = [(k, is_dir) for k, (d, is_dir) in self._hints.items() if everything or d <= now]
+        if not due:
+            return
+        for k, _ in due:
+            del self._hints[k]
+        by_watch: dict[str, list[tuple[str, bool]]] = {}
+        for (wid, path), is_dir in due:
+            by_watch.setdefault(wid, []).append((path, is_dir))
+        for wid, items in by_watch.items():
+            watch = self._watches.get(wid)
+            if watch is None:
+                continue
+            kinds = await asyncio.to_thread(_classify, [p for p, _ in items])
+            files = [p for p, k in kinds if k == "file"]
+            gone = [p for p, k in kinds if k == "gone"]
+            dirs = [p for p, k in kinds if k == "dir"]
+            if files:
+                await self.pipeline.enqueue(watch, files)
+            if gone:
+                await self.pipeline.sources_gone(watch, gone)
+            for d in dirs:
+                await self.pipeline.scan(watch, start=d)
+
+
+def _classify(paths: list[str]) -> list[tuple[str, str]]:
+    """Each path as ``file`` (anything but a folder, symlinks included), ``dir`` or ``gone``."""
+    out = []
+    for p in paths:
+        try:
+            st = os.lstat(p)
+        except OSError:
+            out.append((p, "gone"))
+            continue
+        out.append((p, "dir" if stat.S_ISDIR(st.st_mode) else "file"))
+    return out

@@ -33,7 +33,6 @@ from ag_ui.core import (
     ToolCallStartEvent,
     ToolMessage,
 )
-from agentscope import event as as_event
 
 ENTITY_TAGS = ("task", "project", "note", "timeline")
 _OPENERS = tuple(f"<{t}>" for t in ENTITY_TAGS)
@@ -127,70 +126,53 @@ class AguiTranslator:
         return self._turn_message
 
     def translate(self, ev: Any) -> list[BaseEvent]:
-        """AG-UI events for one AgentScope event (often none)."""
-        t = ev.type
-        E = as_event.EventType
-        if t == E.MODEL_CALL_START:
+        """AG-UI events for one AgentScope event (often none). Event types are compared by name,
+        so this module does not import AgentScope (it is imported before the agent stack is)."""
+        t = getattr(ev.type, "value", ev.type)
+        if t == "MODEL_CALL_START":
             self._turn += 1
             self._turn_message = None
             self.turn_message_ids = []
             return []
-        if t == E.TEXT_BLOCK_START:
-            self._text[ev.block_id] = []
-            self._buffers[ev.block_id] = EntityTagBuffer()
-            msg = AssistantMessage(id=ev.block_id, role="assistant", content="")
-            self.messages.append(msg)
-            self.turn_message_ids.append(ev.block_id)
-            return [TextMessageStartEvent(message_id=ev.block_id, role="assistant")]
-        if t == E.TEXT_BLOCK_DELTA:
+        if t == "TEXT_BLOCK_START":
+            return self._start_text(ev.block_id)
+        if t == "TEXT_BLOCK_DELTA":
             if ev.block_id not in self._buffers:  # tolerate a delta without start
-                return [*self.translate(as_event.TextBlockStartEvent(reply_id=ev.reply_id, block_id=ev.block_id)),
-                        *self.translate(ev)]
+                return [*self._start_text(ev.block_id), *self.translate(ev)]
             self._text[ev.block_id].append(ev.delta)
             safe = self._buffers[ev.block_id].feed(ev.delta)
             return [TextMessageContentEvent(message_id=ev.block_id, delta=safe)] if safe else []
-        if t == E.TEXT_BLOCK_END:
-            out: list[BaseEvent] = []
-            buf = self._buffers.pop(ev.block_id, None)
-            if buf is not None:
-                rest = buf.flush()
-                if rest:
-                    out.append(TextMessageContentEvent(message_id=ev.block_id, delta=rest))
-            text = "".join(self._text.pop(ev.block_id, []))
-            for m in self.messages:
-                if m.id == ev.block_id and isinstance(m, AssistantMessage):
-                    m.content = text
-            out.append(TextMessageEndEvent(message_id=ev.block_id))
-            return out
-        if t == E.TOOL_CALL_START:
+        if t == "TEXT_BLOCK_END":
+            return self._end_text(ev.block_id)
+        if t == "TOOL_CALL_START":
             if ev.tool_call_id in self._calls:
                 return []  # re-started by interleaved parallel deltas: already open
             self._calls[ev.tool_call_id] = _ToolCallState(name=ev.tool_call_name)
             self._open_calls.append(ev.tool_call_id)
             parent = self._tool_message_for_turn()
             return [ToolCallStartEvent(tool_call_id=ev.tool_call_id, tool_call_name=ev.tool_call_name, parent_message_id=parent.id)]
-        if t == E.TOOL_CALL_DELTA:
+        if t == "TOOL_CALL_DELTA":
             call = self._calls.get(ev.tool_call_id)
             if call is None or not ev.delta:
                 return []
             call.args += ev.delta
             return [ToolCallArgsEvent(tool_call_id=ev.tool_call_id, delta=ev.delta)]
-        if t == E.TOOL_CALL_END:
+        if t == "TOOL_CALL_END":
             return []  # held back until the model call ends (see module docstring)
-        if t == E.MODEL_CALL_END:
+        if t == "MODEL_CALL_END":
             return self._end_open_calls()
-        if t == E.TOOL_RESULT_START:
+        if t == "TOOL_RESULT_START":
             out = self._end_open_calls()  # a result implies its call is complete
             self._calls.setdefault(ev.tool_call_id, _ToolCallState(name=ev.tool_call_name))
             return out
-        if t == E.TOOL_RESULT_TEXT_DELTA:
+        if t == "TOOL_RESULT_TEXT_DELTA":
             call = self._calls.get(ev.tool_call_id)
             if call is not None:
                 call.result.append(ev.delta)
             return []
-        if t == E.TOOL_RESULT_DATA_DELTA:
+        if t == "TOOL_RESULT_DATA_DELTA":
             return []
-        if t == E.TOOL_RESULT_END:
+        if t == "TOOL_RESULT_END":
             call = self._calls.get(ev.tool_call_id)
             content = "".join(call.result) if call else ""
             state = str(getattr(ev.state, "value", ev.state))
@@ -201,6 +183,27 @@ class AguiTranslator:
                                              error=None if state == "success" else state))
             return [ToolCallResultEvent(message_id=msg_id, tool_call_id=ev.tool_call_id, content=content, role="tool")]
         return []
+
+    def _start_text(self, block_id: str) -> list[BaseEvent]:
+        self._text[block_id] = []
+        self._buffers[block_id] = EntityTagBuffer()
+        self.messages.append(AssistantMessage(id=block_id, role="assistant", content=""))
+        self.turn_message_ids.append(block_id)
+        return [TextMessageStartEvent(message_id=block_id, role="assistant")]
+
+    def _end_text(self, block_id: str) -> list[BaseEvent]:
+        out: list[BaseEvent] = []
+        buf = self._buffers.pop(block_id, None)
+        if buf is not None:
+            rest = buf.flush()
+            if rest:
+                out.append(TextMessageContentEvent(message_id=block_id, delta=rest))
+        text = "".join(self._text.pop(block_id, []))
+        for m in self.messages:
+            if m.id == block_id and isinstance(m, AssistantMessage):
+                m.content = text
+        out.append(TextMessageEndEvent(message_id=block_id))
+        return out
 
     def _end_open_calls(self) -> list[BaseEvent]:
         out: list[BaseEvent] = []
@@ -224,6 +227,6 @@ class AguiTranslator:
         """Events that must still be emitted when a run ends early (open text and tool calls)."""
         out: list[BaseEvent] = []
         for block_id in list(self._buffers):
-            out.extend(self.translate(as_event.TextBlockEndEvent(reply_id="", block_id=block_id)))
+            out.extend(self._end_text(block_id))
         out.extend(self._end_open_calls())
         return out

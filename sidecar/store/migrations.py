@@ -282,12 +282,23 @@ async def m005_ingest(db: aiosqlite.Connection) -> None:
     )
 
 
+async def m006_list_indexes(db: aiosqlite.Connection) -> None:
+    """Indexes for the list orderings ("due date, undated last") used by the app and the agent."""
+    await _run(
+        db,
+        "CREATE INDEX tasks_due_nulls_last ON tasks(due_date IS NULL, due_date)",
+        "CREATE INDEX tasks_status_due_nulls_last ON tasks(status, due_date IS NULL, due_date)",
+        "CREATE INDEX tasks_project_due_nulls_last ON tasks(project_id, due_date IS NULL, due_date)",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_domain_tables", m001_domain_tables),
     ("002_change_log", m002_change_log),
     ("003_meta", m003_meta),
     ("004_agent", m004_agent),
     ("005_ingest", m005_ingest),
+    ("006_list_indexes", m006_list_indexes),
 ]
 
 

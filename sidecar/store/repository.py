@@ -258,14 +258,25 @@ class Repository:
             params.extend([pattern] * len(spec.search_columns))
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         order_by = str(getattr(q, "order_by", "createdAt"))
-        order_sql = spec.order_expressions.get(order_by, to_snake(order_by))
         direction = "ASC" if q.order == "asc" else "DESC"
-        nulls = " NULLS LAST" if q.order == "asc" else ""
+        if order_by in spec.order_expressions:
+            order_sql = f"{spec.order_expressions[order_by]} {direction}"
+        elif q.order == "asc":
+            # Rows without a value sort last. SQLite puts NULL first in ascending order, so this
+            # is written "col IS NULL, col", which the (…, col IS NULL, col) indexes can serve.
+            column = to_snake(order_by)
+            order_sql = f"{column} IS NULL, {column} ASC"
+        else:
+            order_sql = f"{to_snake(order_by)} DESC"  # NULL already sorts last descending
+        # rowid breaks ties: it is the order index entries are already in.
         rows = await self.store.fetchall(
-            f"SELECT * FROM {spec.table}{clause} ORDER BY {order_sql} {direction}{nulls}, id {direction}"
-            " LIMIT ? OFFSET ?",
+            f"SELECT * FROM {spec.table}{clause} ORDER BY {order_sql}, rowid {direction} LIMIT ? OFFSET ?",
             [*params, q.limit, q.offset],
         )
-        total_row = await self.store.fetchone(f"SELECT count(*) FROM {spec.table}{clause}", params)
+        if len(rows) < q.limit and (rows or q.offset == 0):
+            total = q.offset + len(rows)  # a short page is the last one: no count needed
+        else:
+            total_row = await self.store.fetchone(f"SELECT count(*) FROM {spec.table}{clause}", params)
+            total = int(total_row[0]) if total_row else 0
         items = [spec.read.model_validate(_from_db(spec, r)) for r in rows]
-        return items, int(total_row[0]) if total_row else 0
+        return items, total

@@ -190,6 +190,11 @@ class BurstReply(BaseModel):
     type: Literal["burst"] = "burst"
     k: int = Field(default=1000, ge=1)
     delta: str = "x"
+    #: number and stamp the deltas: ``"000042@<time.perf_counter() when sent>|"`` — on Linux
+    #: perf_counter is CLOCK_MONOTONIC, comparable across processes — for per-delta latency
+    numbered: bool = False
+    #: seconds to wait between deltas (0 = as fast as the socket takes them)
+    pace_s: float = Field(default=0.0, ge=0)
     usage: Usage | None = None
 
 
@@ -654,8 +659,18 @@ class FakeLLMServer:
             + head.encode()
             + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
         )
-        for _ in range(reply.k):
-            await _send_raw(request, resp, line)
+        if reply.numbered:
+            prefix, suffix = line.split(json.dumps(reply.delta).encode(), 1)
+            for i in range(reply.k):
+                stamp = f'"{i:06d}@{time.perf_counter():.6f}|"'.encode()
+                await _send_raw(request, resp, prefix + stamp + suffix)
+                if reply.pace_s:
+                    await asyncio.sleep(reply.pace_s)
+        else:
+            for _ in range(reply.k):
+                await _send_raw(request, resp, line)
+                if reply.pace_s:
+                    await asyncio.sleep(reply.pace_s)
         await _send_raw(
             request,
             resp,

@@ -45,7 +45,7 @@ from sidecar.errors import NotFound
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.items import Document, ExtractedItem
 from sidecar.ingest.options import IngestOptions
-from sidecar.ingest.provenance import Source, mark_missing, relink, store_items
+from sidecar.ingest.provenance import Source, mark_missing, mark_present, relink, store_items
 from sidecar.ingest.queue import DELETED, Claimed, FileQueue, enqueue_in, mark_deleted, move_rows
 from sidecar.ingest.runs import Run, RunLog, Trigger, add_error, count_file
 from sidecar.ingest.scanner import plan, walk
@@ -581,6 +581,8 @@ class Pipeline:
                 status, reason = ex.outcome, ex.reason
                 if ex.outcome == "error":
                     messages.append(f"{self._rel(watch, path)}: {ex.reason}")
+            elif ex.outcome == "unchanged":
+                await mark_present(tx, path)
             elif ex.outcome == "document":
                 assert ex.sha256 is not None
                 source = Source(path=path, sha256=ex.sha256, watch=watch, run_id=run_id,

@@ -174,11 +174,7 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
             known = {r[0] for r in await w.fetchall(
                 "SELECT fingerprint FROM ingest_provenance WHERE source_path = ?", (source.path,))}
         same_content = {r[1]: (r[2], r[3], r[4]) for r in others if r[0] not in vanished}
-    # The file is here (again): its rows marked missing become active.
-    await w.execute(
-        "UPDATE ingest_provenance SET state = 'active', updated_at = ? WHERE source_path = ? AND state = 'missing'",
-        (clock.now_ms(), source.path),
-    )
+    await mark_present(tx, source.path)
     projects = _Projects(tx, source.watch)
     for item in items:
         fp = item.fingerprint()
@@ -218,6 +214,14 @@ async def mark_missing(tx: RepoTx, paths: Sequence[str]) -> None:
             "UPDATE ingest_provenance SET state = 'missing', updated_at = ? WHERE source_path = ? AND state = 'active'",
             (now, path),
         )
+
+
+async def mark_present(tx: RepoTx, path: str) -> None:
+    """The source at ``path`` is here (again): its rows marked ``missing`` become ``active``."""
+    await tx.w.execute(
+        "UPDATE ingest_provenance SET state = 'active', updated_at = ? WHERE source_path = ? AND state = 'missing'",
+        (clock.now_ms(), path),
+    )
 
 
 async def relink(tx: RepoTx, src: str, dest: str) -> int:

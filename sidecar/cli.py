@@ -66,6 +66,15 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 SUBCOMMANDS.append(_add_chat)
 
 
+def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from sidecar.ingest.cli import add_parser
+
+    add_parser(sub)
+
+
+SUBCOMMANDS.append(_add_ingest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sidecar`` argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="sidecar", description="Local agent service for the desktop app.")

@@ -247,6 +247,12 @@ class Pipeline:
         """Drop cached state of a watch (after it changed or was deleted)."""
         self._watch_cache.pop(watch_id, None)
 
+    def override_watch(self, watch: Watch) -> Watch:
+        """Process the watch's files with this version of it (not stored), e.g. the CLI's
+        ``--llm``. Returns it."""
+        self._watch_cache[watch.id] = watch
+        return watch
+
     async def _watch(self, watch_id: str) -> Watch | None:
         watch = self._watch_cache.get(watch_id)
         if watch is None:

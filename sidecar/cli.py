@@ -28,9 +28,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from sidecar.lifecycle import HandshakeChannel
+    spawner_pid = os.getppid()  # first: the parent may die while we start
+    from sidecar.lifecycle import HandshakeChannel, install_early_signal_handlers
 
     channel = HandshakeChannel.reserve()  # before anything else can print
+    install_early_signal_handlers()
 
     from sidecar.lifecycle import serve
     from sidecar.logs import redact, setup_logging
@@ -45,6 +47,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         token=token,
         token_from_env=from_env,
         parent_pid=args.parent_pid,
+        spawner_pid=spawner_pid,
         allow_origins=tuple(args.allow_origin),
         log_level=args.log_level,
         watch_paths=tuple(p.expanduser().absolute() for p in args.watch),

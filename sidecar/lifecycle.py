@@ -8,7 +8,9 @@
    omitted when the shell supplied ``SIDECAR_TOKEN``), or on a start-up failure
    ``{"event":"error","code","message"}`` and a non-zero exit.
 4. Die with the parent: stdin EOF (when stdin is a pipe, socket or terminal), the parent process
-   gone (polled every second), SIGTERM or SIGINT → graceful shutdown bounded to about 5 s.
+   gone (polled every second; a sidecar already re-parented to init when it started, and given
+   no ``--parent-pid``, takes its parent as gone), SIGTERM or SIGINT → graceful shutdown bounded
+   to about 5 s.
 
 Exit codes (:class:`ExitCode`): 0 clean shutdown; 1 start-up failed (error line on stdout);
 2 usage error; 3 another instance holds the data dir (``already_running``); 4 shutdown did not
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import os
 import signal
@@ -27,10 +28,11 @@ import stat
 import sys
 import threading
 import uuid
-from typing import Any
+from typing import Literal
 
 import psutil
 from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict, Field
 
 from sidecar import PROTOCOL, __version__
 from sidecar.settings import Settings
@@ -48,6 +50,30 @@ class ExitCode(enum.IntEnum):
     SHUTDOWN_FORCED = 4
 
 
+class ReadyLine(BaseModel):
+    """The handshake: the one line on stdout once the API is listening (DESIGN §1.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["ready"] = "ready"
+    protocol: str = Field(description="the shell protocol, e.g. sidecar/1")
+    port: int = Field(ge=1, le=65535, description="TCP port on 127.0.0.1")
+    token: str | None = Field(default=None, description="API bearer token; absent when the shell supplied SIDECAR_TOKEN")
+    pid: int
+    instance: str = Field(description="UUID of this process instance")
+    version: str
+
+
+class ErrorLine(BaseModel):
+    """The start-up failure line on stdout, followed by a non-zero exit (DESIGN §1.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: Literal["error"] = "error"
+    code: str = Field(description="already_running | startup_failed | data_dir_unusable")
+    message: str
+
+
 class HandshakeChannel:
     """The reserved stdout: carries exactly one JSON line, then is closed."""
 
@@ -63,11 +89,11 @@ class HandshakeChannel:
         sys.stdout = sys.stderr
         return cls(fd)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: ReadyLine | ErrorLine) -> None:
         """Write one JSON line, flush and close (later calls are ignored)."""
         if self._fd is None:
             return
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        data = (message.model_dump_json(exclude_none=True) + "\n").encode()
         try:
             while data:
                 data = data[os.write(self._fd, data):]
@@ -79,7 +105,7 @@ class HandshakeChannel:
 
     def error(self, code: str, message: str) -> None:
         """The start-up error line."""
-        self.send({"event": "error", "code": code, "message": message})
+        self.send(ErrorLine(code=code, message=message))
 
 
 def _parent_alive(pid: int) -> bool:
@@ -128,7 +154,11 @@ def _watch_stdin(stopper: _Stopper) -> None:
 
 
 async def _watch_parent(stopper: _Stopper, settings: Settings) -> None:
-    original = os.getppid()
+    original = settings.spawner_pid
+    if settings.parent_pid is None and original == 1:
+        # Already re-parented to init when we started: whoever spawned us is gone.
+        stopper.stop("parent process exited before start-up finished")
+        return
     pid = settings.parent_pid or (original if original > 1 else None)
     if pid is None:
         return
@@ -140,7 +170,19 @@ async def _watch_parent(stopper: _Stopper, settings: Settings) -> None:
             return
 
 
+_early_signals: list[str] = []
+
+
+def install_early_signal_handlers() -> None:
+    """Record SIGTERM/SIGINT from process start until the server installs its own handlers, so
+    a signal that arrives during start-up still ends in a graceful shutdown (exit 0)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _f: _early_signals.append(signal.Signals(s).name))
+
+
 def _install_signals(stopper: _Stopper) -> None:
+    for name in _early_signals:
+        stopper.stop(name)
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             stopper.loop.add_signal_handler(sig, stopper.stop, signal.Signals(sig).name)
@@ -154,6 +196,8 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     from sidecar.app import create_app
     from sidecar.appstate import HANDSHAKE_DONE
 
+    stopper = _Stopper(asyncio.get_running_loop())
+    _install_signals(stopper)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s)
     try:
@@ -166,23 +210,13 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
         await runner.cleanup()
         return ExitCode.STARTUP_FAILED
     port = runner.addresses[0][1]
-    handshake: dict[str, Any] = {
-        "event": "ready",
-        "protocol": PROTOCOL,
-        "port": port,
-        "token": settings.token,
-        "pid": os.getpid(),
-        "instance": str(uuid.uuid4()),
-        "version": __version__,
-    }
-    if settings.token_from_env:
-        del handshake["token"]
-    channel.send(handshake)
+    channel.send(ReadyLine(
+        protocol=PROTOCOL, port=port, token=None if settings.token_from_env else settings.token,
+        pid=os.getpid(), instance=str(uuid.uuid4()), version=__version__,
+    ))
     app[HANDSHAKE_DONE].set()
     log.info("serving", extra={"port": port, "data_dir": str(settings.data_dir)})
 
-    stopper = _Stopper(asyncio.get_running_loop())
-    _install_signals(stopper)
     if _stdin_is_watchable():
         _watch_stdin(stopper)
     parent_task = asyncio.create_task(_watch_parent(stopper, settings))

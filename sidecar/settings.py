@@ -30,6 +30,8 @@ class Settings(BaseModel):
     #: True when the shell supplied the token (then it is not echoed in the handshake)
     token_from_env: bool = False
     parent_pid: int | None = None
+    #: the process that spawned us, read at start-up (before it could die and we be re-parented)
+    spawner_pid: int = Field(default_factory=os.getppid)
     allow_origins: tuple[str, ...] = ()
     log_level: str = "info"
     watch_paths: tuple[Path, ...] = ()

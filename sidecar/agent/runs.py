@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +94,37 @@ def import_agent_stack() -> None:
     import_litellm()
     configure_agentscope_logging()
     import agentscope.agent  # noqa: F401
+
+
+_stack_loaded = threading.Event()
+
+
+async def load_agent_stack() -> None:
+    """:func:`import_agent_stack` off the event loop, in a daemon thread: an import cannot be
+    interrupted, and a shutdown must not wait seconds for one to finish (the default executor's
+    threads are joined at exit; a daemon thread is not)."""
+    if _stack_loaded.is_set():
+        return
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def target() -> None:
+        error: BaseException | None = None
+        try:
+            import_agent_stack()
+            _stack_loaded.set()
+        except BaseException as exc:
+            error = exc
+
+        def settle() -> None:
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(None)
+
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle)
+
+    threading.Thread(target=target, name="agent-stack-import", daemon=True).start()
+    await done
 
 
 @dataclass
@@ -383,7 +415,7 @@ class AgentService:
         try:
             if settings is None:
                 raise model_not_configured()
-            await asyncio.to_thread(import_agent_stack)
+            await load_agent_stack()
             from agentscope.event import EventType, RequireUserConfirmEvent
             from agentscope.state import AgentState
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from sidecar.agent.history import History
-from sidecar.agent.runs import AgentService, import_agent_stack
+from sidecar.agent.runs import AgentService, load_agent_stack
 from sidecar.api.agent import AGENT, HISTORY
 from sidecar.app import after_handshake
 from sidecar.appstate import NOTIFICATIONS, READINESS, SECRETS, STORE
@@ -38,7 +37,7 @@ async def agent_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS].set("agent", "starting", "loading the agent libraries")
 
     async def warm_up() -> None:
-        await asyncio.to_thread(import_agent_stack)
+        await load_agent_stack()
         # The agent stack leaves ~1M long-lived objects; moving them out of the collector's
         # view keeps full collections (pauses of 100+ ms mid-stream) off the relay path.
         gc.freeze()

@@ -30,7 +30,6 @@ from ag_ui.core import (
     BaseEvent,
     CustomEvent,
     Interrupt,
-    ResumeEntry,
     RunAgentInput,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
@@ -166,6 +165,14 @@ def _text_of(message: Any) -> str:
 
 
 @dataclass
+class _Plan:
+    """What a run will feed the agent: the pending confirmation it answers, or new messages."""
+
+    pending: dict[str, Any] | None
+    fresh: list[Any]
+
+
+@dataclass
 class _Accounting:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -220,7 +227,8 @@ class AgentService:
         Raises:
             RunConflict: the thread has an active run.
             Conflict: the run id was used before.
-            ValidationFailed: bad ``forwardedProps``.
+            ValidationFailed: bad ``forwardedProps``, no new user message, unknown interrupt ids.
+            Conflict: a resume with nothing pending, or a new message while a confirmation is pending.
         """
         if self._closing:
             raise SidecarError("the sidecar is shutting down", code="shutting_down", status=503)
@@ -231,6 +239,7 @@ class AgentService:
         mode, domain, scope_id = self._mode(run_input)
         if run_id in self._by_run or await self.history.run(run_id) is not None:
             raise Conflict(f"run id {run_id} was already used", code="run_exists")
+        plan = await self._plan(run_input)
         handle = RunHandle(run_id=run_id, thread_id=thread_id)
         self._by_thread[thread_id] = handle
         self._by_run[run_id] = handle
@@ -244,7 +253,7 @@ class AgentService:
             self._forget(handle)
             raise
         handle.task = asyncio.get_running_loop().create_task(
-            self._run(handle, run_input, mode, domain, scope_id, settings), name=f"agent-run-{run_id}"
+            self._run(handle, run_input, plan, mode, domain, scope_id, settings), name=f"agent-run-{run_id}"
         )
         self._ensure_flusher()
         self._status({"runId": run_id, "threadId": thread_id, "status": "running"})
@@ -323,45 +332,57 @@ class AgentService:
 
     # --- the run ------------------------------------------------------------------------------
 
-    async def _inputs(self, run_input: RunAgentInput) -> tuple[Any, list[StoredMessage]]:
-        """What to feed the agent: a resume decision, or the messages it has not seen yet."""
-        from agentscope.event import ConfirmResult, UserConfirmResultEvent
-        from agentscope.message import AssistantMsg, UserMsg
-
+    async def _plan(self, run_input: RunAgentInput) -> _Plan:
+        """Check what the run is to do before its stream starts, so mistakes are HTTP errors:
+        a resume needs the thread's pending confirmation (409 ``nothing_to_resume``, 422
+        ``unknown_interrupt``); a new message is refused while one is pending (409
+        ``interrupt_pending``: answer it with ``resume`` first) and must be a user message the
+        thread has not seen (422 ``no_input``)."""
+        runs = await self.history.runs(run_input.thread_id)
+        last = runs[-1] if runs else None
+        pending = last if last is not None and last.status == "interrupted" and last.interrupt else None
         if run_input.resume:
-            return await self._resume_event(run_input.thread_id, run_input.resume, ConfirmResult, UserConfirmResultEvent), []
+            if pending is None or pending.interrupt is None:
+                raise Conflict("nothing to resume: the thread has no pending confirmation", code="nothing_to_resume")
+            known_ids = {c["id"] for c in pending.interrupt["toolCalls"]}
+            unknown = {r.interrupt_id for r in run_input.resume} - known_ids
+            if unknown:
+                raise ValidationFailed(f"unknown interrupt id(s): {', '.join(sorted(unknown))}", code="unknown_interrupt",
+                                       detail=[{"field": "resume", "message": f"pending: {sorted(known_ids)}", "type": "unknown_interrupt"}])
+            return _Plan(pending=pending.interrupt, fresh=[])
+        if pending is not None and pending.interrupt is not None:
+            raise Conflict("the thread is waiting for a confirmation; answer it with resume first",
+                           code="interrupt_pending",
+                           detail={"runId": pending.id, "interrupts": [c["id"] for c in pending.interrupt["toolCalls"]]})
         known = {m.id for m in await self.history.messages(run_input.thread_id)}
         fresh = [m for m in run_input.messages if m.id not in known and m.role in ("user", "assistant")]
         if not fresh or fresh[-1].role != "user":
-            raise RunFailure("the run input has no new user message", code="no_input", status=422)
+            raise ValidationFailed("the run input has no new user message", code="no_input",
+                                   detail=[{"field": "messages", "message": "add a new user message", "type": "no_input"}])
+        return _Plan(pending=None, fresh=fresh)
+
+    def _inputs(self, run_input: RunAgentInput, plan: _Plan) -> tuple[Any, list[StoredMessage]]:
+        """What to feed the agent: the resume decision, or the messages it has not seen yet."""
+        from agentscope.event import ConfirmResult, UserConfirmResultEvent
+        from agentscope.message import AssistantMsg, ToolCallBlock, UserMsg
+
+        if plan.pending is not None:
+            decisions = {r.interrupt_id: r for r in run_input.resume or []}
+            results = []
+            for call in plan.pending["toolCalls"]:
+                entry = decisions.get(call["id"])
+                payload = entry.payload if entry is not None else None
+                approved = bool(entry is not None and entry.status == "resolved"
+                                and (payload is True or (isinstance(payload, dict) and payload.get("approved") is True)))
+                results.append(ConfirmResult(confirmed=approved, tool_call=ToolCallBlock.model_validate(call)))
+            return UserConfirmResultEvent(reply_id=plan.pending["replyId"], confirm_results=results), []
         msgs = [UserMsg("user", _text_of(m), id=m.id) if m.role == "user" else AssistantMsg("assistant", _text_of(m), id=m.id)
-                for m in fresh]
+                for m in plan.fresh]
         now = clock.now_ms()
         stored = [StoredMessage(id=m.id, run_id=run_input.run_id, role=m.role,
                                 message=m.model_dump(mode="json", by_alias=True, exclude_none=True), created_at=now)
-                  for m in fresh]
+                  for m in plan.fresh]
         return msgs, stored
-
-    async def _resume_event(self, thread_id: str, resume: list[ResumeEntry], confirm_cls: Any, event_cls: Any) -> Any:
-        runs = await self.history.runs(thread_id)
-        pending = next((r for r in reversed(runs) if r.status == "interrupted" and r.interrupt), None)
-        if pending is None or pending.interrupt is None:
-            raise RunFailure("nothing to resume: the thread has no pending confirmation", code="nothing_to_resume", status=409)
-        from agentscope.message import ToolCallBlock
-
-        calls = {c["id"]: c for c in pending.interrupt["toolCalls"]}
-        decisions = {r.interrupt_id: r for r in resume}
-        unknown = set(decisions) - set(calls)
-        if unknown:
-            raise RunFailure(f"unknown interrupt id(s): {', '.join(sorted(unknown))}", code="unknown_interrupt", status=422)
-        results = []
-        for call_id, call in calls.items():
-            entry = decisions.get(call_id)
-            payload = entry.payload if entry is not None else None
-            approved = bool(entry is not None and entry.status == "resolved"
-                            and (payload is True or (isinstance(payload, dict) and payload.get("approved") is True)))
-            results.append(confirm_cls(confirmed=approved, tool_call=ToolCallBlock.model_validate(call)))
-        return event_cls(reply_id=pending.interrupt["replyId"], confirm_results=results)
 
     def _build_agent(self, settings: Any, api_key: str | None, state: Any, mode: str, domain: str | None,
                      scope_id: str | None, memory: dict[str, str], acct: _Accounting,
@@ -395,13 +416,15 @@ class AgentService:
             injection_config=InjectionConfig(timezone=tz, emit_hint_event=False),
         )
 
-    async def _run(self, handle: RunHandle, run_input: RunAgentInput, mode: str, domain: str | None,
+    async def _run(self, handle: RunHandle, run_input: RunAgentInput, plan: _Plan, mode: str, domain: str | None,
                    scope_id: str | None, settings: Any) -> None:
         from sidecar.agent.translate import AguiTranslator
 
         thread_id, run_id = handle.thread_id, handle.run_id
         started = clock.now_ms()
-        handle.emit(RunStartedEvent(thread_id=thread_id, run_id=run_id, protocol_version=PROTOCOL_VERSION))
+        # ``input`` lets a client replaying the thread's events rebuild the user messages too.
+        handle.emit(RunStartedEvent(thread_id=thread_id, run_id=run_id, protocol_version=PROTOCOL_VERSION,
+                                    input=run_input))
         if domain:
             handle.emit(CustomEvent(name="domain", value=domain))
         mutations: list[ChangeEntry] = []
@@ -422,7 +445,7 @@ class AgentService:
             api_key = await self.secrets.get(settings.api_key_secret) if settings.api_key_secret else None
             saved = await self.history.state(thread_id)
             state = AgentState.model_validate(saved) if saved else AgentState(session_id=thread_id)
-            inputs, user_messages = await self._inputs(run_input)
+            inputs, user_messages = self._inputs(run_input, plan)
             agent = self._build_agent(settings, api_key, state, mode, domain, scope_id,
                                       await self.history.core_memory(), acct, mutations.extend)
             async for ev in agent.reply_stream(inputs):

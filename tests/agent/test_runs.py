@@ -165,3 +165,24 @@ async def test_model_errors_end_with_distinct_codes(api: Api, fake: FakeLLMServe
     await api.ok("PUT", "/v1/settings/model", {"model": "openai/fake-model", "apiBase": "http://127.0.0.1:9", "maxRetries": 0})
     final = assert_terminal_rules(await run(api, run_input("t-e4", "x")))
     assert final["code"] == "model_unavailable" and "apiBase" in final["message"]
+
+
+async def test_input_mistakes_are_http_errors_before_the_stream(api: Api, fake: FakeLLMServer) -> None:
+    await configure_model(api, fake)
+    status, err = await api.call("POST", "/v1/agent/runs", run_input("t-in", None, resume=[{"interruptId": "x", "status": "resolved"}]))
+    assert status == 409 and err["error"]["code"] == "nothing_to_resume"
+    status, err = await api.call("POST", "/v1/agent/runs", run_input("t-in", None))
+    assert status == 422 and err["error"]["code"] == "no_input"
+    task = await api.ok("POST", "/v1/tasks", {"title": "Pending"}, status=201)
+    fake.push(ToolCallsReply(calls=[ToolCallSpec(name="delete_task", arguments={"task_id": task["id"]}, id="call-p")]),
+              TextReply(text="Deleted."))
+    await run(api, run_input("t-in", "delete it"))
+    # The shell restarted and sends a new message instead of answering: refused, nothing lost.
+    status, err = await api.call("POST", "/v1/agent/runs", run_input("t-in", "something else"))
+    assert status == 409 and err["error"]["code"] == "interrupt_pending"
+    assert err["error"]["detail"]["interrupts"] == ["call-p"]
+    status, err = await api.call("POST", "/v1/agent/runs", run_input("t-in", None, resume=[{"interruptId": "nope", "status": "resolved"}]))
+    assert status == 422 and err["error"]["code"] == "unknown_interrupt"
+    events = await run(api, run_input("t-in", None, resume=[{"interruptId": "call-p", "status": "resolved", "payload": {"approved": True}}]))
+    assert assert_terminal_rules(events)["type"] == "RUN_FINISHED"
+    assert events[0]["input"]["resume"][0]["interruptId"] == "call-p"  # RUN_STARTED carries the input

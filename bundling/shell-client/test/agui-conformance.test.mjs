@@ -299,9 +299,7 @@ describe('AG-UI conformance of the sidecar (real process, @ag-ui/client)', () =>
   // A shell restarted while a confirmation was pending has a fresh HttpAgent that does not know
   // the interrupt (the client only guards its own pendingInterrupts), so it may send a new user
   // message instead of `resume`.
-  test('a new message on a thread whose confirmation is pending gets a specific answer, not an internal error', {
-    todo: 'sidecar bug: RUN_ERROR code "internal" (AgentScope ValueError "Agent is waiting for 1 tool calls…"); see README',
-  }, async () => {
+  test('a new message on a thread whose confirmation is pending is refused with 409 interrupt_pending', async () => {
     const task = await sidecar.request('POST', '/v1/tasks', { title: 'Pending' });
     await script(
       { type: 'tool_calls', calls: [{ name: 'delete_task', arguments: { task_id: task.id } }] },
@@ -316,8 +314,13 @@ describe('AG-UI conformance of the sidecar (real process, @ag-ui/client)', () =>
     restarted.setMessages(first.messages);
     restarted.addMessage(userMessage('never mind, what is due today?'));
     const rec = await recordRun(restarted);
-    const final = rec.events.at(-1);
-    assert.ok(!(final?.type === 'RUN_ERROR' && final.code === 'internal'), `got ${JSON.stringify(final)}`);
+    assert.equal(rec.events.length, 0, 'no run was started');
+    assert.ok(rec.thrown || rec.failures.length, 'the client saw the refusal');
+    assert.match(String(rec.thrown ?? rec.failures[0]), /409|interrupt_pending/);
+    // The pending confirmation is intact: answering it still works.
+    const answer = await recordRun(restarted, { resume: [{ interruptId: first.pendingInterrupts[0].id, status: 'resolved', payload: { approved: false } }] });
+    assertClean(answer);
+    assertTerminal(answer, EventType.RUN_FINISHED);
   });
 
   test('floating mode: CUSTOM domain right after RUN_STARTED', async () => {

@@ -69,6 +69,15 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 SUBCOMMANDS.append(_add_chat)
 
 
+def _add_schemas(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from sidecar.schemas import add_parser
+
+    add_parser(sub)
+
+
+SUBCOMMANDS.append(_add_schemas)
+
+
 def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from sidecar.ingest.cli import add_parser
 

@@ -17,6 +17,7 @@ from sidecar.settings import Settings
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
 from tests.fakes.memory_keyring import MemoryKeyring
+from tests.schema_check import PROBLEMS, validating_middleware
 
 TOKEN = "test-token-0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -67,10 +68,14 @@ class Api:
 
 @pytest.fixture
 async def api(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Api]:
+    """The app on a real loopback server; every JSON response is checked against schemas/."""
     app = create_app(settings)
+    app[PROBLEMS] = []
+    app.middlewares.insert(0, validating_middleware)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         app[HANDSHAKE_DONE].set()
         yield Api(client)
+    assert not app[PROBLEMS], "responses that do not match schemas/:\n" + "\n".join(app[PROBLEMS])
 
 
 @pytest.fixture

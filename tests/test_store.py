@@ -119,6 +119,7 @@ def test_hlc_monotonic_over_100k_stamps_with_clock_stepped_back() -> None:
         last = stamp
 
 
+@pytest.mark.timeout(600)
 async def test_hlc_strictly_increasing_across_100k_repository_mutations(tmp_path: Path) -> None:
     now = [1_800_000_000_000]
     clock.set_wall_clock(lambda: now[0])

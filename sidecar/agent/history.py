@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from sidecar import clock
 from sidecar.store.db import Store
+from sidecar.store.models import ApiModel
 
 RunStatus = Literal["running", "finished", "cancelled", "interrupted", "error"]
 
 
-class ThreadSummary(BaseModel):
+class ThreadSummary(ApiModel):
     """A thread as listed by ``GET /v1/agent/threads``."""
 
     id: str
@@ -31,7 +30,7 @@ class ThreadSummary(BaseModel):
     last_run_status: RunStatus | None = None
 
 
-class StoredMessage(BaseModel):
+class StoredMessage(ApiModel):
     """One message of a thread's history (AG-UI message shape in ``message``)."""
 
     id: str
@@ -46,7 +45,7 @@ class StoredMessage(BaseModel):
     created_at: int
 
 
-class RunRecord(BaseModel):
+class RunRecord(ApiModel):
     """One run's bookkeeping."""
 
     id: str
@@ -65,7 +64,7 @@ class RunRecord(BaseModel):
     finished_at: int | None = None
 
 
-class StoredEvent(BaseModel):
+class StoredEvent(ApiModel):
     """An emitted AG-UI event as stored for replay (``event`` is its camelCase JSON)."""
 
     seq: int

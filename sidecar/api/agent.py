@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError
 from sidecar.agent.history import History
 from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService
 from sidecar.agent.settings import ModelSettings
-from sidecar.api.io import json_ok, read_body, read_json, read_query
+from sidecar.api.io import dump, json_ok, read_body, read_json, read_query
 from sidecar.appstate import SECRETS, SETTINGS
 from sidecar.errors import NotFound, ValidationFailed
 from sidecar.store.models import ApiModel
@@ -84,7 +84,7 @@ async def cancel_run(request: web.Request) -> web.Response:
 async def list_threads(request: web.Request) -> web.Response:
     q = read_query(request, ThreadsQuery)
     items, total = await request.app[HISTORY].list_threads(q.limit, q.offset)
-    return json_ok({"items": [i.model_dump(mode="json") | _camel(i.model_dump(mode="json")) for i in items],
+    return json_ok({"items": [dump(i) for i in items],
                     "total": total, "limit": q.limit, "offset": q.offset})
 
 
@@ -107,7 +107,7 @@ async def thread_history(request: web.Request) -> web.Response:
     messages = [m.message | {"usage": _camel({k: v for k, v in m.model_dump().items()
                                               if k in ("model", "input_tokens", "output_tokens", "cost", "latency_ms")})}
                 if m.role == "assistant" else m.message for m in await history.messages(thread_id)]
-    runs = [_camel(r.model_dump(mode="json")) for r in await history.runs(thread_id)]
+    runs = [dump(r) for r in await history.runs(thread_id)]
     return json_ok({"threadId": thread_id, "messages": messages, "runs": runs})
 
 

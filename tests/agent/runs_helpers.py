@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.conftest import Api, auth
 from tests.fakes.llm_server import FakeLLMServer
+from tests.schema_check import check_document
 from tests.sse import SseReader
 
 
@@ -45,7 +46,10 @@ async def run(api: Api, body: dict[str, Any], timeout: float = 20) -> list[dict[
             ev = await reader.next(timeout=timeout)
         except EOFError:
             break
-        events.append(ev.json())
+        data = ev.json()
+        if data["type"] == "CUSTOM":  # our custom events must match schemas/
+            check_document(f"agui.custom.{data['name']}", data)
+        events.append(data)
     assert b"\r" not in reader.raw
     return events
 

@@ -7,6 +7,8 @@ handshake without loading the agent stack.
 from __future__ import annotations
 
 import argparse
+import atexit
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -53,7 +55,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         watch_paths=tuple(p.expanduser().absolute() for p in args.watch),
         env=env,
     )
-    return int(serve(settings, channel))
+    code = int(serve(settings, channel))
+    # Everything is closed by now. Skip the interpreter's module teardown, which takes seconds
+    # once the agent stack is loaded (or half-loaded by a background import), so the exit stays
+    # within the shell's bound; registered atexit handlers still run first.
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    os._exit(code)
 
 
 #: Adders of further subcommands (chat, ingest, doctor, schemas) — each part registers its own.
@@ -78,6 +86,15 @@ def _add_schemas(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 SUBCOMMANDS.append(_add_schemas)
 
 
+def _add_doctor(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from sidecar.doctor import add_parser
+
+    add_parser(sub)
+
+
+SUBCOMMANDS.append(_add_doctor)
+
+
 def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from sidecar.ingest.cli import add_parser
 
@@ -87,19 +104,21 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 SUBCOMMANDS.append(_add_ingest)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``sidecar`` argument parser with every registered subcommand."""
+def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:
+    """The ``sidecar`` argument parser with every registered subcommand (``only_serve``: just
+    ``serve``, whose start-up must not pay for importing the other commands' modules)."""
     parser = argparse.ArgumentParser(prog="sidecar", description="Local agent service for the desktop app.")
     parser.add_argument("--version", action="version", version=f"sidecar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in SUBCOMMANDS:
+    for add in SUBCOMMANDS[:1] if only_serve else SUBCOMMANDS:
         add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sidecar`` console script and ``python -m sidecar``."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(only_serve=argv[:1] == ["serve"]).parse_args(argv)
     code: int = args.func(args)
     return code
 

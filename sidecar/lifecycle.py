@@ -108,9 +108,20 @@ class HandshakeChannel:
         self.send(ErrorLine(code=code, message=message))
 
 
-def _parent_alive(pid: int) -> bool:
+def _create_time(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _parent_alive(pid: int, created: float | None) -> bool:
+    """Alive, not a zombie, and the same process (a reused pid has another start time)."""
+    try:
+        proc = psutil.Process(pid)
+        if created is not None and abs(proc.create_time() - created) > 0.01:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
@@ -162,10 +173,11 @@ async def _watch_parent(stopper: _Stopper, settings: Settings) -> None:
     pid = settings.parent_pid or (original if original > 1 else None)
     if pid is None:
         return
+    created = _create_time(pid)
     while not stopper.event.is_set():
         await asyncio.sleep(settings.parent_poll_s)
         reparented = settings.parent_pid is None and os.getppid() != original
-        if reparented or not _parent_alive(pid):
+        if reparented or not _parent_alive(pid, created):
             stopper.stop(f"parent process {pid} is gone")
             return
 

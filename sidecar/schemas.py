@@ -48,7 +48,7 @@ def openapi() -> dict[str, Any]:
                                       if isinstance(op.response, type) and issubclass(op.response, BaseModel)]
     events = [(e, "serialization") for op in OPERATIONS for e in op.events]
     keyed = {(id(model), mode): (model, mode) for model, mode in [*inputs, *outputs, *events, (ErrorBody, "serialization")]}
-    refs, defs = models_json_schema(list(keyed.values()), by_alias=True, ref_template=REF)
+    refs, defs = models_json_schema(list(keyed.values()), by_alias=True, ref_template=REF)  # type: ignore[arg-type]
     defs = defs.get("$defs", {})
 
     paths: dict[str, dict[str, Any]] = {}

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-
-import keyring
-import keyring.backend
-import keyring.errors
+from typing import Any
 
 from sidecar.errors import Unavailable, ValidationFailed
 from sidecar.logs import redact
@@ -36,7 +33,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def _backend_problem(kr: keyring.backend.KeyringBackend) -> str | None:
+def _backend_problem(kr: Any) -> str | None:
     backends = getattr(kr, "backends", None)
     if backends is not None:  # ChainerBackend: usable if any member is
         if not backends:
@@ -64,6 +61,8 @@ class SecretStore:
 
     def status(self) -> tuple[bool, str]:
         """``(usable, detail)`` of the keyring backend."""
+        import keyring  # loading backends is slow; never before the handshake
+
         kr = keyring.get_keyring()
         problem = _backend_problem(kr)
         if problem:
@@ -80,6 +79,9 @@ class SecretStore:
         usable, _ = self.status()
         if not usable:
             return None
+        import keyring
+        import keyring.errors
+
         try:
             value = await asyncio.to_thread(keyring.get_password, SERVICE, name)
         except keyring.errors.KeyringError:
@@ -101,6 +103,9 @@ class SecretStore:
         usable, detail = self.status()
         if not usable:
             raise Unavailable(f"cannot store secrets: {detail}", code="secrets_unavailable")
+        import keyring
+        import keyring.errors
+
         try:
             await asyncio.to_thread(keyring.set_password, SERVICE, name, value)
         except keyring.errors.KeyringError as exc:
@@ -112,6 +117,9 @@ class SecretStore:
         usable, detail = self.status()
         if not usable:
             raise Unavailable(f"cannot change secrets: {detail}", code="secrets_unavailable")
+        import keyring
+        import keyring.errors
+
         try:
             await asyncio.to_thread(keyring.delete_password, SERVICE, name)
         except keyring.errors.PasswordDeleteError:

@@ -133,7 +133,11 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
                 "Access-Control-Max-Age": "600",
             },
         )
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except SidecarError as exc:
+        # An allowed origin can read its errors (401, 415, …) instead of an opaque failure.
+        return error_response(exc, _cors_headers(origin))
     if not response.prepared:
         response.headers.update(_cors_headers(origin))
     return response

@@ -90,6 +90,13 @@ async def test_foreign_origin_refused_allowed_origin_echoed_never_wildcard(api: 
     assert resp.headers["Access-Control-Allow-Origin"] == "app://-"
 
 
+async def test_allowed_origin_can_read_its_errors(api: Api) -> None:
+    resp = await api.client.get("/v1/health", headers={"Origin": "app://-"})  # no token
+    assert resp.status == 401
+    assert resp.headers["Access-Control-Allow-Origin"] == "app://-"
+    assert (await resp.json())["error"]["code"] == "unauthorized"
+
+
 async def test_preflight_answered_only_for_allowed_origin(api: Api) -> None:
     pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
     resp = await api.client.options("/v1/tasks", headers={"Origin": "app://-", **pre})

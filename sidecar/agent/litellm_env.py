@@ -30,6 +30,9 @@ from types import ModuleType
 LITELLM_IMPORT_ENV: dict[str, str] = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_MODE": "PRODUCTION",
+    # Its loggers get a plain-text handler at import; below WARNING nothing may pass before we
+    # reroute them (at --log-level debug the root level would otherwise let text lines out).
+    "LITELLM_LOG": "WARNING",
 }
 
 #: Loggers LiteLLM creates (with its own stdout/stderr handler).
@@ -57,6 +60,8 @@ def import_litellm() -> ModuleType:
             return _litellm
         already = "litellm" in sys.modules
         os.environ.update(LITELLM_IMPORT_ENV)
+        for name in _LITELLM_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         import litellm
 
         if already and not _local_cost_map_in_use():

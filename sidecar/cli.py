@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib
 import logging
 import os
 import sys
@@ -64,44 +65,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
-#: Adders of further subcommands (chat, ingest, doctor, schemas) — each part registers its own.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_serve]  # type: ignore[type-arg]
+def _command(module: str) -> Callable[[argparse._SubParsersAction], None]:  # type: ignore[type-arg]
+    """An adder that imports ``module`` and calls its ``add_parser(sub)`` only when the parser is
+    built, so one command never pays for another's imports."""
+
+    def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        importlib.import_module(module).add_parser(sub)
+
+    return add
 
 
-def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from sidecar.agent.chat import add_parser
-
-    add_parser(sub)
-
-
-SUBCOMMANDS.append(_add_chat)
-
-
-def _add_schemas(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from sidecar.schemas import add_parser
-
-    add_parser(sub)
-
-
-SUBCOMMANDS.append(_add_schemas)
-
-
-def _add_doctor(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from sidecar.doctor import add_parser
-
-    add_parser(sub)
-
-
-SUBCOMMANDS.append(_add_doctor)
-
-
-def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from sidecar.ingest.cli import add_parser
-
-    add_parser(sub)
-
-
-SUBCOMMANDS.append(_add_ingest)
+#: Every subcommand, ``serve`` first: each module registers its own arguments and handler.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+    _add_serve,
+    _command("sidecar.ingest.cli"),
+    _command("sidecar.agent.chat"),
+    _command("sidecar.doctor"),
+    _command("sidecar.schemas"),
+]
 
 
 def build_parser(only_serve: bool = False) -> argparse.ArgumentParser:

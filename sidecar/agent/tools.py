@@ -32,6 +32,8 @@ DESTRUCTIVE_TOOLS = frozenset(
     {"delete_task", "delete_task_comment", "delete_project", "delete_timeline", "delete_note"}
 )
 
+NO_FIELDS = "Error: give at least one field to change."
+
 TaskStatus = Literal["todo", "in_progress", "done"]
 TaskPriority = Literal["high", "medium", "low"]
 
@@ -62,8 +64,17 @@ class StoreTools:
     def __init__(self, repo: Repository, tz: dt.tzinfo | None = None) -> None:
         self.repo = repo
         self.tz = tz or clock.local_timezone()
-        #: ids of rows this instance created/changed/deleted, in order (for tests and summaries)
-        self.touched: list[tuple[str, str, str]] = []
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def _create(self, entity: str, fields: dict[str, Any]) -> Row:
+        """Create from the arguments given (omitted ones are left to the model's defaults)."""
+        return await self.repo.create(entity, {k: v for k, v in fields.items() if v is not None})
+
+    async def _update(self, entity: str, entity_id: str, fields: dict[str, Any]) -> Row | None:
+        """Apply the arguments given; None when none was (the caller says so to the model)."""
+        patch = {k: v for k, v in fields.items() if v is not None}
+        return await self.repo.update(entity, entity_id, patch) if patch else None
 
     # --- formatting ---------------------------------------------------------------------------
 
@@ -163,11 +174,9 @@ class StoreTools:
             due_date: ISO 8601 date or date-time, e.g. 2026-12-03 or 2026-12-03T15:00.
             project_id: Id of the project the task belongs to.
         """
-        body: dict[str, Any] = {"title": title, "description": description, "status": status,
-                                "priority": priority, "assignee": assignees,
-                                "due_date": self._ms(due_date, "due_date"), "project_id": project_id}
-        row = await self.repo.create("tasks", {k: v for k, v in body.items() if v is not None})
-        self.touched.append(("tasks", row.id, "insert"))
+        row = await self._create("tasks", {"title": title, "description": description, "status": status,
+                                           "priority": priority, "assignee": assignees,
+                                           "due_date": self._ms(due_date, "due_date"), "project_id": project_id})
         return f"Created task {self._task(row)}"
 
     @tool_errors
@@ -194,15 +203,10 @@ class StoreTools:
             due_date: New due date, ISO 8601 (e.g. 2026-12-03).
             project_id: Move the task to this project.
         """
-        patch: dict[str, Any] = {"title": title, "description": description, "status": status,
-                                 "priority": priority, "assignee": assignees,
-                                 "due_date": self._ms(due_date, "due_date"), "project_id": project_id}
-        patch = {k: v for k, v in patch.items() if v is not None}
-        if not patch:
-            return "Error: give at least one field to change."
-        row = await self.repo.update("tasks", task_id, patch)
-        self.touched.append(("tasks", row.id, "update"))
-        return f"Updated task {self._task(row)}"
+        row = await self._update("tasks", task_id, {"title": title, "description": description, "status": status,
+                                                    "priority": priority, "assignee": assignees,
+                                                    "due_date": self._ms(due_date, "due_date"), "project_id": project_id})
+        return f"Updated task {self._task(row)}" if row else NO_FIELDS
 
     @tool_errors
     async def delete_task(self, task_id: str) -> str:
@@ -212,7 +216,6 @@ class StoreTools:
             task_id: Id of the task.
         """
         row = await self.repo.delete("tasks", task_id)
-        self.touched.append(("tasks", row.id, "delete"))
         assert isinstance(row, Task)
         return f"Deleted task [{row.id}] {row.title}"
 
@@ -252,8 +255,7 @@ class StoreTools:
             author: Who is writing the comment.
             content: The comment text.
         """
-        row = await self.repo.create("taskComments", {"task_id": task_id, "author": author, "content": content})
-        self.touched.append(("taskComments", row.id, "insert"))
+        row = await self._create("taskComments", {"task_id": task_id, "author": author, "content": content})
         return f"Added comment [{row.id}] to task {task_id}"
 
     @tool_errors
@@ -264,7 +266,6 @@ class StoreTools:
             comment_id: Id of the comment.
         """
         row = await self.repo.delete("taskComments", comment_id)
-        self.touched.append(("taskComments", row.id, "delete"))
         return f"Deleted comment [{row.id}]"
 
     # --- projects -----------------------------------------------------------------------------
@@ -316,9 +317,7 @@ class StoreTools:
             name: Name of the project.
             client_id: Id of the client the project is for.
         """
-        body = {"name": name, **({"client_id": client_id} if client_id else {})}
-        row = await self.repo.create("projects", body)
-        self.touched.append(("projects", row.id, "insert"))
+        row = await self._create("projects", {"name": name, "client_id": client_id})
         return f"Created project {self._project(row)}"
 
     @tool_errors
@@ -339,12 +338,9 @@ class StoreTools:
             client_id: New client id.
             ai_summary: A short summary of the project.
         """
-        patch = {k: v for k, v in {"name": name, "status": status, "client_id": client_id, "ai_summary": ai_summary}.items() if v is not None}
-        if not patch:
-            return "Error: give at least one field to change."
-        row = await self.repo.update("projects", project_id, patch)
-        self.touched.append(("projects", row.id, "update"))
-        return f"Updated project {self._project(row)}"
+        row = await self._update("projects", project_id,
+                                 {"name": name, "status": status, "client_id": client_id, "ai_summary": ai_summary})
+        return f"Updated project {self._project(row)}" if row else NO_FIELDS
 
     @tool_errors
     async def delete_project(self, project_id: str) -> str:
@@ -355,7 +351,6 @@ class StoreTools:
             project_id: Id of the project.
         """
         row = await self.repo.delete("projects", project_id)
-        self.touched.append(("projects", row.id, "delete"))
         assert isinstance(row, Project)
         return f"Deleted project [{row.id}] {row.name}"
 
@@ -381,8 +376,7 @@ class StoreTools:
             title: What happens at this milestone.
             date: ISO 8601 date or date-time, e.g. 2026-12-03.
         """
-        row = await self.repo.create("timelines", {"project_id": project_id, "title": title, "date": self._ms(date, "date")})
-        self.touched.append(("timelines", row.id, "insert"))
+        row = await self._create("timelines", {"project_id": project_id, "title": title, "date": self._ms(date, "date")})
         return f"Created milestone {self._timeline(row)}"
 
     @tool_errors
@@ -397,12 +391,9 @@ class StoreTools:
             date: New date, ISO 8601.
             project_id: Move it to this project.
         """
-        patch = {k: v for k, v in {"title": title, "date": self._ms(date, "date"), "project_id": project_id}.items() if v is not None}
-        if not patch:
-            return "Error: give at least one field to change."
-        row = await self.repo.update("timelines", timeline_id, patch)
-        self.touched.append(("timelines", row.id, "update"))
-        return f"Updated milestone {self._timeline(row)}"
+        row = await self._update("timelines", timeline_id,
+                                 {"title": title, "date": self._ms(date, "date"), "project_id": project_id})
+        return f"Updated milestone {self._timeline(row)}" if row else NO_FIELDS
 
     @tool_errors
     async def delete_timeline(self, timeline_id: str) -> str:
@@ -412,7 +403,6 @@ class StoreTools:
             timeline_id: Id of the milestone.
         """
         row = await self.repo.delete("timelines", timeline_id)
-        self.touched.append(("timelines", row.id, "delete"))
         assert isinstance(row, Timeline)
         return f"Deleted milestone [{row.id}] {row.title}"
 
@@ -447,9 +437,7 @@ class StoreTools:
             content: The note's text, in Markdown.
             project_id: Id of the project it belongs to.
         """
-        body = {"title": title, "content": content, **({"project_id": project_id} if project_id else {})}
-        row = await self.repo.create("notes", body)
-        self.touched.append(("notes", row.id, "insert"))
+        row = await self._create("notes", {"title": title, "content": content, "project_id": project_id})
         return f"Created note {self._note(row)}"
 
     @tool_errors
@@ -464,12 +452,8 @@ class StoreTools:
             content: New Markdown content.
             project_id: Move it to this project.
         """
-        patch = {k: v for k, v in {"title": title, "content": content, "project_id": project_id}.items() if v is not None}
-        if not patch:
-            return "Error: give at least one field to change."
-        row = await self.repo.update("notes", note_id, patch)
-        self.touched.append(("notes", row.id, "update"))
-        return f"Updated note {self._note(row)}"
+        row = await self._update("notes", note_id, {"title": title, "content": content, "project_id": project_id})
+        return f"Updated note {self._note(row)}" if row else NO_FIELDS
 
     @tool_errors
     async def delete_note(self, note_id: str) -> str:
@@ -479,7 +463,6 @@ class StoreTools:
             note_id: Id of the note.
         """
         row = await self.repo.delete("notes", note_id)
-        self.touched.append(("notes", row.id, "delete"))
         assert isinstance(row, Note)
         return f"Deleted note [{row.id}] {row.title}"
 
@@ -502,9 +485,7 @@ class StoreTools:
             industry: The client's industry.
             parent_id: Id of a parent client (for subsidiaries).
         """
-        body = {k: v for k, v in {"name": name, "industry": industry, "parent_id": parent_id}.items() if v is not None}
-        row = await self.repo.create("clients", body)
-        self.touched.append(("clients", row.id, "insert"))
+        row = await self._create("clients", {"name": name, "industry": industry, "parent_id": parent_id})
         return f"Created client [{row.id}] {name}"
 
 

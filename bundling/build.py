@@ -43,9 +43,9 @@ def binary_path() -> Path:
     return BUNDLE / EXE_NAME
 
 
-def fingerprint() -> str:
+def fingerprint(vectors: bool = True) -> str:
     """A hash of everything the bundle is built from."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"vectors={vectors}".encode())
     files = sorted([*(ROOT / "sidecar").rglob("*.py"), *HERE.glob("*.py"), SPEC, *(HERE / "hooks").glob("*.py"),
                     ROOT / "pyproject.toml"])
     for f in files:
@@ -57,11 +57,11 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-def is_fresh() -> bool:
+def is_fresh(vectors: bool = True) -> bool:
     if not binary_path().exists() or not STAMP.exists():
         return False
     try:
-        return json.loads(STAMP.read_text())["fingerprint"] == fingerprint()
+        return bool(json.loads(STAMP.read_text())["fingerprint"] == fingerprint(vectors))
     except (ValueError, KeyError):
         return False
 
@@ -74,7 +74,7 @@ def pyinstaller_available() -> bool:
     return True
 
 
-def build(*, clean: bool = False, log: Path | None = None) -> float:
+def build(*, clean: bool = False, log: Path | None = None, vectors: bool = True) -> float:
     """Run PyInstaller on the spec; returns the seconds it took. Raises CalledProcessError."""
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
            "--distpath", str(DIST), "--workpath", str(WORK), str(SPEC)]
@@ -84,6 +84,7 @@ def build(*, clean: bool = False, log: Path | None = None) -> float:
     env.setdefault("PYTHONHASHSEED", "0")
     # PyInstaller imports LiteLLM to list its submodules: never let that fetch the price list.
     env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION"})
+    env["SIDECAR_BUNDLE_VECTORS"] = "1" if vectors else "0"  # read by the spec
     STAMP.unlink(missing_ok=True)
     started = time.monotonic()
     if log is None:
@@ -99,7 +100,8 @@ def build(*, clean: bool = False, log: Path | None = None) -> float:
     print(f"stripped {n} shared libraries: -{saved / 1e6:.1f} MB", flush=True)
     took = time.monotonic() - started
     total, files = size_of(BUNDLE)
-    STAMP.write_text(json.dumps({"fingerprint": fingerprint(), "built_at": time.time(), "build_seconds": round(took, 1),
+    STAMP.write_text(json.dumps({"fingerprint": fingerprint(vectors), "vectors": vectors, "built_at": time.time(),
+                                 "build_seconds": round(took, 1),
                                  "size_mb": round(total / 1e6, 1), "files": files}, indent=2) + "\n")
     return took
 
@@ -281,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if the bundle is up to date")
     parser.add_argument("--clean", action="store_true", help="drop PyInstaller's cache first (implies --force)")
     parser.add_argument("--report", action="store_true", help="only print the size report")
+    parser.add_argument("--without-vectors", action="store_true",
+                        help="leave LanceDB and pyarrow out (-266 MB; see excludes.VECTOR_EXCLUDES)")
     parser.add_argument("--selftest", action="store_true", help="run `sidecar bundle-selftest` after building")
     parser.add_argument("--verify", action="store_true",
                         help="check the exclusions against sidecar/'s imports and build/runtime-trace.json")
@@ -289,11 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         if not pyinstaller_available():
             print("PyInstaller is not installed: pip install -e '.[test]' (or pip install pyinstaller)", file=sys.stderr)
             return 2
-        if args.force or args.clean or not is_fresh():
+        vectors = not args.without_vectors
+        if args.force or args.clean or not is_fresh(vectors):
             if args.clean:
                 shutil.rmtree(WORK, ignore_errors=True)
-            print(f"building {BUNDLE} …", flush=True)
-            took = build(clean=args.clean)
+            print(f"building {BUNDLE}{'' if vectors else ' without LanceDB/pyarrow'} …", flush=True)
+            took = build(clean=args.clean, vectors=vectors)
             print(f"built in {took:.0f} s")
         else:
             print(f"{BUNDLE} is up to date ({STAMP.name})")

@@ -87,3 +87,13 @@ EXCLUDES: dict[str, str] = {
     "pkg_resources": "packaging: LiteLLM's fallback when importlib.resources is missing (never on 3.11)",
     "_distutils_hack": "setuptools' import shim",
 }
+
+#: Left out only by ``python bundling/build.py --without-vectors`` (``SIDECAR_BUNDLE_VECTORS=0``):
+#: the vector store of DESIGN §6 is planned, and today only ``sidecar doctor``'s vectors probe
+#: imports LanceDB (it reports "LanceDB not importable" as a warning without it).
+VECTOR_EXCLUDES: dict[str, str] = {
+    "lancedb": "vector store (185 MB): no served code path uses it yet",
+    "lance_namespace": "LanceDB namespaces",
+    "lance_namespace_urllib3_client": "LanceDB namespaces (REST client)",
+    "pyarrow": "LanceDB's Arrow interface (81 MB); nothing else in the sidecar imports pyarrow",
+}

@@ -213,7 +213,21 @@ def check_readers() -> str:
     return "items " + ", ".join(found)
 
 
+def bundle_info() -> dict[str, Any]:
+    """``sidecar-bundle.json`` of a frozen build (how it was built); ``{}`` from source."""
+    base = getattr(sys, "_MEIPASS", None)
+    if base is None:
+        return {}
+    try:
+        info: dict[str, Any] = json.loads((Path(base) / "sidecar-bundle.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info
+
+
 def check_lancedb() -> str:
+    if bundle_info().get("vectors") is False:
+        return "skipped: this bundle was built without LanceDB/pyarrow (build.py --without-vectors)"
     import lancedb
     import pyarrow as pa
 
@@ -263,9 +277,9 @@ def check_tls_and_time() -> str:
 
 
 def check_keyring() -> str:
-    from sidecar.secrets import SecretStore
-
     import keyring.backend
+
+    from sidecar.secrets import SecretStore
 
     usable, detail = SecretStore({}).status()
     # The backends keyring discovered through its entry points (needs keyring's dist-info).
@@ -312,7 +326,7 @@ def main(argv: Sequence[str] = ()) -> int:
                                  "traceback": traceback.format_exc(limit=8)}
             results[name]["seconds"] = round(time.monotonic() - started, 3)
     ok = all(r["ok"] for r in results.values()) and not refused
-    report = {"ok": ok, "frozen": bool(getattr(sys, "frozen", False)), "checks": results,
+    report = {"ok": ok, "frozen": bool(getattr(sys, "frozen", False)), "bundle": bundle_info(), "checks": results,
               "network_refused": refused}
     sys.stdout = out
     out.write(json.dumps(report) + "\n")

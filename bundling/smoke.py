@@ -12,11 +12,12 @@ library and psutil (a sidecar dependency).
 
 What it does, failing loudly (exit code 1, with the sidecar's stderr tail) on any deviation:
 
-1. spawn ``BINARY serve --data-dir TMP`` with stdin/stdout pipes (as a shell does), read the one
-   handshake line and check its keys;
+1. ``--version`` answers and a usage error exits 2; spawn ``BINARY serve --data-dir TMP`` with
+   stdin/stdout pipes (as a shell does), read the one handshake line and check its keys;
 2. ``GET /v1/health`` and ``GET /v1/ready`` (waits until no component is ``starting``: the agent
    stack — LiteLLM, AgentScope — has been imported in the background);
-3. create a task and list it;
+3. a second instance on the same data dir prints ``already_running`` and exits 3; create a
+   task and list it;
 4. configure the model (``PUT /v1/settings/model``) against the fake and run the agent once
    (``POST /v1/agent/runs``): a scripted tool call ``create_task`` then a text answer; the task
    must exist afterwards;
@@ -202,6 +203,28 @@ def spawn(cmd: Sequence[str], data_dir: Path, log_dir: Path, timeout: float = 30
         popen.kill()
         raise SmokeError(f"no ready handshake\n{proc.diagnostics()}")
     return proc
+
+
+def check_second_instance(cmd: Sequence[str], data_dir: Path) -> None:
+    """A second sidecar on the same data dir: one error line ``already_running``, exit code 3."""
+    proc = subprocess.run([*cmd, "serve", "--data-dir", str(data_dir)], stdin=subprocess.PIPE,
+                          capture_output=True, env=clean_env(), timeout=30)
+    lines = proc.stdout.decode(errors="replace").splitlines()
+    msg = json.loads(lines[0]) if lines else {}
+    if proc.returncode != 3 or len(lines) != 1 or msg.get("event") != "error" or msg.get("code") != "already_running":
+        raise SmokeError(f"second instance: rc={proc.returncode} stdout={proc.stdout[:500]!r}")
+
+
+def check_cli(cmd: Sequence[str]) -> str:
+    """``--version`` answers; a usage error exits 2."""
+    proc = subprocess.run([*cmd, "--version"], capture_output=True, env=clean_env(), timeout=30)
+    out = proc.stdout.decode().strip()
+    if proc.returncode != 0 or not out.startswith("sidecar "):
+        raise SmokeError(f"--version: rc={proc.returncode} {proc.stdout!r} {proc.stderr[-500:]!r}")
+    bad = subprocess.run([*cmd, "serve", "--no-such-flag"], capture_output=True, env=clean_env(), timeout=30)
+    if bad.returncode != 2:
+        raise SmokeError(f"usage error exited {bad.returncode}, expected 2")
+    return out
 
 
 def tree_rss(pid: int) -> tuple[int, int]:
@@ -394,6 +417,7 @@ def bundle_size(directory: Path) -> tuple[float, int]:
 @dataclass
 class Figures:
     command: list[str]
+    version: str = ""
     bundle_mb: float | None = None
     bundle_files: int | None = None
     handshake_first_s: float = 0.0
@@ -410,7 +434,7 @@ class Figures:
     components: dict[str, str] = field(default_factory=dict)
 
     def report(self) -> str:
-        out = [f"command: {' '.join(self.command)}"]
+        out = [f"command: {' '.join(self.command)} ({self.version})"]
         if self.bundle_mb is not None:
             out.append(f"bundle size: {self.bundle_mb:.1f} MB, {self.bundle_files} files")
         out += [
@@ -435,6 +459,7 @@ def run(cmd: Sequence[str], *, bundle_dir: Path | None = None, spawns: int = 10,
         tmp_owner = tempfile.TemporaryDirectory(prefix="sidecar-smoke-")
         workdir = Path(tmp_owner.name)
     figures = Figures(command=list(cmd))
+    figures.version = check_cli(cmd)
     if bundle_dir is not None:
         figures.bundle_mb, figures.bundle_files = bundle_size(bundle_dir)
     try:
@@ -457,6 +482,8 @@ def run(cmd: Sequence[str], *, bundle_dir: Path | None = None, spawns: int = 10,
                 time.sleep(1.0)
                 rss, figures.processes = tree_rss(proc.popen.pid)
                 figures.idle_rss_mb = rss / 1e6
+
+                check_second_instance(cmd, workdir / "data")
 
                 task = api.ok("POST", "/v1/tasks", {"title": "Smoke task", "priority": "low"}, status=201)
                 listed = api.ok("GET", "/v1/tasks?limit=100")

@@ -33,6 +33,9 @@ BUNDLING = ROOT / "bundling"
 #: Targets of the bundling issue.
 MAX_BUNDLE_MB = 450.0
 MAX_HANDSHAKE_MEDIAN_S = float(os.environ.get("BUNDLE_MAX_HANDSHAKE_S", "1.0"))
+#: Error records to tolerate (``;``-separated substrings), for a known bug of the app that is not
+#: the bundle's — reported in the output, never silently. Default: none (every error record fails).
+ALLOW_LOG = [s for s in os.environ.get("BUNDLE_SMOKE_ALLOW_LOG", "").split(";") if s]
 
 
 def _load(name: str) -> ModuleType:
@@ -74,7 +77,8 @@ def test_bundle_selftest(build: ModuleType, capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.timeout(1800)
 def test_bundle_smoke(build: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     smoke = _load("smoke")
-    figures = smoke.run([str(build.binary_path())], bundle_dir=build.BUNDLE, spawns=10, workdir=tmp_path)
+    figures = smoke.run([str(build.binary_path())], bundle_dir=build.BUNDLE, spawns=10, workdir=tmp_path,
+                        allow_log=ALLOW_LOG)
     with capsys.disabled():
         print()
         print(build.report(top=12))

@@ -233,22 +233,33 @@ def bundled_modules() -> set[str]:
     return have | set(sys.builtin_module_names)
 
 
-def verify(excludes: dict[str, str] | None = None) -> list[str]:
-    """Problems with the exclusions and the bundle's coverage (empty list = fine):
+def load_excludes() -> dict[str, str]:
+    sys.path.insert(0, str(HERE))
+    from excludes import EXCLUDES
 
-    * a module of ``sidecar/`` imports an excluded package;
-    * the runtime trace (``build/runtime-trace.json`` from ``trace_runtime.py``, when present)
-      shows an excluded module loaded, or a loaded module the bundle does not carry.
-    """
-    if excludes is None:
-        sys.path.insert(0, str(HERE))
-        from excludes import EXCLUDES as excludes  # type: ignore[no-redef]
-    assert excludes is not None
+    return dict(EXCLUDES)
+
+
+def excluded_source_imports(excludes: dict[str, str] | None = None) -> list[str]:
+    """Imports of excluded packages by modules of ``sidecar/`` (empty list = fine)."""
+    excludes = load_excludes() if excludes is None else excludes
     problems = []
     for mod, files in sorted(source_imports().items()):
         ex = _excluded(mod, excludes)
         if ex:
             problems.append(f"sidecar imports excluded {mod!r} ({ex}) in {sorted(files)}")
+    return problems
+
+
+def verify(excludes: dict[str, str] | None = None) -> list[str]:
+    """Problems with the exclusions and the bundle's coverage (empty list = fine):
+
+    * a module of ``sidecar/`` imports an excluded package;
+    * the runtime trace (``build/runtime-trace.json`` from ``trace_runtime.py``, when present)
+      shows an excluded module loaded, or a loaded module the last build does not carry.
+    """
+    excludes = load_excludes() if excludes is None else excludes
+    problems = excluded_source_imports(excludes)
     if TRACE.exists():
         traced = json.loads(TRACE.read_text())["modules"]
         have = bundled_modules() if (WORK / "sidecar" / "PYZ-00.pyz").exists() else None

@@ -4,6 +4,8 @@ Slow: the first run builds ``dist/sidecar/`` (about 3 minutes on 2 cores); later
 while ``dist/sidecar.build.json`` matches the sources, spec and installed packages
 (``bundling/build.py`` decides). Skipped when PyInstaller is not installed.
 
+* ``test_sidecar_imports_nothing_the_bundle_excludes`` (fast, no build) — no module of
+  ``sidecar/`` imports a package ``bundling/excludes.py`` leaves out.
 * ``test_bundle_selftest`` — ``sidecar bundle-selftest`` inside the frozen interpreter: the agent
   stack with LiteLLM's bundled price map and tokenizers (offline), the PDF/ICS/EML/HTML/Markdown
   readers, LanceDB + pyarrow, certifi, time zones.
@@ -25,8 +27,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLING = ROOT / "bundling"
@@ -63,6 +63,15 @@ def build() -> ModuleType:
     return build
 
 
+def test_sidecar_imports_nothing_the_bundle_excludes() -> None:
+    """Fast guard: a module of sidecar/ importing a package that bundling/excludes.py leaves out
+    would work from source and fail only in the shipped app."""
+    problems = _load("build").excluded_source_imports()
+    assert not problems, "\n".join(problems) + "\n(remove the exclusion in bundling/excludes.py, or the import)"
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(1800)
 def test_bundle_selftest(build: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     result: dict[str, Any] = build.selftest()
@@ -74,6 +83,8 @@ def test_bundle_selftest(build: ModuleType, capsys: pytest.CaptureFixture[str]) 
             print(f"  bundle-selftest {name}: {check['detail']}")
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(1800)
 def test_bundle_smoke(build: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     smoke = _load("smoke")

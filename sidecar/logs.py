@@ -29,6 +29,7 @@ def redact(value: str | None) -> None:
 class _Formatter(JsonFormatter):
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
+        log_data.pop("litellm_redacted", None)  # a marker LiteLLM's filter puts on every record
         rid = request_id.get()
         if rid:
             log_data["request_id"] = rid

@@ -71,6 +71,9 @@ def import_litellm() -> ModuleType:
             )
         litellm.suppress_debug_info = True
         litellm.set_verbose = False
+        # Token counting for models whose server sends no usage must not try the Hugging Face
+        # Hub (offline; and the frozen bundle has no such tokenizers): tiktoken approximates.
+        litellm.disable_hf_tokenizer_download = True
         _reroute_loggers(_LITELLM_LOGGERS)
         _silence_litellm_warnings()
         _litellm = litellm

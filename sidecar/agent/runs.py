@@ -98,6 +98,11 @@ def import_agent_stack() -> None:
 _stack_loaded = threading.Event()
 
 
+def stack_loaded() -> bool:
+    """True once :func:`load_agent_stack` has finished."""
+    return _stack_loaded.is_set()
+
+
 async def load_agent_stack() -> None:
     """:func:`import_agent_stack` off the event loop, in a daemon thread: an import cannot be
     interrupted, and a shutdown must not wait seconds for one to finish (the default executor's

@@ -23,22 +23,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ag_ui.core import (
-    PROTOCOL_VERSION,
-    BaseEvent,
-    CustomEvent,
-    Interrupt,
-    RunAgentInput,
-    RunErrorEvent,
-    RunFinishedCancelledOutcome,
-    RunFinishedEvent,
-    RunFinishedInterruptOutcome,
-    RunFinishedSuccessOutcome,
-    RunStartedEvent,
-    TokenUsage,
-)
 from pydantic import ValidationError
 
 from sidecar import clock
@@ -49,6 +35,9 @@ from sidecar.errors import Conflict, NotFound, SidecarError, ValidationFailed
 from sidecar.secrets import SecretStore
 from sidecar.store.db import ChangeEntry, Store
 from sidecar.store.repository import Repository
+
+if TYPE_CHECKING:  # ag_ui's models take ~0.1 s to build: imported where used, after start-up
+    from ag_ui.core import BaseEvent, RunAgentInput
 
 log = logging.getLogger(__name__)
 
@@ -423,6 +412,8 @@ class AgentService:
 
     async def _run(self, handle: RunHandle, run_input: RunAgentInput, plan: _Plan, mode: str, domain: str | None,
                    scope_id: str | None, settings: Any) -> None:
+        from ag_ui.core import PROTOCOL_VERSION, CustomEvent, RunStartedEvent
+
         from sidecar.agent.translate import AguiTranslator
 
         thread_id, run_id = handle.thread_id, handle.run_id
@@ -494,6 +485,17 @@ class AgentService:
     async def _finish(self, handle: RunHandle, translator: Any, status: RunStatus, error: tuple[str, str] | None,
                       interrupt: dict[str, Any] | None, mutations: list[ChangeEntry], acct: _Accounting,
                       started: int, user_messages: list[StoredMessage], state: Any) -> None:
+        from ag_ui.core import (
+            CustomEvent,
+            Interrupt,
+            RunErrorEvent,
+            RunFinishedCancelledOutcome,
+            RunFinishedEvent,
+            RunFinishedInterruptOutcome,
+            RunFinishedSuccessOutcome,
+            TokenUsage,
+        )
+
         thread_id, run_id = handle.thread_id, handle.run_id
         try:
             for out in translator.close():
@@ -549,6 +551,8 @@ class AgentService:
 def new_run_input(thread_id: str, text: str | None, *, run_id: str | None = None, mode: str = "home",
                   resume: list[dict[str, Any]] | None = None) -> RunAgentInput:
     """A ``RunAgentInput`` with one new user message, or (``text=None``) a ``resume`` decision."""
+    from ag_ui.core import RunAgentInput
+
     body: dict[str, Any] = {
         "threadId": thread_id, "runId": run_id or str(uuid.uuid4()), "state": None, "tools": [], "context": [],
         "forwardedProps": {"mode": mode},

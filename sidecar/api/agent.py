@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ag_ui.core import RunAgentInput
-from ag_ui.encoder import EventEncoder
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 from pydantic import Field, ValidationError
@@ -33,8 +31,6 @@ from sidecar.store.models import ApiModel
 
 AGENT = web.AppKey("agent", AgentService)
 HISTORY = web.AppKey("history", History)
-
-_encoder = EventEncoder()
 
 
 class ThreadsQuery(ApiModel):
@@ -52,6 +48,9 @@ def _sse(request: web.Request) -> EventSourceResponse:
 
 async def start_run(request: web.Request) -> web.StreamResponse:
     """Run the agent; stream its AG-UI events. The run goes on if the client disconnects."""
+    from ag_ui.core import RunAgentInput  # imported on first use: its models are slow to build
+    from ag_ui.encoder import EventEncoder
+
     data = await read_json(request)
     if not isinstance(data, dict):
         raise ValidationFailed.field("(body)", "expected a RunAgentInput object", "object_type")
@@ -60,6 +59,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
     handle, queue = await request.app[AGENT].start(run_input)
+    encoder = EventEncoder()
     resp = _sse(request)
     try:
         await resp.prepare(request)
@@ -67,7 +67,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
             ev = await queue.get()
             if ev is None:
                 break
-            await resp.write(_encoder.encode(ev).encode())
+            await resp.write(encoder.encode(ev).encode())
     except ConnectionResetError:
         pass  # the client went away; the run itself continues and is stored
     finally:

@@ -33,7 +33,8 @@ class ApiModel(BaseModel):
     """Base of every API body: camelCase aliases, unknown fields refused."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_max_length=1_000_000
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_max_length=1_000_000,
+        defer_build=True,  # validators are built on first use, not at import: a faster handshake
     )
 
 

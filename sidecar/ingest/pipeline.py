@@ -377,7 +377,7 @@ class Pipeline:
         self.publish("ingest.run", ar.run.model_dump(mode="json", by_alias=True))
         log.info("ingest run finished", extra={"watch_id": watch_id, "run_id": ar.run.id,
                                                "status": ar.run.status, "processed": ar.run.items_processed,
-                                               "created": ar.run.items_created})
+                                               "items_created": ar.run.items_created})
         ar.finished.set()
 
     def _progress(self, ar: _ActiveRun, remaining: int) -> None:

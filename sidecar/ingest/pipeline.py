@@ -35,6 +35,7 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +44,11 @@ from typing import Any, Literal
 from sidecar import clock
 from sidecar.errors import NotFound
 from sidecar.ingest import paths as path_rules
+from sidecar.ingest.atomic import atomic, wait_event
 from sidecar.ingest.items import Document, ExtractedItem
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.provenance import Source, mark_missing, mark_present, relink, store_items
-from sidecar.ingest.queue import DELETED, Claimed, FileQueue, enqueue_in, mark_deleted, move_rows
+from sidecar.ingest.queue import DELETED, Claimed, FileQueue, mark_deleted, move_rows
 from sidecar.ingest.runs import Run, RunLog, Trigger, add_error, count_file
 from sidecar.ingest.scanner import plan, walk
 from sidecar.ingest.watches import Watch, WatchStore
@@ -306,6 +308,12 @@ class Pipeline:
         ar = self._active.get(watch_id)
         return ar.run if ar else None
 
+    @atomic
+    async def _note(self, run_id: str, messages: Sequence[str]) -> None:
+        async with self.store.write() as w:
+            for m in messages:
+                await add_error(w, run_id, m)
+
     async def begin_run(self, watch: Watch, trigger: Trigger) -> _ActiveRun:
         """Open a run (or join the watch's active one) and hold it open until
         :meth:`continue_run` has scanned."""
@@ -322,12 +330,10 @@ class Pipeline:
             if result.missing_roots:
                 ar.run_error = "; ".join(result.missing_roots)
             if result.problems:
-                async with self.store.write() as w:
-                    for p in result.problems[:20]:
-                        await add_error(w, ar.run.id, f"cannot list folder {p}")
+                await self._note(ar.run.id, [f"cannot list folder {p}" for p in result.problems[:20]])
         finally:
             ar.scanning -= 1
-        await self._after(ar.run.id, counted=False)
+        await self._after(ar.run.id, counted=False, force=True)
         return ar.run
 
     async def run_watch(self, watch: Watch, trigger: Trigger, *, retry_errors: bool = False) -> Run:
@@ -351,17 +357,21 @@ class Pipeline:
             await ar.finished.wait()
         return await self.runs.get(run_id)
 
-    async def _after(self, run_id: str | None, *, counted: bool) -> None:
-        """After a file (or a scan): progress, and close the run when nothing is left."""
+    async def _after(self, run_id: str | None, *, counted: bool, force: bool = False) -> None:
+        """After a file, a scan, or when the workers go idle: count the file, publish progress
+        (at most once per ``progress_interval_s``, each time with a count of what is left) and
+        close the run when nothing is left. ``force`` checks now, whatever the interval."""
         ar = self._by_run.get(run_id) if run_id else None
         if ar is None:
             return
         if counted:
             ar.done += 1
-        remaining = await self.queue.remaining(ar.run.id)
         now = time.monotonic()
-        if now - ar.last_progress >= self.options.progress_interval_s and (counted or remaining):
-            ar.last_progress = now
+        if not force and now - ar.last_progress < self.options.progress_interval_s:
+            return
+        ar.last_progress = now
+        remaining = await self.queue.remaining(ar.run.id)
+        if counted or remaining:
             self._progress(ar, remaining)
         if remaining or ar.scanning:
             return
@@ -395,11 +405,11 @@ class Pipeline:
         for i in range(0, len(paths), 500):
             async with self._lock(watch.id):
                 ar = run if run is not None and self._by_run.get(run.run.id) is run else await self._open_run(watch, trigger)
-                async with self.store.write() as w:
-                    n += await enqueue_in(w, watch.id, paths[i:i + 500], run_id=ar.run.id, delay_ms=delay_ms)
+                n += await self.queue.enqueue(watch.id, paths[i:i + 500], run_id=ar.run.id, delay_ms=delay_ms)
         self._wake.set()
         return n
 
+    @atomic
     async def sources_gone(self, watch: Watch, paths: Sequence[str]) -> int:
         """Files or folders of a watch were deleted: their rows become ``skipped`` (reason
         :data:`~sidecar.ingest.queue.DELETED`) and their provenance ``missing``."""
@@ -413,6 +423,7 @@ class Pipeline:
         self._wake.set()
         return n
 
+    @atomic
     async def moved(self, watch: Watch, src: str, dest: str) -> None:
         """Follow a move inside a watch: queue rows and provenance take the new path(s)."""
         async with self.repo.transaction() as tx:
@@ -449,33 +460,46 @@ class Pipeline:
         self._wake.set()
 
     async def serve_queue(self) -> None:
-        """Claim and process due rows forever, at most ``options.workers`` at a time. Cancel to
-        stop: running files are abandoned (their rows stay ``processing`` and return to
-        ``pending`` at the next start, or now with :meth:`release`)."""
+        """Claim and process due rows forever, at most ``options.workers`` at a time (rows are
+        claimed a few at a time ahead of the workers). When the workers go idle, finished runs
+        are closed. Cancel to stop: files in hand stay ``processing`` and return to ``pending``
+        at the next start, or now with :meth:`release`."""
         running: set[asyncio.Task[None]] = set()
+        ahead: deque[Claimed] = deque()
         workers = max(1, self.options.workers)
         try:
             while True:
                 self._wake.clear()
-                free = workers - len(running)
-                claimed = await self.queue.claim(free) if free > 0 else []
-                for c in claimed:
+                if len(running) < workers and not ahead:
+                    ahead.extend(await self.queue.claim(workers * 2))
+                started = 0
+                while ahead and len(running) < workers:
+                    c = ahead.popleft()
                     task = asyncio.create_task(self._process(c), name=f"ingest-file-{c.id}")
                     running.add(task)
-                    task.add_done_callback(running.discard)
-                if claimed and len(running) < workers:
+                    task.add_done_callback(self._worker_done(running))
+                    started += 1
+                if started and len(running) < workers:
                     continue
                 timeout = 1.0
-                if not claimed and free > 0:
+                if not running and not ahead:
+                    for ar in list(self._by_run.values()):
+                        await self._after(ar.run.id, counted=False, force=True)
                     due = await self.queue.next_due_ms()
                     if due is not None:
                         timeout = min(1.0, max(0.01, (due - clock.now_ms()) / 1000))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                await wait_event(self._wake, timeout)
         finally:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+    def _worker_done(self, running: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self._wake.set()  # a worker is free: claim the next file now
+
+        return done
 
     async def release(self) -> int:
         """Return this process's ``processing`` rows to ``pending`` (at shutdown)."""
@@ -495,8 +519,6 @@ class Pipeline:
             with contextlib.suppress(Exception):
                 counted, run_id = await self._commit(
                     c, watch, Examined("error", f"internal error ({type(exc).__name__})"))
-        finally:
-            self._wake.set()
         await self._after(run_id, counted=counted)
 
     async def _process_file(self, c: Claimed, watch: Watch) -> tuple[bool, str | None]:
@@ -559,6 +581,7 @@ class Pipeline:
         ex.items = await asyncio.to_thread(rules_extractor(watch), ex.doc, ex.mtime_ns // 1_000_000)
         return ex, ("rules", _rules_version()), [f"{why}; extracted with rules instead"]
 
+    @atomic
     async def _commit(self, c: Claimed, watch: Watch, ex: Examined, *,
                       extractor: tuple[str, str] = ("rules", ""), notes: Sequence[str] = ()) -> tuple[bool, str | None]:
         """Store the outcome of one claimed row in one transaction. Returns whether the file

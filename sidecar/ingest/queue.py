@@ -32,6 +32,7 @@ from typing import Literal
 from pydantic import Field
 
 from sidecar import clock
+from sidecar.ingest.atomic import atomic
 from sidecar.store.db import Store, Writer
 from sidecar.store.models import ApiModel
 
@@ -146,6 +147,7 @@ class FileQueue:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @atomic
     async def reset_interrupted(self) -> int:
         """``processing`` rows (left by a process that died) return to ``pending``; returns how many."""
         async with self.store.write() as w:
@@ -154,6 +156,7 @@ class FileQueue:
                 (clock.now_ms(),),
             )
 
+    @atomic
     async def enqueue(self, watch_id: str, paths: Sequence[str], *, run_id: str | None, delay_ms: int = 0) -> int:
         """Mark ``paths`` of a watch ``pending`` (inserting rows as needed), due after
         ``delay_ms``, attributed to ``run_id``. A row being processed stays ``processing`` but its
@@ -164,6 +167,7 @@ class FileQueue:
                 total += await enqueue_in(w, watch_id, paths[i:i + 500], run_id=run_id, delay_ms=delay_ms)
         return total
 
+    @atomic
     async def claim(self, limit: int) -> list[Claimed]:
         """Take up to ``limit`` due ``pending`` rows (fewest attempts first, then oldest due) and
         mark them ``processing``, counting an attempt."""

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from sidecar import clock
 from sidecar.errors import NotFound
+from sidecar.ingest.atomic import atomic
 from sidecar.store.db import Store, Writer
 from sidecar.store.models import ApiModel
 
@@ -95,6 +96,7 @@ class RunLog:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @atomic
     async def start(self, watch_id: str, trigger: Trigger) -> Run:
         """Open a run: the row (``running``), the watch's ``lastRunAt``, and every file of the
         watch still waiting in the queue is attributed to it (files left by an earlier process)."""
@@ -112,6 +114,7 @@ class RunLog:
             )
         return await self.get(run_id)
 
+    @atomic
     async def finish(self, run_id: str, *, run_error: str | None = None) -> Run:
         """Close a run, computing its status (see the module docstring). ``run_error`` is a
         failure of the run as a whole; it is added to ``errors``."""
@@ -134,6 +137,7 @@ class RunLog:
             )
         return await self.get(run_id)
 
+    @atomic
     async def close_interrupted(self) -> int:
         """Runs left ``running`` by a process that died become ``partial`` with a reason
         (call once at start-up, before any run starts). Returns how many were closed."""

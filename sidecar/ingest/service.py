@@ -31,6 +31,7 @@ from aiohttp import web
 from sidecar import clock
 from sidecar.appstate import NOTIFICATIONS, READINESS, REPOSITORY, SECRETS, SETTINGS, STORE
 from sidecar.errors import SidecarError
+from sidecar.ingest.atomic import wait_event
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.pipeline import Pipeline
 from sidecar.ingest.runs import Run, Trigger
@@ -168,8 +169,7 @@ class IngestService:
                 soonest = due if soonest is None else min(soonest, due)
             timeout = 60.0 if soonest is None else min(60.0, max(0.05, (soonest - clock.now_ms()) / 1000))
             self._schedule_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._schedule_changed.wait(), timeout)
+            await wait_event(self._schedule_changed, timeout)
 
     async def _maintenance_loop(self) -> None:
         last_scan = asyncio.get_running_loop().time()

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sidecar.ingest import paths as path_rules
+from sidecar.ingest.atomic import wait_event
 from sidecar.ingest.pipeline import Pipeline
 from sidecar.ingest.watches import Watch
 
@@ -288,8 +289,7 @@ class FolderWatcher:
                 timeout = max(0.0, min(d for d, _ in self._hints.values()) - time.monotonic())
             self._kick.clear()
             if timeout is None or timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._kick.wait(), timeout)
+                await wait_event(self._kick, timeout)
             try:
                 await self.flush()
             except asyncio.CancelledError:

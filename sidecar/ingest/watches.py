@@ -30,6 +30,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from sidecar import clock
 from sidecar.errors import NotFound, ValidationFailed
+from sidecar.ingest.atomic import atomic
 from sidecar.store.db import Store, Writer
 from sidecar.store.models import ApiModel, Id, Title
 
@@ -253,6 +254,7 @@ class WatchStore:
             raise NotFound(f"no watch with id {watch_id}", detail={"entity": "watches", "id": watch_id})
         return Watch.from_row(row)
 
+    @atomic
     async def create(self, body: WatchCreate) -> Watch:
         """Store a new watch. Raises ValidationFailed (``projectId`` names no project)."""
         await self._check_project(body.project_id)
@@ -269,6 +271,7 @@ class WatchStore:
             )
         return await self.get(values["id"])
 
+    @atomic
     async def update(self, watch_id: str, patch: WatchPatch) -> tuple[Watch, Watch]:
         """Apply a partial update; returns ``(before, after)``. Raises NotFound, ValidationFailed."""
         before = await self.get(watch_id)
@@ -290,6 +293,7 @@ class WatchStore:
             )
         return before, await self.get(watch_id)
 
+    @atomic
     async def delete(self, watch_id: str) -> Watch:
         """Delete a watch with its run log and queue rows. Extracted items and their provenance
         stay (they are the user's). Raises NotFound."""

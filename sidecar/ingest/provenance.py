@@ -135,17 +135,27 @@ class _Projects:
         return self._milestones
 
 
-async def _insert(tx: RepoTx, source: Source, item: ExtractedItem, fp: str, entity: str, entity_id: str,
-                  state: str = "active") -> None:
-    now = clock.now_ms()
+_PROVENANCE_COLUMNS = (
+    "source_path, fingerprint, entity, entity_id, content_sha256, span_start, span_end, line_start, line_end,"
+    " extractor, extractor_version, watch_id, run_id, state, created_at, updated_at"
+)
+#: Rows per INSERT statement (16 parameters each; SQLite allows 32,766 per statement).
+_BATCH = 500
+
+
+def _row(source: Source, item: ExtractedItem, fp: str, entity: str, entity_id: str, state: str,
+         now: int) -> tuple[object, ...]:
     span = item.span
-    await tx.w.execute(
-        "INSERT INTO ingest_provenance (source_path, fingerprint, entity, entity_id, content_sha256, span_start,"
-        " span_end, line_start, line_end, extractor, extractor_version, watch_id, run_id, state, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (source.path, fp, entity, entity_id, source.sha256, span.start, span.end, span.line_start, span.line_end,
-         source.extractor, source.extractor_version, source.watch.id, source.run_id, state, now, now),
-    )
+    return (source.path, fp, entity, entity_id, source.sha256, span.start, span.end, span.line_start, span.line_end,
+            source.extractor, source.extractor_version, source.watch.id, source.run_id, state, now, now)
+
+
+async def _insert_rows(tx: RepoTx, rows: list[tuple[object, ...]]) -> None:
+    for i in range(0, len(rows), _BATCH):
+        batch = rows[i:i + _BATCH]
+        values = ", ".join(["(" + ", ".join("?" * 16) + ")"] * len(batch))
+        await tx.w.execute(f"INSERT INTO ingest_provenance ({_PROVENANCE_COLUMNS}) VALUES {values}",
+                           [v for r in batch for v in r])
 
 
 async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]) -> StoreResult:
@@ -157,8 +167,8 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
     """
     w = tx.w
     result = StoreResult(refused=[])
-    rows = await w.fetchall("SELECT fingerprint FROM ingest_provenance WHERE source_path = ?", (source.path,))
-    known = {r[0] for r in rows}
+    known = {r[0] for r in await w.fetchall(
+        "SELECT fingerprint FROM ingest_provenance WHERE source_path = ?", (source.path,))}
     same_content: dict[str, tuple[str, str, str]] = {}
     if not known:
         others = await w.fetchall(
@@ -167,14 +177,19 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
             (source.sha256, source.path),
         )
         candidates = {r[0] for r in others}
-        vanished = await asyncio.to_thread(lambda: {p for p in candidates if not os.path.lexists(p)})
+        vanished: set[str] = set()
+        if candidates:
+            vanished = await asyncio.to_thread(lambda: {p for p in candidates if not os.path.lexists(p)})
         for path in vanished:  # a rename we did not see as a move: follow it
             await relink(tx, path, source.path)
         if vanished:
             known = {r[0] for r in await w.fetchall(
                 "SELECT fingerprint FROM ingest_provenance WHERE source_path = ?", (source.path,))}
         same_content = {r[1]: (r[2], r[3], r[4]) for r in others if r[0] not in vanished}
-    await mark_present(tx, source.path)
+    if known:
+        await mark_present(tx, source.path)
+    now = clock.now_ms()
+    rows: list[tuple[object, ...]] = []
     projects = _Projects(tx, source.watch)
     for item in items:
         fp = item.fingerprint()
@@ -184,7 +199,7 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
         known.add(fp)
         if fp in same_content:  # a copy of a file already ingested: link, do not duplicate
             entity, entity_id, state = same_content[fp]
-            await _insert(tx, source, item, fp, entity, entity_id, "rejected" if state == "rejected" else "active")
+            rows.append(_row(source, item, fp, entity, entity_id, "rejected" if state == "rejected" else "active", now))
             result.linked += 1
             continue
         entity = ENTITY_OF_TYPE[item.type]
@@ -201,8 +216,9 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
             assert result.refused is not None
             result.refused.append(f"{item.type} {item.title[:80]!r} refused: {exc.message}")
             continue
-        await _insert(tx, source, item, fp, entity, row.id)
+        rows.append(_row(source, item, fp, entity, row.id, "active", now))
         result.created += 1
+    await _insert_rows(tx, rows)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -113,7 +114,9 @@ async def test_patch_validation_and_404s(ing: Harness, tmp_path: Path) -> None:
     assert status == 422 and "status" in fields_of(data)
 
 
-async def test_runs_are_logged_and_manual_run_retries(ing: Harness, tmp_path: Path) -> None:
+async def test_runs_are_logged_and_manual_run_retries(ing: Harness, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # every log call of the pipeline really formats its record
     (tmp_path / "plan.md").write_text("# Plan\n\n- [ ] Book the venue\n- [ ] Send invitations\n")
     w = await ing.create_watch(tmp_path)
     await ing.settle(w["id"])
@@ -139,6 +142,9 @@ async def test_runs_are_logged_and_manual_run_retries(ing: Harness, tmp_path: Pa
     f = files["items"][0]
     assert f["path"] == str(tmp_path / "plan.md") and f["itemsCreated"] == 2 and len(f["sha256"]) == 64
     assert (await ing.ok("GET", "/v1/ingest/files?status=error"))["total"] == 0
+    finished = [r for r in caplog.records if r.getMessage() == "ingest run finished"]
+    assert len(finished) == 2 and finished[0].items_created == 2  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no failure on the way"
 
 
 async def test_milestones_without_project_go_to_one_project_named_after_the_watch(ing: Harness,

@@ -187,3 +187,19 @@ async def test_commit_listeners_see_committed_entries_in_order(repo: Repository,
             raise RuntimeError
     assert seen == [e.seq for e in await store.changes_after(0)]
     assert len(seen) == 2
+
+
+async def test_a_write_cancelled_while_waiting_for_begin_leaves_the_store_usable(store: Store, repo: Repository) -> None:
+    import asyncio
+
+    for delay in (0, 0.0001, 0.001):
+        async def write() -> None:
+            async with store.write() as w:
+                await w.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(delay)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # cancelled, or done first: either way
+        created = await repo.create("tasks", {"title": f"after cancel {delay}"})  # no "within a transaction"
+        assert (await repo.get("tasks", created.id)).title == f"after cancel {delay}"

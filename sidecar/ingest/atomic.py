@@ -2,11 +2,10 @@
 waiting for an event with a timeout.
 
 Ingest tasks are cancelled at shutdown (and the dispatcher by ``sidecar ingest`` when it is
-done). ``Store.write`` issues ``BEGIN IMMEDIATE`` before its ``try``; a task cancelled while
-awaiting that ``BEGIN`` leaves the writer connection inside a transaction that nobody ends, and
-every later write of the process fails ("cannot start a transaction within a transaction").
-:func:`atomic` runs a write method as its own task behind :func:`asyncio.shield`: the caller
-still sees the cancellation at once, the write itself runs to its end (commit or rollback).
+done). A queue or run-log update cut in half by that would leave a file or run in a state no
+later step expects, so :func:`atomic` runs a write method as its own task behind
+:func:`asyncio.shield`: the caller still sees the cancellation at once, the write itself runs to
+its end (commit or rollback).
 """
 
 from __future__ import annotations

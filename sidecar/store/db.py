@@ -11,6 +11,7 @@ log row and a committed one always has exactly one per entity change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -218,7 +219,14 @@ class Store:
         """
         async with self._lock:
             w = Writer(self)
-            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                await asyncio.shield(self._writer.execute("BEGIN IMMEDIATE"))
+            except asyncio.CancelledError:
+                # The BEGIN runs on the connection's thread whatever happens to us; end the
+                # transaction it opened, or every later write would fail ("within a transaction").
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self._writer.execute("ROLLBACK"))
+                raise
             try:
                 yield w
             except BaseException:

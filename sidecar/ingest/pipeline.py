@@ -382,13 +382,15 @@ class Pipeline:
             del self._by_run[ar.run.id]
             if self._active.get(watch_id) is ar:
                 del self._active[watch_id]
-        ar.run = await self.runs.finish(ar.run.id, run_error=ar.run_error)
-        self._progress(ar, 0)
-        self.publish("ingest.run", ar.run.model_dump(mode="json", by_alias=True))
-        log.info("ingest run finished", extra={"watch_id": watch_id, "run_id": ar.run.id,
-                                               "status": ar.run.status, "processed": ar.run.items_processed,
-                                               "items_created": ar.run.items_created})
-        ar.finished.set()
+        try:
+            ar.run = await self.runs.finish(ar.run.id, run_error=ar.run_error)
+            self._progress(ar, 0)
+            self.publish("ingest.run", ar.run.model_dump(mode="json", by_alias=True))
+            log.info("ingest run finished", extra={"watch_id": watch_id, "run_id": ar.run.id,
+                                                   "status": ar.run.status, "processed": ar.run.items_processed,
+                                                   "items_created": ar.run.items_created})
+        finally:
+            ar.finished.set()  # waiters (sidecar ingest) never hang on a run that left the books
 
     def _progress(self, ar: _ActiveRun, remaining: int) -> None:
         self.publish("ingest.progress", {"watchId": ar.run.watch_id, "runId": ar.run.id, "done": ar.done,

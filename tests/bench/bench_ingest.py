@@ -12,6 +12,7 @@
    part of it by design.
 3. Memory: RSS of the spawned ``serve`` process while a folder of 10,000 files is moved into the
    watched folder and ingested; growth = peak RSS − RSS after a warm-up ingest (target ≤ 50 MB).
+   Meanwhile the latency of ``GET /v1/tasks?limit=50`` shows whether the API stays responsive.
 """
 
 from __future__ import annotations
@@ -169,12 +170,17 @@ class Serve:
             running += (await self.get(s, f"/v1/watches/{w['id']}/runs?status=running&limit=1"))["total"]
         return counts["pending"] + counts["processing"] + running == 0
 
-    async def wait_idle(self, s: aiohttp.ClientSession, timeout: float, sample: list[float] | None = None) -> None:
+    async def wait_idle(self, s: aiohttp.ClientSession, timeout: float, sample: list[float] | None = None,
+                        api: list[float] | None = None) -> None:
         deadline = time.monotonic() + timeout
         calm = 0
         while calm < 3:
             if sample is not None:
                 sample.append(self.rss_mb())
+            if api is not None:  # how the shell's list view fares meanwhile
+                t0 = time.perf_counter()
+                await self.get(s, "/v1/tasks?limit=50&isAiSuggested=true")
+                api.append(time.perf_counter() - t0)
             calm = calm + 1 if await self.idle(s) else 0
             if time.monotonic() > deadline:
                 raise TimeoutError("not idle")
@@ -252,9 +258,10 @@ async def bench_memory(root: Path, n: int) -> None:
             await asyncio.sleep(1)
             baseline = serve.rss_mb()
             samples: list[float] = []
+            api: list[float] = []
             t0 = time.perf_counter()
             os.rename(staging, watched / "batch")  # one folder move: the watcher scans it
-            await serve.wait_idle(s, 900, samples)
+            await serve.wait_idle(s, 900, samples, api)
             elapsed = time.perf_counter() - t0
             end = serve.rss_mb()
             counts = (await serve.get(s, "/v1/ingest/files?limit=1"))["counts"]
@@ -266,6 +273,8 @@ async def bench_memory(root: Path, n: int) -> None:
           f"(after a 50-file warm-up), peak {peak:.0f} MB, end {end:.0f} MB → growth {peak - baseline:.0f} MB "
           f"(peak), {end - baseline:.0f} MB (end); {elapsed:.1f} s, {n / elapsed:.0f} files/s; files {counts}; "
           f"{tasks} tasks")
+    print(f"API meanwhile (GET /v1/tasks?limit=50, {len(api)} calls): p50 {pct(api, 50) * 1000:.0f} ms, "
+          f"p99 {pct(api, 99) * 1000:.0f} ms, max {max(api) * 1000:.0f} ms")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ finish within its bound and was forced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
@@ -28,6 +29,8 @@ import stat
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import psutil
@@ -244,19 +247,39 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     return ExitCode.OK
 
 
+class DataDirBusy(Exception):
+    """Another sidecar process holds the data dir's lock."""
+
+
+@contextlib.contextmanager
+def claim_data_dir(data_dir: Path) -> Iterator[Path]:
+    """Create ``data_dir`` if needed and hold its single-instance lock (``DIR/sidecar.lock``, an
+    OS file lock, never deleted) for the block. Every command that opens the database uses it.
+
+    Raises:
+        DataDirBusy: another sidecar (``serve``, ``chat`` or ``ingest``) holds it.
+        OSError: the directory cannot be created or locked.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_dir / "sidecar.lock"), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DataDirBusy(str(data_dir)) from None
+    try:
+        yield data_dir
+    finally:
+        lock.release()
+
+
 def serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     """Run the server until told to stop; returns the process exit code."""
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(settings.lock_path), timeout=0, thread_local=False)
-        lock.acquire()
-    except Timeout:
+        with claim_data_dir(settings.data_dir):
+            return asyncio.run(_serve(settings, channel))
+    except DataDirBusy:
         channel.error("already_running", f"another sidecar is serving data dir {settings.data_dir}")
         return ExitCode.ALREADY_RUNNING
     except OSError as exc:
         channel.error("data_dir_unusable", f"cannot use data dir {settings.data_dir}: {exc.strerror or exc}")
         return ExitCode.STARTUP_FAILED
-    try:
-        return asyncio.run(_serve(settings, channel))
-    finally:
-        lock.release()

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TextIO
 
-from sidecar.lifecycle import ExitCode
+from sidecar.lifecycle import DataDirBusy, ExitCode, claim_data_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -83,23 +83,24 @@ class _Printer:
 
 async def chat(args: argparse.Namespace, out: TextIO) -> int:
     """Run one turn (or resume one confirmation) and print it; exit code 0, or 1 on RUN_ERROR."""
-    from filelock import FileLock, Timeout
+    from sidecar.settings import default_data_dir
 
+    data_dir = (args.data_dir or default_data_dir()).expanduser().absolute()
+    try:
+        with claim_data_dir(data_dir):
+            return await _chat_locked(args, data_dir, out)
+    except DataDirBusy:
+        out.write(f"another sidecar is using {data_dir}; stop it or talk to it over its API\n")
+        return int(ExitCode.ALREADY_RUNNING)
+
+
+async def _chat_locked(args: argparse.Namespace, data_dir: Path, out: TextIO) -> int:
     from sidecar.agent.history import History
     from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService, new_run_input
     from sidecar.agent.settings import ModelSettings
     from sidecar.secrets import SecretStore
-    from sidecar.settings import default_data_dir
     from sidecar.store.db import Store
 
-    data_dir = (args.data_dir or default_data_dir()).expanduser().absolute()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(data_dir / "sidecar.lock"), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        out.write(f"another sidecar is using {data_dir}; stop it or talk to it over its API\n")
-        return int(ExitCode.ALREADY_RUNNING)
     store = await Store.open(data_dir / "sidecar.db")
     try:
         history = History(store)
@@ -132,4 +133,3 @@ async def chat(args: argparse.Namespace, out: TextIO) -> int:
         return 1 if failed else 0
     finally:
         await store.close()
-        lock.release()

@@ -58,22 +58,16 @@ async def ingest(folders: list[Path], *, data_dir: Path | None, use_llm: bool, o
 
     Returns the exit code (see the module docstring).
     """
-    from filelock import FileLock, Timeout
-
+    from sidecar.lifecycle import DataDirBusy, claim_data_dir
     from sidecar.settings import default_data_dir
 
     data = (data_dir or default_data_dir()).expanduser().absolute()
-    data.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(data / "sidecar.lock"), timeout=0)
     try:
-        lock.acquire()
-    except Timeout:
+        with claim_data_dir(data):
+            return await _ingest_locked(folders, data, use_llm, out, err)
+    except DataDirBusy:
         err.write(f"sidecar ingest: another sidecar is using {data}; stop it, or add the folder as a watch over its API\n")
         return int(ExitCode.ALREADY_RUNNING)
-    try:
-        return await _ingest_locked(folders, data, use_llm, out, err)
-    finally:
-        lock.release()
 
 
 async def _ingest_locked(folders: list[Path], data: Path, use_llm: bool, out: TextIO, err: TextIO) -> int:

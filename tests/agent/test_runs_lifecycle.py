@@ -191,3 +191,11 @@ async def test_terminal_chat_runs_tools_and_confirms(tmp_path: Path, fake: FakeL
     assert code == 0 and "Deleted task" in out and "Gone." in out, out
     code, out = await _chat(tmp_path / "other", "hello")
     assert code == 1 and "model_not_configured" in out
+
+
+async def test_terminal_chat_refuses_a_data_dir_in_use(tmp_path: Path) -> None:
+    from sidecar.lifecycle import claim_data_dir
+
+    with claim_data_dir(tmp_path):
+        code, out = await _chat(tmp_path, "hello")
+    assert code == 3 and "another sidecar is using" in out

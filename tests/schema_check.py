@@ -55,6 +55,18 @@ def check_response(method: str, path: str, status: int, body: Any) -> None:
     _validator(schema).validate(body)
 
 
+def route_template(method: str, path: str) -> str:
+    """The documented path template a concrete request path matches (``/v1/tasks/{id}``), or
+    the path itself when none does."""
+    import re
+
+    bare = path.split("?", 1)[0]
+    for template, ops in openapi()["paths"].items():
+        if method.lower() in ops and re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), bare):
+            return str(template)
+    return bare
+
+
 def check_document(stem: str, data: Any) -> None:
     """Validate against a stand-alone schema file (e.g. ``events.change``)."""
     jsonschema.Draft202012Validator(document(stem)).validate(data)

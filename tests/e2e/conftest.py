@@ -45,6 +45,8 @@ from typing import Any, Literal
 import psutil
 import pytest
 
+from tests.schema_check import check_response, route_template
+
 #: The command the shell runs (``sidecar serve``), as a module so the venv's interpreter is used.
 SERVE_CMD: tuple[str, ...] = (sys.executable, "-m", "sidecar", "serve")
 #: Keys of the ready handshake (DESIGN §1.2); ``token`` is absent when SIDECAR_TOKEN is supplied.
@@ -221,9 +223,13 @@ class Api:
         conn, resp = self._send(method, path, body, headers=headers, token=token, host=host,
                                 origin=origin, timeout=timeout)
         try:
-            return Response(resp.status, resp.headers, resp.read())
+            response = Response(resp.status, resp.headers, resp.read())
         finally:
             conn.close()
+        if response.body and (response.headers.get("Content-Type") or "").startswith("application/json"):
+            # Every JSON answer of the real process must match the generated schemas/.
+            check_response(method, route_template(method, path), response.status, response.json())
+        return response
 
     def ok(self, method: str, path: str, body: Any = None, *, status: int = 200, **kw: Any) -> Any:
         """The JSON body of a request that must answer ``status``."""

@@ -10,6 +10,7 @@ is served from memory (:class:`sidecar.agent.runs.RunHandle`), the replay from h
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from sidecar import clock
@@ -102,8 +103,8 @@ class History:
         run_id: str,
         status: RunStatus,
         *,
-        events: list[tuple[str, str, str, dict[str, Any]]] = (),  # type: ignore[assignment]
-        messages: list[StoredMessage] = (),  # type: ignore[assignment]
+        events: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
+        messages: Sequence[StoredMessage] = (),
         state: dict[str, Any] | None = None,
         thread_id: str | None = None,
         usage: dict[str, Any] | None = None,

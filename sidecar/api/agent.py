@@ -15,17 +15,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 from pydantic import Field, ValidationError
 
 from sidecar.agent.history import History
 from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService
 from sidecar.agent.settings import ModelSettings
-from sidecar.api.io import dump, json_ok, read_body, read_json, read_query
-from sidecar.appstate import SECRETS, SETTINGS
+from sidecar.api.io import compact_json, dump, json_ok, read_body, read_json, read_query, sse_response
+from sidecar.appstate import SECRETS
 from sidecar.errors import NotFound, ValidationFailed
 from sidecar.store.models import ApiModel
 
@@ -42,10 +40,6 @@ class EventsAfterQuery(ApiModel):
     after: int = Field(default=0, ge=0)
 
 
-def _sse(request: web.Request) -> EventSourceResponse:
-    return EventSourceResponse(sep="\n", ping_interval=request.app[SETTINGS].heartbeat_s, allow_all_methods=True)
-
-
 async def start_run(request: web.Request) -> web.StreamResponse:
     """Run the agent; stream its AG-UI events. The run goes on if the client disconnects."""
     from ag_ui.core import RunAgentInput  # imported on first use: its models are slow to build
@@ -60,7 +54,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         raise ValidationFailed.from_pydantic(exc) from None
     handle, queue = await request.app[AGENT].start(run_input)
     encoder = EventEncoder()
-    resp = _sse(request)
+    resp = sse_response(request)
     try:
         await resp.prepare(request)
         while True:
@@ -88,12 +82,6 @@ async def list_threads(request: web.Request) -> web.Response:
                     "total": total, "limit": q.limit, "offset": q.offset})
 
 
-def _camel(d: dict[str, Any]) -> dict[str, Any]:
-    from pydantic.alias_generators import to_camel
-
-    return {to_camel(k): v for k, v in d.items()}
-
-
 async def _thread_or_404(request: web.Request) -> str:
     thread_id = request.match_info["threadId"]
     if not await request.app[HISTORY].thread_exists(thread_id):
@@ -104,9 +92,9 @@ async def _thread_or_404(request: web.Request) -> str:
 async def thread_history(request: web.Request) -> web.Response:
     thread_id = await _thread_or_404(request)
     history = request.app[HISTORY]
-    messages = [m.message | {"usage": _camel({k: v for k, v in m.model_dump().items()
-                                              if k in ("model", "input_tokens", "output_tokens", "cost", "latency_ms")})}
-                if m.role == "assistant" else m.message for m in await history.messages(thread_id)]
+    usage = {"model", "input_tokens", "output_tokens", "cost", "latency_ms"}
+    messages = [m.message | {"usage": m.model_dump(by_alias=True, include=usage)} if m.role == "assistant" else m.message
+                for m in await history.messages(thread_id)]
     runs = [dump(r) for r in await history.runs(thread_id)]
     return json_ok({"threadId": thread_id, "messages": messages, "runs": runs})
 
@@ -116,26 +104,22 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
     thread_id = await _thread_or_404(request)
     last = read_query(request, EventsAfterQuery).after
     agent, history = request.app[AGENT], request.app[HISTORY]
-    resp = _sse(request)
+    resp = sse_response(request)
     await resp.prepare(request)
     while True:
         handle = agent.active_run(thread_id)
         waiter = handle.flushed if handle is not None else None
         for ev in await history.events_after(thread_id, last):
-            await resp.send(_json(ev.event), id=str(ev.seq))
+            await resp.send(compact_json(ev.event), id=str(ev.seq))
             last = ev.seq
         if handle is None:
             break
         if waiter is not None:
-            await asyncio.wait([asyncio.ensure_future(waiter.wait()), asyncio.ensure_future(handle.done.wait())],
-                               return_when=asyncio.FIRST_COMPLETED)
+            waits = [asyncio.ensure_future(waiter.wait()), asyncio.ensure_future(handle.done.wait())]
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in pending:  # a new pair is made each round; do not leave the other behind
+                w.cancel()
     return resp
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 async def get_model_settings(request: web.Request) -> web.Response:

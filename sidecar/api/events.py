@@ -13,15 +13,13 @@ connection. Framing is LF-only.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse
 from pydantic import Field
 
-from sidecar.api.io import read_query
-from sidecar.appstate import NOTIFICATIONS, SETTINGS, STORE
+from sidecar.api.io import compact_json, read_query, sse_response
+from sidecar.appstate import NOTIFICATIONS, STORE
 from sidecar.errors import ValidationFailed
 from sidecar.notify import CHANGED, CLOSED
 from sidecar.store.db import ChangeEntry
@@ -60,10 +58,6 @@ class ChangeEvent(ApiModel):
         )
 
 
-def _json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
 def _resume_point(request: web.Request) -> int:
     query = read_query(request, EventsQuery)
     if query.after is not None:
@@ -84,7 +78,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     sub = hub.subscribe()  # before reading the backlog, so nothing committed meanwhile is missed
     try:
         last = after if after >= 0 else await store.last_seq()
-        resp = EventSourceResponse(sep="\n", ping_interval=request.app[SETTINGS].heartbeat_s)
+        resp = sse_response(request)
         await resp.prepare(request)
 
         async def send_changes() -> None:
@@ -92,7 +86,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             while True:
                 batch = await store.changes_after(last)
                 for entry in batch:
-                    await resp.send(_json(ChangeEvent.of(entry).model_dump(by_alias=True)), id=str(entry.seq), event="change")
+                    await resp.send(compact_json(ChangeEvent.of(entry).model_dump(by_alias=True)), id=str(entry.seq), event="change")
                     last = entry.seq
                 if len(batch) < 1000:
                     return
@@ -105,7 +99,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             if kind == CHANGED:
                 await send_changes()
             else:
-                await resp.send(_json(data), event=kind)
+                await resp.send(compact_json(data), event=kind)
         return resp
     finally:
         hub.unsubscribe(sub)

@@ -10,6 +10,7 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp_sse import EventSourceResponse
 from pydantic import BaseModel, ValidationError
 
 from sidecar.appstate import SETTINGS
@@ -58,6 +59,17 @@ def read_query(request: web.Request, model: type[M], **extra: Any) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
+
+
+def compact_json(data: Any) -> str:
+    """JSON without spaces (SSE ``data:`` lines)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def sse_response(request: web.Request) -> EventSourceResponse:
+    """The one kind of event stream: LF framing, ``: ping`` every heartbeat interval, any method
+    (the routes decide which)."""
+    return EventSourceResponse(sep="\n", ping_interval=request.app[SETTINGS].heartbeat_s, allow_all_methods=True)
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

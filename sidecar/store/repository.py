@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -63,6 +63,16 @@ def _validate(model: type[BaseModel], data: BaseModel | Mapping[str, Any]) -> Ba
         raise ValidationFailed.from_pydantic(exc) from None
 
 
+async def _get(fetchone: Callable[[str, tuple[Any, ...]], Awaitable[sqlite3.Row | None]], entity: str,
+               entity_id: str) -> Row:
+    """One row by id through ``fetchone`` (the transaction's or the reader's). Raises NotFound."""
+    spec = spec_for(entity)
+    row = await fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (entity_id,))
+    if row is None:
+        raise NotFound(f"no {spec.label} with id {entity_id}", detail={"entity": entity, "id": entity_id})
+    return spec.read.model_validate(_from_db(spec, row))
+
+
 def _camel_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return {to_camel(k): v for k, v in values.items()}
 
@@ -81,11 +91,7 @@ class RepoTx:
 
     async def get(self, entity: str, entity_id: str) -> Row:
         """The row, as seen inside this transaction. Raises NotFound."""
-        spec = spec_for(entity)
-        row = await self.w.fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (entity_id,))
-        if row is None:
-            raise NotFound(f"no {spec.label} with id {entity_id}", detail={"entity": entity, "id": entity_id})
-        return spec.read.model_validate(_from_db(spec, row))
+        return await _get(self.w.fetchone, entity, entity_id)
 
     async def _check_references(self, spec: EntitySpec, values: Mapping[str, Any], self_id: str | None) -> None:
         for ref in spec.references:
@@ -224,11 +230,7 @@ class Repository:
 
     async def get(self, entity: str, entity_id: str) -> Row:
         """One committed row. Raises NotFound."""
-        spec = spec_for(entity)
-        row = await self.store.fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (entity_id,))
-        if row is None:
-            raise NotFound(f"no {spec.label} with id {entity_id}", detail={"entity": entity, "id": entity_id})
-        return spec.read.model_validate(_from_db(spec, row))
+        return await _get(self.store.fetchone, entity, entity_id)
 
     async def list(self, entity: str, query: ListQuery | Mapping[str, Any] | None = None) -> tuple[list[Row], int]:
         """A filtered, ordered page of committed rows and the total matching count.

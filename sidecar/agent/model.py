@@ -356,9 +356,6 @@ class LiteLLMChatModel(ChatModelBase):
             "num_retries": 0,
             # Drop OpenAI parameters a provider does not support instead of failing.
             "drop_params": True,
-            # LiteLLM >= 1.8x routes any call with tools through its MCP gateway check, whose
-            # import needs mcp>=2.2 while AgentScope pins mcp<2. Our tools are plain functions.
-            "_skip_mcp_handler": True,
         }
         if settings.api_base:
             request["api_base"] = settings.api_base

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sidecar.agent.runs import AgentService
     from sidecar.ingest.options import IngestOptions
     from sidecar.ingest.service import IngestService
+    from sidecar.search.service import SearchService
 
 # -- the foundation (sidecar.app) ------------------------------------------------------------
 SETTINGS = web.AppKey("settings", Settings)
@@ -51,3 +52,6 @@ INGEST: web.AppKey[IngestService] = web.AppKey("ingest")
 INGEST_OPTIONS: web.AppKey[IngestOptions] = web.AppKey("ingest_options")
 #: test hook: a factory of the native observer (e.g. one that refuses like a full inotify)
 NATIVE_OBSERVER: web.AppKey[Callable[[], Any]] = web.AppKey("ingest_native_observer")
+
+# -- search and memory (sidecar.search.service) ----------------------------------------------
+SEARCH: web.AppKey[SearchService] = web.AppKey("search")

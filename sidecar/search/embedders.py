@@ -173,6 +173,10 @@ class LiteLLMEmbedder:
             kwargs["api_base"] = self.settings.api_base
         if self._api_key:
             kwargs["api_key"] = self._api_key
+        elif self.settings.api_base:
+            # Local servers need no key, but the OpenAI client insists on one and would otherwise
+            # read OPENAI_API_KEY from the environment and send it to this server.
+            kwargs["api_key"] = "sk-no-key"
         try:
             resp = await litellm.aembedding(**kwargs)
             data = sorted(resp.data, key=lambda d: d["index"] if isinstance(d, dict) else d.index)

@@ -44,6 +44,8 @@ class EmbedderSettings(BaseModel):
         api_base: the model server's base URL (``http://127.0.0.1:11434``); None = provider default.
         api_key_secret: *name* of the secret holding the API key; None = no key.
         batch_size: texts per request (1–512).
+        min_similarity: cosine similarity under which a match found only by vectors is dropped
+            (model-specific; the bundled model uses 0.15).
         request_timeout_s: seconds per request.
     """
 
@@ -53,6 +55,8 @@ class EmbedderSettings(BaseModel):
     api_base: str | None = Field(default=None, max_length=2000)
     api_key_secret: str | None = Field(default=None, max_length=200)
     batch_size: int = Field(default=64, ge=1, le=512)
+    min_similarity: float = Field(default=0.0, ge=-1, le=1,
+                                  description="cosine similarity under which a vector-only match is dropped")
     request_timeout_s: float = Field(default=60.0, gt=0, le=600)
 
 
@@ -63,6 +67,8 @@ class Embedder(Protocol):
     dim: int
     #: texts embedded since the process started (the tests count re-embedding with it)
     embedded: int
+    #: cosine similarity below which a vector-only match is noise for this model
+    min_similarity: float
 
     async def embed(self, texts: list[str], *, count: bool = True) -> np.ndarray:
         """Vectors for ``texts`` (shape ``(len(texts), dim)``, float32, unit length); ``count``
@@ -100,6 +106,8 @@ class WordLlamaEmbedder:
     """The bundled offline embedder (256 dimensions)."""
 
     dim = 256
+    #: measured: paraphrases score ≈ 0.2–0.7 against their source, unrelated text ≤ 0.06
+    min_similarity = 0.15
 
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -150,6 +158,7 @@ class LiteLLMEmbedder:
         where = f"@{settings.api_base}" if settings.api_base else ""
         self.id = f"{settings.model}{where}"
         self.embedded = 0
+        self.min_similarity = settings.min_similarity
 
     @classmethod
     async def connect(cls, settings: EmbedderSettings, api_key: str | None) -> LiteLLMEmbedder:

@@ -171,12 +171,14 @@ class ChunkTable:
         return set(tbl.column("doc_id").to_pylist())
 
     def query(self, mode: Mode, text: str | None, vector: np.ndarray | None, where: str | None,
-              limit: int) -> list[dict[str, Any]]:
+              limit: int, min_similarity: float = 0.0) -> list[dict[str, Any]]:
         """Chunks best first, each with ``_score`` (higher is better).
 
-        ``hybrid``: LanceDB's hybrid query — full-text (BM25) and vector candidates fused by
-        reciprocal rank (``RRFReranker``, k = 60); ``keyword``: full-text only; ``vector``:
-        nearest neighbours only (cosine on unit vectors).
+        ``hybrid``: LanceDB's hybrid query — full-text (BM25) and vector (cosine) candidates fused
+        by reciprocal rank (``RRFReranker``, k = 60); a candidate only the vector side found is
+        kept when its cosine similarity is at least ``min_similarity`` (the vector side ranks every
+        row, related or not). ``keyword``: full-text only. ``vector``: nearest neighbours with
+        similarity ≥ ``min_similarity``; ``_score`` is the cosine similarity.
         """
         from lancedb.rerankers import RRFReranker
 
@@ -184,25 +186,35 @@ class ChunkTable:
                 "date", "updated_at"]
         if mode == "hybrid":
             assert vector is not None and text
-            q: Any = (self._t.search(query_type="hybrid").vector(vector.tolist()).text(text)
-                      .rerank(RRFReranker(return_score="relevance")))
-            score_col = "_relevance_score"
+            q: Any = (self._t.search(query_type="hybrid").vector(vector.tolist()).text(text).distance_type("cosine")
+                      .rerank(RRFReranker(return_score="all")))
+            extra: list[str] = []
         elif mode == "vector":
             assert vector is not None
             q = self._t.search(vector.tolist(), query_type="vector").distance_type("cosine")
-            score_col = "_distance"
+            extra = ["_distance"]
         else:
             assert text
             q = self._t.search(text, query_type="fts")
-            score_col = "_score"
+            extra = ["_score"]
         if where:
             q = q.where(where, prefilter=True)
-        extra = {"hybrid": [], "vector": ["_distance"], "keyword": ["_score"]}[mode]
         rows = q.select(cols + extra).limit(limit).to_list()
+        out = []
         for r in rows:
-            raw = float(r.get(score_col) or 0.0)
-            r["_score"] = 1.0 - raw if mode == "vector" else raw
-        return rows  # type: ignore[no-any-return]
+            similarity = 1.0 - float(r["_distance"]) if r.get("_distance") is not None else None
+            if mode == "hybrid":
+                if r.get("_score") is None and (similarity is None or similarity < min_similarity):
+                    continue
+                r["_score"] = float(r["_relevance_score"])
+            elif mode == "vector":
+                if similarity is None or similarity < min_similarity:
+                    continue
+                r["_score"] = similarity
+            else:
+                r["_score"] = float(r.get("_score") or 0.0)
+            out.append(r)
+        return out
 
 
 class LanceStore:

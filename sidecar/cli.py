@@ -80,6 +80,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ign
     _add_serve,
     _command("sidecar.ingest.cli"),
     _command("sidecar.agent.chat"),
+    _command("sidecar.search.cli"),
     _command("sidecar.doctor"),
     _command("sidecar.schemas"),
 ]

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sidecar import PROTOCOL, __version__
 
@@ -92,9 +92,43 @@ def check_vectors() -> Check:
             db.create_table("probe", data=[{"id": 1, "vector": [0.0, 1.0]}])
             n = db.open_table("probe").count_rows()
         return Check("vectors", "ok", f"LanceDB {getattr(lancedb, '__version__', '?')} opens and writes a table "
-                                      f"({n} row); search and memory are not enabled in this version")
+                                      f"({n} row)")
     except Exception as exc:
         return Check("vectors", "warn", f"LanceDB {getattr(lancedb, '__version__', '?')} failed a probe table: {exc}")
+
+
+def check_index(data_dir: Path) -> Check:
+    """The search index: its table, rows, fragments, rows not yet in the full-text index, the
+    embedder that made its vectors and how far it is behind the change log (read-only)."""
+    db_path, lance_dir = data_dir / "sidecar.db", data_dir / "lancedb"
+    if not db_path.exists() or not lance_dir.exists():
+        return Check("index", "ok", "no search index yet (the first `sidecar serve` builds it)")
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT table_name FROM search_cursors WHERE name = 'active'").fetchone()
+        if row is None or not row[0]:
+            return Check("index", "ok", "no search index yet")
+        name = row[0]
+        cur = con.execute("SELECT seq FROM search_cursors WHERE name = ?", (name,)).fetchone()
+        last = con.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
+    except sqlite3.Error as exc:
+        return Check("index", "warn", f"cannot read the index state: {exc}")
+    finally:
+        con.close()
+    import lancedb
+
+    table: Any = lancedb.connect(str(lance_dir)).open_table(name)
+    stats = table.stats()
+    idx = table.index_stats("text_idx") if any(i.index_type == "FTS" for i in table.list_indices()) else None
+    unindexed = idx.num_unindexed_rows if idx is not None else stats["num_rows"]
+    first = table.search().select(["embedder", "dim"]).limit(1).to_list()
+    embedder = f"{first[0]['embedder']} ({first[0]['dim']}-d)" if first and first[0]["embedder"] else "none (keyword only)"
+    behind = "building (not caught up yet)" if cur is None else f"{max(0, last - cur[0])} change(s) behind"
+    fragments = stats["fragment_stats"]["num_fragments"]
+    level: Level = "warn" if cur is None or fragments > 64 else "ok"
+    return Check("index", level, f"{name}: {stats['num_rows']} chunks, {fragments} fragments, {unindexed} not in the "
+                                 f"full-text index, embedder {embedder}, {behind}, "
+                                 f"{sum(p.stat().st_size for p in lance_dir.rglob('*') if p.is_file()) / 1e6:.1f} MB")
 
 
 def check_keyring() -> Check:
@@ -188,7 +222,7 @@ def run_checks(data_dir: Path, *, probe_model: bool = True) -> list[Check]:
     """All checks, in display order."""
     db_path = data_dir / "sidecar.db"
     steps: list[Callable[[], Check]] = [
-        check_runtime, lambda: check_data_dir(data_dir), lambda: check_database(db_path), check_vectors,
+        check_runtime, lambda: check_data_dir(data_dir), lambda: check_database(db_path), check_vectors, lambda: check_index(data_dir),
         check_keyring, lambda: check_model(db_path, probe_model), lambda: check_watches(db_path), check_sync,
     ]
     out = []

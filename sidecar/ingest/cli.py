@@ -102,6 +102,9 @@ async def _ingest_locked(folders: list[Path], data: Path, use_llm: bool, out: Te
 
     try:
         pipeline = Pipeline(store, Repository(store), publish=publish, load_model=load_model)
+        from sidecar.search.files import FileTextSink
+
+        pipeline.document_sinks.append(FileTextSink())  # the next `serve` indexes the files' text
         await pipeline.recover()
         watches = []
         for folder in folders:

@@ -10,13 +10,11 @@ the indexer removes its chunks.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from sidecar import clock
 from sidecar.store.db import Writer
-
-if TYPE_CHECKING:
-    from sidecar.search.service import SearchService
 
 #: files longer than this (characters of text) are indexed up to here
 MAX_FILE_TEXT = 2_000_000
@@ -33,10 +31,11 @@ async def _next_version(w: Writer) -> int:
 
 
 class FileTextSink:
-    """``Pipeline.document_sinks`` entry: keeps ``search_files`` in step with ingest."""
+    """``Pipeline.document_sinks`` entry: keeps ``search_files`` in step with ingest.
+    ``wake`` (optional) tells the indexer there is something new."""
 
-    def __init__(self, service: SearchService) -> None:
-        self.service = service
+    def __init__(self, wake: Callable[[], None] | None = None) -> None:
+        self._wake_fn = wake
 
     async def document(self, w: Writer, path: str, watch_id: str, sha256: str, doc: Any) -> None:
         """A file was read (``doc``: :class:`sidecar.ingest.items.Document`)."""
@@ -62,6 +61,7 @@ class FileTextSink:
         self._wake()
 
     def _wake(self) -> None:
-        if self.service.indexer is not None:
-            # after the commit: the indexer reads committed rows only
-            self.service.indexer.wake()
+        # The indexer reads committed rows only; it also looks every second, so a wake that
+        # comes before this transaction commits is not lost.
+        if self._wake_fn is not None:
+            self._wake_fn()

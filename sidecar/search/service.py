@@ -97,6 +97,8 @@ class SearchService:
         self.embedder = await self._try_load(self.settings)
         desired = table_slug(self.embedder.id if self.embedder else None)
         active_name = await self.indexer.active_name()
+        if active_name in (desired, desired + "_r"):  # "_r": rebuilt by `sidecar reindex`
+            desired = active_name
         if active_name is None or active_name == desired:
             target = await self.indexer.open_target(desired, self.embedder)
             if active_name is None:
@@ -176,7 +178,7 @@ class SearchService:
             embedder = await self._try_load(settings)
             name = table_slug(embedder.id if embedder else None)
             active = self.indexer.active
-            if active is not None and active.name == name:
+            if active is not None and active.name in (name, name + "_r"):
                 self.embedder = embedder
                 active.embedder = embedder
                 self.indexer.building = None
@@ -320,7 +322,8 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     if INGEST in app:  # the text of watched files, written with the ingest's own commit
         from sidecar.search.files import FileTextSink
 
-        app[INGEST].pipeline.document_sinks.append(FileTextSink(service))
+        app[INGEST].pipeline.document_sinks.append(
+            FileTextSink(lambda: service.indexer.wake() if service.indexer else None))
     after_handshake(app, "search-start", service.start)
     try:
         yield

@@ -125,3 +125,12 @@ def test_every_app_key_is_declared_in_appstate() -> None:
         if "web.AppKey(" in text:
             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, f"AppKeys outside sidecar/appstate.py: {offenders}"
+
+
+def test_the_app_factory_loads_no_heavy_library_before_the_handshake() -> None:
+    # LanceDB, numpy, the embedder and the AEAD library load after the handshake (DESIGN §1.3)
+    heavy = ("numpy", "lancedb", "pyarrow", "wordllama", "cryptography", "litellm", "agentscope")
+    code = f"import sys, sidecar.app; print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

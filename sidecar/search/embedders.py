@@ -21,11 +21,13 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:  # numpy loads with the index, after the handshake
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class Embedder(Protocol):
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     v = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -133,6 +137,8 @@ class WordLlamaEmbedder:
         return _normalise(out)
 
     async def embed(self, texts: list[str], *, count: bool = True) -> np.ndarray:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = await asyncio.to_thread(self._embed_sync, texts)
@@ -173,6 +179,8 @@ class LiteLLMEmbedder:
         return probe
 
     async def _call(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         from sidecar.agent.litellm_env import import_litellm
 
         litellm = import_litellm()
@@ -198,6 +206,8 @@ class LiteLLMEmbedder:
         return _normalise(vectors)
 
     async def embed(self, texts: list[str], *, count: bool = True) -> np.ndarray:
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = [await self._call(texts[i:i + self.settings.batch_size])

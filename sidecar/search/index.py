@@ -21,9 +21,11 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads with the index, after the handshake
+    import numpy as np
+
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,8 @@ class ChunkTable:
 
     def vectors_of(self, doc_ids: list[str]) -> dict[str, np.ndarray]:
         """``text_hash → vector`` of the chunks stored for these documents (reused, not re-embedded)."""
+        import numpy as np
+
         if not self.dim or not doc_ids:
             return {}
         out: dict[str, np.ndarray] = {}

@@ -22,9 +22,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from sidecar import clock
 from sidecar.search.chunking import chunk_text
@@ -39,6 +37,9 @@ from sidecar.search.documents import (
 from sidecar.search.embedders import Embedder
 from sidecar.search.index import ChunkTable, LanceStore
 from sidecar.store.db import Store
+
+if TYPE_CHECKING:  # numpy loads with the index, after the handshake
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -310,8 +311,10 @@ class Indexer:
         if t.embedder is not None and rows:
             known = await asyncio.to_thread(t.table.vectors_of, [d.doc_id for d in docs])
             missing = [i for i, r in enumerate(rows) if r["text_hash"] not in known]
-            fresh: np.ndarray = await t.embedder.embed([texts[i] for i in missing]) if missing else np.zeros((0, 0))
-            new = {rows[i]["text_hash"]: fresh[j] for j, i in enumerate(missing)}
+            new: dict[str, np.ndarray] = {}
+            if missing:
+                fresh = await t.embedder.embed([texts[i] for i in missing])
+                new = {rows[i]["text_hash"]: fresh[j] for j, i in enumerate(missing)}
             for r in rows:
                 v = known.get(r["text_hash"])
                 r["vector"] = (v if v is not None else new[r["text_hash"]]).tolist()

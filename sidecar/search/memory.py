@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import uuid6
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field
 
 from sidecar import clock
@@ -104,6 +102,12 @@ def stated_facts(message: str) -> list[str]:
     return out[:5]
 
 
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag  # cryptography loads after the handshake
+
+    return InvalidTag
+
+
 @dataclass
 class Cipher:
     """AES-256-GCM with a 96-bit random nonce per message; HMAC-SHA256 digests."""
@@ -111,11 +115,15 @@ class Cipher:
     key: bytes
 
     def seal(self, memory_id: str, tier: str, text: str) -> tuple[bytes, bytes]:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = os.urandom(12)
         return nonce, AESGCM(self.key).encrypt(nonce, text.encode(), f"sidecar-memory/1|{memory_id}|{tier}".encode())
 
     def open(self, memory_id: str, tier: str, nonce: bytes, ciphertext: bytes) -> str:
-        """Raises cryptography.exceptions.InvalidTag for a wrong key or a moved/altered row."""
+        """Raises ``cryptography.exceptions.InvalidTag`` for a wrong key or a moved/altered row."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         aad = f"sidecar-memory/1|{memory_id}|{tier}".encode()
         return AESGCM(self.key).decrypt(nonce, ciphertext, aad).decode()
 
@@ -198,7 +206,7 @@ class Memory:
         for r in rows:
             try:
                 out.append(self._item(r))
-            except InvalidTag:  # written under another key: unreadable, never shown garbled
+            except _invalid_tag():  # written under another key: unreadable, never shown garbled
                 continue
         return out
 
@@ -227,7 +235,7 @@ class Memory:
             for r in rows:
                 try:
                     m = self._item(r)
-                except InvalidTag:
+                except _invalid_tag():
                     continue
                 out[m.id] = SourceDoc("memory", m.id, m.tier, "", None, m.updated_at, updated_at=m.updated_at,
                                       embed_text=m.text)

@@ -139,3 +139,26 @@ async def test_restart_loses_nothing_and_re_embeds_nothing(settings: Settings, m
         assert service.indexer.active.table.stats().rows == before + 1  # type: ignore[union-attr]
         res = await search(api, "kestrel", limit=100)
         assert {h["entityId"] for h in res["items"]} == {*ids, offline.id}
+
+
+async def test_index_progress_on_the_events_stream(api: Api) -> None:
+    from tests.conftest import auth
+    from tests.schema_check import check_document
+    from tests.sse import SseReader
+
+    await ready_vectors(api)
+    resp = await api.client.get("/v1/events", headers=auth())
+    stream = SseReader(resp)
+    await api.ok("POST", "/v1/notes", {"title": "Progress", "content": "watch me"}, status=201)
+    seen = []
+    for _ in range(20):
+        ev = await stream.next(timeout=5)
+        seen.append(ev.event)
+        if ev.event == "index.progress":
+            data = ev.json()
+            check_document("events.index-progress", data)
+            if data["seq"] >= 1:  # the batch holding the note's change
+                assert data["building"] is False and data["table"].startswith("chunks_")
+                break
+    else:
+        raise AssertionError(f"no index.progress event: {seen}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,8 +33,13 @@ log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "keyword", "vector"]
 #: compact once a table has this many fragments
 FRAGMENT_THRESHOLD = 24
-#: old table versions kept for readers still on them
-KEEP_VERSIONS_FOR = timedelta(minutes=1)
+#: old table versions kept for readers still on them (queries take milliseconds)
+KEEP_VERSIONS_FOR = timedelta(seconds=10)
+#: new rows reach the full-text index at most this often (they are found by a flat scan meanwhile)
+FTS_REFRESH_S = 5.0
+#: LanceDB's caches are unbounded by default; a desktop service bounds them (bytes)
+INDEX_CACHE_BYTES = 64 << 20
+METADATA_CACHE_BYTES = 32 << 20
 
 
 def quote(value: str) -> str:
@@ -94,20 +100,25 @@ class ChunkTable:
             self._t = db.create_table(name, schema=_schema(dim), exist_ok=True)
         self._fts = any(i.index_type == "FTS" for i in self._t.list_indices())
         self._writes_since_optimize = 0
+        self._last_optimize = 0.0
         self._lock = threading.Lock()  # one writer, even if a caller forgets the rule
 
     # -- writes (the indexer's task only) -----------------------------------------------------
 
-    def upsert(self, rows: list[dict[str, Any]], doc_ids: list[str]) -> None:
+    def upsert(self, rows: list[dict[str, Any]], doc_ids: list[str], *, fresh: bool = False) -> None:
         """Make the table's chunks of ``doc_ids`` exactly ``rows`` in one commit: new and changed
-        chunks are written, chunks of those documents not in ``rows`` are deleted."""
+        chunks are written, chunks of those documents not in ``rows`` are deleted. ``fresh``:
+        the table holds none of these documents yet (a rebuild), so a plain append does."""
         import pyarrow as pa
 
         if not doc_ids:
             return
         in_docs = "doc_id IN (" + ", ".join(quote(d) for d in doc_ids) + ")"
         with self._lock:
-            if not rows:
+            if fresh:
+                if rows:
+                    self._t.add(pa.Table.from_pylist(rows, schema=self._t.schema))
+            elif not rows:
                 self._t.delete(in_docs)
             else:
                 data = pa.Table.from_pylist(rows, schema=self._t.schema)
@@ -134,10 +145,12 @@ class ChunkTable:
                     return False
                 stats = self._t.stats()
                 frags = stats["fragment_stats"]["num_fragments"]
-                if frags < FRAGMENT_THRESHOLD and self.unindexed_rows() == 0:
+                stale = self.unindexed_rows() > 0 and time.monotonic() - self._last_optimize >= FTS_REFRESH_S
+                if frags < FRAGMENT_THRESHOLD and not stale:
                     return False
             self._t.optimize(cleanup_older_than=keep)
             self._writes_since_optimize = 0
+            self._last_optimize = time.monotonic()
             return True
 
     # -- reads (any thread) -------------------------------------------------------------------
@@ -231,7 +244,9 @@ class LanceStore:
 
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = lancedb.connect(str(path))
+        session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES,
+                                  metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+        self._db = lancedb.connect(str(path), session=session)
 
     def table_names(self) -> set[str]:
         return _names(self._db)

@@ -240,7 +240,7 @@ class Indexer:
     async def _rebuild_batch(self, t: Target) -> bool:
         assert t.todo is not None
         part, t.todo = t.todo[:self.batch], t.todo[self.batch:]
-        await self._index(t, part)
+        await self._index(t, part, fresh=True)
         t.done_total += len(part)
         if not t.todo:
             t.todo = None
@@ -291,7 +291,7 @@ class Indexer:
                 docs += (await load_entities(self.store, kind, ids)).values()
         return [f"{k}:{i}" for k, i in keys], docs
 
-    async def _index(self, t: Target, keys: list[tuple[str, str]]) -> None:
+    async def _index(self, t: Target, keys: list[tuple[str, str]], fresh: bool = False) -> None:
         doc_ids, docs = await self._load(keys)
         rows: list[dict[str, Any]] = []
         texts: list[str] = []
@@ -309,16 +309,16 @@ class Indexer:
                 })
                 texts.append(embed)
         if t.embedder is not None and rows:
-            known = await asyncio.to_thread(t.table.vectors_of, [d.doc_id for d in docs])
+            known = {} if fresh else await asyncio.to_thread(t.table.vectors_of, [d.doc_id for d in docs])
             missing = [i for i, r in enumerate(rows) if r["text_hash"] not in known]
             new: dict[str, np.ndarray] = {}
             if missing:
-                fresh = await t.embedder.embed([texts[i] for i in missing])
-                new = {rows[i]["text_hash"]: fresh[j] for j, i in enumerate(missing)}
+                vectors = await t.embedder.embed([texts[i] for i in missing])
+                new = {rows[i]["text_hash"]: vectors[j] for j, i in enumerate(missing)}
             for r in rows:
                 v = known.get(r["text_hash"])
                 r["vector"] = (v if v is not None else new[r["text_hash"]]).tolist()
-        await asyncio.to_thread(t.table.upsert, rows, doc_ids)
+        await asyncio.to_thread(t.table.upsert, rows, doc_ids, fresh=fresh)
 
     def _progress(self, t: Target, swapped: bool = False) -> None:
         if self.publish is None:

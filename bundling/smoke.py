@@ -28,7 +28,8 @@ What it does, failing loudly (exit code 1, with the sidecar's stderr tail) on an
 7. close stdin: the process and every child must be gone within 3 s (exit code 0).
 
 Then it measures spawn → handshake over ``--spawns`` fresh starts (median) and prints the figures:
-bundle size (MB, files), spawn → handshake median, idle RSS (after the agent stack loaded), and
+bundle size (MB, files), spawn → handshake median, idle RSS (ready, no model configured: the agent
+stack loads once a model is), and
 the RSS after the workload.
 """
 
@@ -442,8 +443,8 @@ class Figures:
             f"(min {min(self.handshake_all_s) * 1000:.0f}, max {max(self.handshake_all_s) * 1000:.0f}; "
             f"first start {self.handshake_first_s * 1000:.0f} ms)",
             f"spawn → all components settled (agent stack imported): {self.ready_s:.2f} s",
-            f"idle RSS (agent stack loaded): {self.idle_rss_mb:.0f} MB ({self.processes} process(es)); "
-            f"after the workload: {self.after_work_rss_mb:.0f} MB",
+            f"idle RSS (ready, no model configured): {self.idle_rss_mb:.0f} MB ({self.processes} process(es)); "
+            f"after the workload (agent stack loaded): {self.after_work_rss_mb:.0f} MB",
             f"agent run (tool call + answer): {self.agent_run_s:.2f} s; exit after stdin EOF: {self.exit_s:.2f} s",
             f"components: {self.components}",
         ]

@@ -64,6 +64,11 @@ HANDSHAKE_KEYS = {"event", "protocol", "port", "token", "pid", "instance", "vers
 EXIT_BOUND_S = 3.0
 
 
+#: The bundling issue's target for the frozen binary's spawn → handshake median (seconds), on a
+#: quiet machine: a benchmark figure this script prints, not an assertion.
+HANDSHAKE_TARGET_S = 1.0
+
+
 class SmokeError(AssertionError):
     """A smoke check failed."""
 
@@ -453,7 +458,8 @@ class Figures:
         out += [
             f"spawn → handshake: median {self.handshake_median_s * 1000:.0f} ms over {len(self.handshake_all_s)} "
             f"(min {min(self.handshake_all_s) * 1000:.0f}, max {max(self.handshake_all_s) * 1000:.0f}; "
-            f"first start {self.handshake_first_s * 1000:.0f} ms)",
+            f"first start {self.handshake_first_s * 1000:.0f} ms; target ≤ {HANDSHAKE_TARGET_S * 1000:.0f} ms: "
+            f"{'met' if self.handshake_median_s <= HANDSHAKE_TARGET_S else 'NOT met'})",
             f"spawn → all components settled (no model configured): {self.ready_s:.2f} s",
             f"idle RSS (ready, no model configured): {self.idle_rss_mb:.0f} MB ({self.processes} process(es)); "
             f"with the agent stack loaded (model configured, idle): {self.agent_idle_rss_mb:.0f} MB; "

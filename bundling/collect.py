@@ -34,12 +34,16 @@ HIDDEN_MODULES: tuple[str, ...] = ("tiktoken_ext", "tiktoken_ext.openai_public",
 DATA: dict[str, tuple[str, ...]] = {
     "litellm": ("proxy/**", "**/*.md", "**/*.pyi", "**/README*", "rust_bridge/**", "**/__pycache__/**"),
     "agentscope": ("app/**", "**/*.md", "**/__pycache__/**"),
+    # The offline embedder (search): its configs, tokenizer and 256-d weights (16 MB). Its
+    # compiled helpers are extension modules (analysis collects them); their C sources are not
+    # needed.
+    "wordllama": ("**/*.c", "**/*.pyx", "**/*.so", "**/*.md", "**/__pycache__/**"),
 }
 
 #: Distributions whose METADATA is read at run time (``importlib.metadata.version(...)`` at
 #: import): shipped as headers only. aiohttp: openai's vendored aiohttp transport; httpx2: its
-#: own ``__version__``.
-METADATA: tuple[str, ...] = ("litellm", "mcp", "uuid6", "agentscope", "aiohttp", "httpx2")
+#: own ``__version__``; tqdm: its own version (imported by the embedder's tokenizer stack).
+METADATA: tuple[str, ...] = ("litellm", "mcp", "uuid6", "agentscope", "aiohttp", "httpx2", "tqdm")
 VECTOR_METADATA: tuple[str, ...] = ("lancedb",)
 
 

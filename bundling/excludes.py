@@ -27,12 +27,8 @@ EXCLUDES: dict[str, str] = {
     "google.auth": "Vertex service-account auth: the sidecar has no setting for service accounts",
     "google.genai": "Gemini SDK (AgentScope's Gemini model, LiteLLM's google_genai types); "
                     "LiteLLM's gemini/ provider uses plain HTTP",
-    "tokenizers": "Hugging Face tokenizers (12 MB). LiteLLM uses them only to count tokens for "
-                  "llama-2/3, cohere and claude-2 models when a server reports no usage — after "
-                  "downloading the tokenizer from the Hub, a network call an offline app must not "
-                  "make. Without them LiteLLM logs a warning and counts with its bundled tiktoken "
-                  "encodings (approximate for those models, offline)",
-    "huggingface_hub": "Hub downloads (for tokenizers above; LanceDB's MLX embedder). Offline app",
+    "huggingface_hub": "Hub downloads (tokenizer and model downloads; LanceDB's MLX embedder). Offline app: "
+                       "the embedder's tokenizer and weights ship inside the wordllama wheel",
     "hf_xet": "Hub transfer backend (11 MB), see huggingface_hub",
     "fastapi": "web framework of the LiteLLM proxy and some LiteLLM integrations; the sidecar serves aiohttp",
     "dashscope": "Alibaba DashScope SDK (12 MB): AgentScope's DashScope model/TTS/embedding classes; "

@@ -13,12 +13,6 @@ from collections.abc import Callable
 from sidecar import clock
 
 _COUNTER_LIMIT = 100_000_000  # 8 digits; on overflow ``l`` is advanced by 1 ms instead
-#: a remote timestamp further ahead of our wall clock than this is refused (issue 11)
-MAX_AHEAD_MS = 5 * 60 * 1000
-
-
-class ClockSkew(ValueError):
-    """A remote HLC timestamp is more than :data:`MAX_AHEAD_MS` ahead of the local wall clock."""
 
 
 def encode(l_ms: int, counter: int, node: str) -> str:
@@ -61,16 +55,9 @@ class HybridLogicalClock:
         return encode(self._l, self._c, self.node)
 
     def receive(self, remote: str) -> str:
-        """Merge a remote timestamp (receive event) and return a new local one after both.
-
-        Raises:
-            ClockSkew: ``remote`` is more than 5 minutes ahead of the wall clock (adopting it
-                would drag every later local stamp into the future); nothing is merged.
-        """
+        """Merge a remote timestamp (receive event) and return a new local one after both."""
         rl, rc, _ = decode(remote)
         pt = self._wall()
-        if rl > pt + MAX_AHEAD_MS:
-            raise ClockSkew(f"remote clock {rl - pt} ms ahead of ours")
         if pt > self._l and pt > rl:
             self._l, self._c = pt, 0
         elif rl > self._l:

@@ -31,10 +31,14 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel, to_snake
 
+from sidecar import clock
 from sidecar.store.db import Writer
 from sidecar.store.entities import ENTITIES, EntitySpec, referencing
-from sidecar.store.hlc import ClockSkew, decode
+from sidecar.store.hlc import decode
 
+#: a remote HLC further ahead of the local wall clock than this is refused: merging it would drag
+#: every later local stamp into the future (issue 11)
+MAX_AHEAD_MS = 5 * 60 * 1000
 _REQUIRED = ("event_id", "device_id", "hlc", "entity", "entity_id", "op", "fields")
 
 
@@ -67,9 +71,12 @@ def _check(ev: Any) -> dict[str, Any]:
             or not isinstance(ev["fields"], dict) or not all(isinstance(ev[k], str) for k in _REQUIRED[:5]):
         raise Refused("bad_event", f"unknown entity or op in event {ev.get('event_id')}")
     try:
-        decode(ev["hlc"])
+        wall = decode(ev["hlc"])[0]
     except ValueError:
         raise Refused("bad_event", f"bad HLC in event {ev['event_id']}") from None
+    ahead = wall - clock.now_ms()
+    if ahead > MAX_AHEAD_MS:
+        raise Refused("clock_skew", f"event {ev['event_id']}: its clock is {ahead // 1000} s ahead of ours")
     return ev
 
 
@@ -136,7 +143,8 @@ class Applier:
         """Apply one batch's events in order; returns how many changed something.
 
         Raises:
-            Refused: an event is malformed, its HLC too far ahead, or its row breaks the schema.
+            Refused: an event is malformed, its HLC more than 5 minutes ahead of the wall clock
+                (checked before anything is merged into the local HLC), or its row breaks the schema.
             Deferred: an event needs a row that has not arrived yet.
         """
         checked = [_check(e) for e in events]
@@ -147,8 +155,6 @@ class Applier:
             known.add(ev["event_id"])
             try:
                 await self._one(ev)
-            except ClockSkew as exc:
-                raise Refused("clock_skew", f"event {ev['event_id']}: {exc}") from None
             except sqlite3.IntegrityError as exc:
                 raise Refused("invalid_row", f"event {ev['event_id']}: {exc}") from None
         return self.applied

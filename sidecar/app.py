@@ -118,6 +118,8 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     # Parts with their own resources add them here (imported late: they import this module).
     from sidecar.agent import service as agent_service
+    from sidecar.sync import setup as sync_setup
 
     agent_service.setup(app)
+    sync_setup.setup(app)
     return app

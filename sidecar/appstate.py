@@ -7,6 +7,7 @@ Handlers read what they need with ``request.app[STORE]`` and so on; the applicat
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,6 +17,9 @@ from sidecar.secrets import SecretStore
 from sidecar.settings import Settings
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
+
+if TYPE_CHECKING:
+    from sidecar.sync.service import SyncService
 
 SETTINGS = web.AppKey("settings", Settings)
 READINESS = web.AppKey("readiness", Readiness)
@@ -29,3 +33,5 @@ HANDSHAKE_DONE = web.AppKey("handshake_done", asyncio.Event)
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 #: background tasks started by :func:`sidecar.app.after_handshake`; cancelled at shutdown
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")
+#: cloud sync and backup (sidecar/sync)
+SYNC: web.AppKey[SyncService] = web.AppKey("sync")

@@ -25,6 +25,9 @@ from sidecar.lifecycle import ErrorLine, ReadyLine
 from sidecar.readiness import ComponentStatus
 from sidecar.store import models as m
 from sidecar.store.models import ApiModel
+from sidecar.sync.api import KeyImport, KeyImported, RecoveryKey, SyncSettingsView
+from sidecar.sync.service import SyncStatus
+from sidecar.sync.settings import SyncSettings
 
 T = TypeVar("T")
 
@@ -139,6 +142,13 @@ class IngestProgress(ApiModel):
     total: int
 
 
+class SyncStatusEvent(BaseModel):
+    """Transient ``sync.status`` event on ``/v1/events`` (see ``GET /v1/sync`` for the details)."""
+
+    state: Literal["disabled", "offline", "online", "degraded"]
+    detail: str
+
+
 class RunStatusEvent(ApiModel):
     """Transient ``run.status`` event on ``/v1/events``."""
 
@@ -185,7 +195,7 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/v1/health", "Liveness", Health),
     Operation("GET", "/v1/ready", "Readiness of each component", Ready),
     Operation("GET", "/v1/events", "Notification stream (SSE): change and transient events", query=EventsQuery,
-              events=(ChangeEvent, IngestProgress, RunStatusEvent, Run)),
+              events=(ChangeEvent, IngestProgress, RunStatusEvent, Run, SyncStatusEvent)),
     *_crud("/v1/tasks", "task", m.TaskCreate, m.TaskPatch, m.Task, m.TaskQuery),
     *_crud("/v1/tasks/{taskId}/comments", "task comment", _CommentCreateBody, m.TaskCommentPatch, m.TaskComment,
            m.TaskCommentQuery),
@@ -212,6 +222,13 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/v1/watches/{id}/run", "Run a watch now", Run, 202),
     Operation("GET", "/v1/watches/{id}/runs", "A watch's runs, newest first", Page[Run], query=RunQuery),
     Operation("GET", "/v1/ingest/files", "Per-file extraction status", FilePage, query=FileQuery),
+    Operation("GET", "/v1/settings/sync", "Sync settings", SyncSettingsView),
+    Operation("PUT", "/v1/settings/sync", "Set sync (enabling creates a sync key in the OS keyring)", SyncSettingsView,
+              body=SyncSettings),
+    Operation("GET", "/v1/sync", "Sync status", SyncStatus),
+    Operation("POST", "/v1/sync/now", "Push and pull now", SyncStatus),
+    Operation("POST", "/v1/sync/key/export", "The sync key as recovery words", RecoveryKey),
+    Operation("POST", "/v1/sync/key/import", "Learn the sync key from recovery words", KeyImported, body=KeyImport),
 ]
 
 #: Stand-alone documents (not HTTP bodies) exported as JSON Schema files.
@@ -223,6 +240,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "events.ingest-progress": IngestProgress,
     "events.ingest-run": Run,
     "events.run-status": RunStatusEvent,
+    "events.sync-status": SyncStatusEvent,
     "agui.custom.mutations": MutationsEvent,
     "agui.custom.domain": DomainEvent,
     "agui.interrupt": Interrupt,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.e2e.conftest import spawn_sidecar  # noqa: F401 (the real-process fixture, for test_processes)
 from tests.fakes.cloud_server import STATE, CloudState, make_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +43,12 @@ class Cloud:
             self.state.faults.append(Fault(kind, count, seconds, path))
         else:
             self._control("POST", "/_control/faults", {"kind": kind, "count": count, "seconds": seconds, "path": path})
+
+    def clear_faults(self) -> None:
+        if self.state is not None:
+            self.state.faults.clear()
+        else:
+            self._control("DELETE", "/_control/faults")
 
     def stats(self) -> dict[str, Any]:
         if self.state is not None:

@@ -17,7 +17,7 @@ import pytest
 
 from sidecar.store.entities import ENTITIES
 from sidecar.sync.keys import SyncKey
-from tests.e2e.conftest import Sidecar, SpawnFn, spawn_sidecar  # noqa: F401 (the fixture)
+from tests.e2e.conftest import Sidecar, SpawnFn
 from tests.e2e.test_offline import SITECUSTOMIZE
 from tests.sync.conftest import CLOUD_TOKEN, REPO, Cloud
 
@@ -95,6 +95,14 @@ def _spawn_until_killed(spawn_sidecar: SpawnFn, data_dir: Path, env: dict[str, s
     sc.proc.wait(10)
 
 
+def _scalar(data_dir: Path, sql: str) -> int:
+    db = sqlite3.connect(data_dir / "sidecar.db")
+    try:
+        return int(db.execute(sql).fetchone()[0])
+    finally:
+        db.close()
+
+
 def _integrity(data_dir: Path) -> str:
     db = sqlite3.connect(data_dir / "sidecar.db")
     try:
@@ -111,32 +119,42 @@ def test_kill_9_during_push_and_during_apply_loses_nothing_and_applies_nothing_t
     env = _env(words)
     a_dir, b_dir = tmp_path / "dev-a", tmp_path / "dev-b"
     a = spawn_sidecar(data_dir=a_dir, env=env)
-    _enable(a, cloud_process.base, interval=0.5)
+    _enable(a, cloud_process.base, interval=1)
     titles: set[str] = set()
     a.stop()
+    mid_push = 0
     for round_ in range(10):  # push: each run writes 60 notes, then dies while pushing
         sc = spawn_sidecar(data_dir=a_dir, env=env)
-        cloud_process.fault("slow", count=2, seconds=0.3, path="/api/v1/storage/records")
+        cloud_process.clear_faults()
+        cloud_process.fault("slow", count=20, seconds=0.3, path="/api/v1/storage/records")
         for i in range(60):
             title = f"note {round_}-{i}"
             sc.ok("POST", "/v1/notes", {"title": title}, status=201)
             titles.add(title)
-        time.sleep(rng.uniform(0.0, 0.9))
+        time.sleep(rng.uniform(0.3, 1.5))
         sc.kill()
         sc.proc.wait(10)
         assert _integrity(a_dir) == "ok"
+        mid_push += _scalar(a_dir, "SELECT count(*) FROM sync_outbox WHERE acked_at IS NULL")
+    assert mid_push > 0, "no kill landed between sealing a batch and its acknowledgement"
+    cloud_process.clear_faults()
     a = spawn_sidecar(data_dir=a_dir, env=env)
     final = a.ok("POST", "/v1/sync/now", timeout=60)
     assert final["pendingEvents"] == 0, final
     a.stop()
 
     b = spawn_sidecar(data_dir=b_dir, env=env)
-    _enable(b, cloud_process.base, interval=0.5)
+    _enable(b, cloud_process.base, interval=1)
     b.stop()
+    partial = 0
     for _ in range(10):  # apply: dies at random moments while pulling and applying
-        cloud_process.fault("slow", count=3, seconds=0.2, path="/api/v1/storage/records/")
+        cloud_process.clear_faults()
+        cloud_process.fault("slow", count=20, seconds=0.2, path="/api/v1/storage/records/")
         _spawn_until_killed(spawn_sidecar, b_dir, env, rng.uniform(0.8, 2.5))
         assert _integrity(b_dir) == "ok"
+        partial += 0 < _scalar(b_dir, "SELECT count(*) FROM notes") < len(titles)
+    assert partial > 0, "no kill landed while the backlog was being applied"
+    cloud_process.clear_faults()
     b = spawn_sidecar(data_dir=b_dir, env=env)
     b.ok("POST", "/v1/sync/now", timeout=60)
     got = [n["title"] for n in _all_notes(b)]

@@ -34,7 +34,7 @@ from sidecar.errors import NotFound, ValidationFailed
 from sidecar.ingest.atomic import atomic
 from sidecar.ingest.opener import unwatchable
 from sidecar.store.db import Store, Writer
-from sidecar.store.models import ApiModel, Id, Title
+from sidecar.store.models import ApiModel, Id, Offset, Title
 
 DataType = Literal["tasks", "notes", "timelines"]
 ALL_DATA_TYPES: tuple[DataType, ...] = ("tasks", "notes", "timelines")
@@ -205,7 +205,7 @@ class WatchQuery(ApiModel):
     """Query of ``GET /v1/watches``."""
 
     limit: int = Field(default=100, ge=1, le=10_000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
     enabled: bool | None = None
 
 

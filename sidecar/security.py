@@ -84,6 +84,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             response = error_response(SidecarError(message, code=code, status=exc.status), headers)
+        except ConnectionResetError:  # the client went away mid-stream: nothing to answer, no error
+            status = 499
+            raise
         except Exception:
             log.exception("unhandled error", extra={"method": request.method, "path": request.path})
             response = error_response(SidecarError("internal error; see the sidecar log", code="internal"))

@@ -90,7 +90,10 @@ class GuardedRequestHandler(RequestHandler):
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         """The JSON error shape for what fails before (or outside) the middleware; echoes nothing."""
-        if status >= 500:
+        if isinstance(exc, ConnectionResetError):  # the client left (mid-stream): not our failure
+            log.debug("client went away", extra={"path": request.path})
+            err = SidecarError("client went away", code="client_closed", status=400)
+        elif status >= 500:
             log.error("request failed outside the middleware", exc_info=exc)
             err = SidecarError("internal error; see the sidecar log")
         else:

@@ -10,6 +10,7 @@ All times are Unix milliseconds (UTC instants); conversions go through :mod:`sid
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import unicodedata
@@ -110,13 +111,18 @@ class ExtractedItem(BaseModel):
         return self
 
     def fingerprint(self) -> str:
-        """Stable identity: hex SHA-256 of ``type`` and the normalised title.
+        """Stable identity: hex SHA-256 of ``type``, the normalised title and, for a timeline
+        entry, its day (UTC date of ``date``).
 
-        Offsets, dates and confidence are deliberately left out, so the same checkbox found
-        again after the file was edited above it gets the same fingerprint.
+        Offsets, due dates and confidence are deliberately left out, so the same checkbox found
+        again after the file was edited above it gets the same fingerprint. A timeline's day is
+        part of it because two entries with one title on different days ("Next meeting", a
+        calendar's moved occurrence of "Busy") are different events.
         """
-        payload = f"{self.type}\x1f{normalise_title(self.title)}".encode()
-        return hashlib.sha256(payload).hexdigest()
+        payload = f"{self.type}\x1f{normalise_title(self.title)}"
+        if self.type == "timeline" and self.date is not None:
+            payload += "\x1f" + dt.datetime.fromtimestamp(self.date / 1000, dt.UTC).date().isoformat()
+        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 class CalendarComponent(BaseModel):

@@ -538,6 +538,7 @@ def _read_mbox(path: Path, data: bytes) -> Document:
 # iCalendar (RFC 5545)
 
 _COMPONENT_KINDS = ("VEVENT", "VTODO", "VJOURNAL")
+_VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE[ \t]*\r?$.*?^END:VTIMEZONE[ \t]*\r?\n?", re.MULTILINE | re.DOTALL)
 _BEGIN_END = re.compile(r"^(BEGIN|END):(VEVENT|VTODO|VJOURNAL)[ \t]*$", re.MULTILINE | re.IGNORECASE)
 
 
@@ -672,13 +673,24 @@ def _read_ics(path: Path, data: bytes) -> Document:
     try:
         calendars = icalendar.Calendar.from_ical(text, multiple=True)
     except Exception as exc:
-        raise ReadError(f"not a valid iCalendar file ({_short(exc)})") from None
+        # A broken VTIMEZONE (iCloud writes historical offsets icalendar refuses, e.g. +5328)
+        # must not cost the events: drop the definitions and resolve TZIDs by IANA name.
+        without_zones = _VTIMEZONE.sub("", text)
+        if without_zones == text:
+            raise ReadError(f"not a valid iCalendar file ({_short(exc)})") from None
+        try:
+            calendars = icalendar.Calendar.from_ical(without_zones, multiple=True)
+        except Exception:
+            raise ReadError(f"not a valid iCalendar file ({_short(exc)})") from None
+        warnings.append(f"time zone definitions ignored ({_short(exc)}); TZIDs read as IANA names")
     located = _component_spans(text)
     used = {k: 0 for k in _COMPONENT_KINDS}
     components: list[CalendarComponent] = []
     title: str | None = None
+    method: str | None = None
     for cal in calendars:
         title = title or _ical_text(cal, "X-WR-CALNAME")
+        method = method or _ical_text(cal, "METHOD")
         for component in cal.walk():
             name = str(component.name).upper()
             if name not in _COMPONENT_KINDS:
@@ -697,7 +709,8 @@ def _read_ics(path: Path, data: bytes) -> Document:
         text=text,
         title=title,
         doc_date_ms=stamps[0] if stamps else None,
-        metadata={"encoding": encoding, "component_count": len(components)},
+        metadata={"encoding": encoding, "component_count": len(components)}
+        | ({"method": method.upper()} if method else {}),
         calendar_components=components,
         warnings=warnings,
     )

@@ -127,12 +127,14 @@ def score(items: list[ExtractedItem], labels: list[dict[str, object]]) -> Score:
                 continue
             sim = similarity(item.title, str(label["title"]))
             if sim >= MATCH_THRESHOLD:
-                pairs.append((sim, i, j))
+                # among equally similar titles, the entry on the label's day is the match
+                pairs.append((sim, _same_day(item.date, label.get("date")), -i, -j))
     pairs.sort(reverse=True)
     used_items: set[int] = set()
     used_labels: set[int] = set()
     match: dict[int, int] = {}
-    for _, i, j in pairs:
+    for _, _, neg_i, neg_j in pairs:
+        i, j = -neg_i, -neg_j
         if i in used_items or j in used_labels:
             continue
         used_items.add(i)

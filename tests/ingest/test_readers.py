@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -453,3 +454,21 @@ def test_mbox_vanishing_between_reads(write: Write, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(mailbox, "mbox", gone)
     with pytest.raises(ReadError, match="vanished"):
         read_document(path, max_bytes=MAX)
+
+
+BROKEN_ZONE_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n"
+    "BEGIN:STANDARD\r\nDTSTART:18931101T000000\r\nTZOFFSETFROM:+5328\r\nTZOFFSETTO:+0100\r\n"
+    "END:STANDARD\r\nEND:VTIMEZONE\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTART;TZID=Europe/Berlin:20161103T180000\r\n"
+    "SUMMARY:Friseur\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_ics_with_a_broken_time_zone_definition_keeps_its_events(write: Write) -> None:
+    """iCloud exports carry historical offsets (+5328) icalendar refuses; the events still count."""
+    doc = read_document(write("icloud.ics", BROKEN_ZONE_ICS), max_bytes=MAX)
+    [event] = doc.calendar_components
+    assert event.summary == "Friseur"
+    assert event.start_ms == clock.to_ms(dt.datetime(2016, 11, 3, 18, 0, tzinfo=ZoneInfo("Europe/Berlin")))
+    assert doc.metadata["method"] == "REQUEST"
+    assert any("time zone definitions ignored" in w for w in doc.warnings)

@@ -449,3 +449,28 @@ def test_email_quotes_and_signatures_are_not_scanned() -> None:
 def test_email_note_title_fallbacks() -> None:
     (note,) = rules.extract(_email("First line of body\nsecond\n", subject=""))
     assert note.title == "First line of body"
+
+
+def test_same_title_on_other_days_are_separate_timeline_entries() -> None:
+    """An override instance or a weekly "Busy" keeps its own day (fingerprint includes the day)."""
+    cal = Document(
+        path=Path("c.ics"),
+        kind="calendar",
+        text="x",
+        calendar_components=[
+            _component(kind="VEVENT", summary="Busy", start_ms=day(2021, 3, 24)),
+            _component(kind="VEVENT", summary="Busy", start_ms=day(2021, 3, 25)),
+            _component(kind="VEVENT", summary="Busy", start_ms=day(2021, 3, 25) + 3_600_000),
+        ],
+    )
+    assert [i.date for i in rules.extract(cal)] == [day(2021, 3, 24), day(2021, 3, 25)]
+
+
+def test_itip_reply_events_are_not_calendar_entries() -> None:
+    """A METHOD:REPLY calendar is an attendee's answer ("Declined: …"), RFC 5546 §1.4."""
+    components = [_component(kind="VEVENT", summary="Declined: Review", start_ms=1000)]
+    reply = Document(path=Path("r.ics"), kind="calendar", text="x", metadata={"method": "REPLY"},
+                     calendar_components=components)
+    request = reply.model_copy(update={"metadata": {"method": "REQUEST"}})
+    assert rules.extract(reply) == []
+    assert [i.title for i in rules.extract(request)] == ["Declined: Review"]

@@ -3,7 +3,8 @@
 Signals: ``vtodo`` (status from STATUS, priority from PRIORITY per RFC 5545 §3.8.1.9: 1–4 high,
 5 medium, 6–9 low), ``vevent`` (one per VEVENT at its DTSTART — for a recurring event that is
 the *first* occurrence; overridden instances with RECURRENCE-ID are their own VEVENTs),
-``vjournal``. CANCELLED components are skipped.
+``vjournal``. CANCELLED components are skipped, and so are the events of an iTIP REPLY/CANCEL (RFC 5546):
+an answer to an invitation is not an entry of the user's calendar.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from sidecar.ingest.items import CalendarComponent, Priority, Status
 from sidecar.ingest.rules.base import Run
 from sidecar.ingest.rules.titles import tidy
 
+#: iTIP methods (RFC 5546 §1.4) whose events are not entries of the user's calendar: an
+#: attendee's answer (often "Declined: …") and a cancellation.
+_NOT_IN_CALENDAR = frozenset({"REPLY", "CANCEL", "DECLINECOUNTER"})
+
 
 def extract_calendar(run: Run) -> None:
     """One item per VTODO (task), VEVENT (timeline at its DTSTART) and VJOURNAL (note)."""
+    method = str(run.doc.metadata.get("method", "")).upper()
     for comp in run.doc.calendar_components:
+        if comp.kind == "VEVENT" and method in _NOT_IN_CALENDAR:
+            continue
         _component(run, comp)
 
 def _component(run: Run, comp: CalendarComponent) -> None:

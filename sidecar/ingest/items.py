@@ -10,7 +10,6 @@ All times are Unix milliseconds (UTC instants); conversions go through :mod:`sid
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import unicodedata
@@ -112,7 +111,7 @@ class ExtractedItem(BaseModel):
 
     def fingerprint(self) -> str:
         """Stable identity: hex SHA-256 of ``type``, the normalised title and, for a timeline
-        entry, its day (UTC date of ``date``).
+        entry, its day (UTC day number of ``date``).
 
         Offsets, due dates and confidence are deliberately left out, so the same checkbox found
         again after the file was edited above it gets the same fingerprint. A timeline's day is
@@ -121,7 +120,7 @@ class ExtractedItem(BaseModel):
         """
         payload = f"{self.type}\x1f{normalise_title(self.title)}"
         if self.type == "timeline" and self.date is not None:
-            payload += "\x1f" + dt.datetime.fromtimestamp(self.date / 1000, dt.UTC).date().isoformat()
+            payload += f"\x1f{self.date // 86_400_000}"  # the UTC day number: no calendar range limit
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -10,7 +10,8 @@ extension                 kind       library
 ``.eml`` ``.mbox``        email      stdlib :mod:`email` (``policy.default``), :mod:`mailbox`,
                                      html2text for HTML-only bodies
 ``.ics``                  calendar   icalendar
-``.pdf``                  pdf        pypdf
+``.pdf``                  pdf        pypdf; pdfplumber when the text layer is one word
+                                     per line (lines rebuilt from character positions)
 ``.html`` ``.htm``        html       html2text
 ========================  =========  ===========================================================
 
@@ -759,6 +760,8 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         texts.append(_PDF_JUNK.sub(" ", _normalise_newlines(page_text)).strip("\n"))
     if pages and all(w.startswith("page ") for w in warnings) and len(warnings) == len(pages):
         raise ReadError("broken PDF (no page could be read)")
+    if _fragmented("\n".join(texts)):
+        texts = _layout_texts(data, texts, warnings)
     text = ""
     page_offsets: list[int] = []
     for page_text in texts:
@@ -778,6 +781,36 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         metadata={"pages": len(pages), "page_offsets": page_offsets, "encrypted": bool(reader.is_encrypted)},
         warnings=warnings,
     )
+
+
+def _fragmented(text: str) -> bool:
+    """True when a text layer came out one word per line (some generators place every word on
+    its own; pypdf then loses the lines): most of at least 20 non-blank lines are one word."""
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(lines) < 20:
+        return False
+    single = sum(1 for ln in lines if len(ln.split()) == 1)
+    return single / len(lines) >= 0.6
+
+
+def _layout_texts(data: bytes, fallback: list[str], warnings: list[str]) -> list[str]:
+    """Page texts rebuilt from character positions by pdfplumber (words joined into lines by
+    their baseline); the pypdf texts are kept if pdfplumber fails on the file."""
+    import pdfplumber  # imported here: only fragmented PDFs need it, and it is slower than pypdf
+
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            texts = [
+                _PDF_JUNK.sub(" ", _normalise_newlines(page.extract_text() or "")).strip("\n")
+                for page in pdf.pages
+            ]
+    except Exception as exc:
+        warnings.append(f"layout text not recovered ({_short(exc)})")
+        return fallback
+    if len(texts) != len(fallback):
+        return fallback
+    warnings.append("text layer was one word per line: lines rebuilt from the page layout")
+    return texts
 
 
 def _pdf_info(reader: pypdf.PdfReader) -> tuple[str | None, int | None]:

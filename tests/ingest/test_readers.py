@@ -15,7 +15,7 @@ import pytest
 from sidecar import clock
 from sidecar.ingest import rules
 from sidecar.ingest.readers import SUPPORTED_EXTENSIONS, ReadError, decode_text, read_document
-from tests.ingest.conftest import encrypted_pdf, pdf_with_text
+from tests.ingest.conftest import encrypted_pdf, pdf_with_text, pdf_word_by_word
 
 Write = Callable[[str, bytes | str], Path]
 MAX = 1_000_000
@@ -472,3 +472,15 @@ def test_ics_with_a_broken_time_zone_definition_keeps_its_events(write: Write) -
     assert event.start_ms == clock.to_ms(dt.datetime(2016, 11, 3, 18, 0, tzinfo=ZoneInfo("Europe/Berlin")))
     assert doc.metadata["method"] == "REQUEST"
     assert any("time zone definitions ignored" in w for w in doc.warnings)
+
+
+def test_pdf_with_one_word_per_line_gets_its_lines_back(write: Write) -> None:
+    """A text layer pypdf gives word by word is rebuilt from the layout (pdfplumber), so the
+    line rules see "Action: …" lines instead of single words."""
+    lines = [f"Action: review item number {i} by Friday" for i in range(6)]
+    doc = read_document(write("m.pdf", pdf_word_by_word(*lines)), max_bytes=MAX)
+    assert doc.text.split("\n") == lines
+    assert any("rebuilt from the page layout" in w for w in doc.warnings)
+    assert len(rules.extract(doc)) == 6
+    normal = read_document(write("n.pdf", pdf_with_text(*lines)), max_bytes=MAX)
+    assert normal.text.split("\n") == lines and normal.warnings == []

@@ -26,6 +26,11 @@ Choices:
   warning is recorded — never fatal), a BOM is honoured (UTF-8/16/32), otherwise
   charset-normalizer's best guess. Bytes that decode to mostly control characters or NULs
   are ``ReadError("binary content")``.
+* The document's own date (``Document.doc_date_ms``, the reference for "tomorrow"): front
+  matter ``date:`` (Markdown), the message ``Date`` (email, per message), the first ``DTSTAMP``
+  (calendar); else a date with a year in the title or first lines, else an ISO date in the file
+  name (:func:`sidecar.ingest.dates.document_date`); for a PDF, then its info CreationDate.
+  ``None`` lets the caller fall back to the file's mtime.
 * Empty files: an empty text/markdown/html/email/calendar file is a valid, empty document
   (nothing to extract). A 0-byte PDF is an error: a PDF without even a header is broken.
 * ``.mbox``: one :class:`Document` for the whole mailbox; each message is rendered in turn
@@ -66,6 +71,7 @@ from charset_normalizer import from_bytes
 from pypdf.errors import DependencyError
 
 from sidecar import clock
+from sidecar.ingest.dates import document_date
 from sidecar.ingest.items import CalendarComponent, Document, DocumentKind, EmailMessageInfo, Span
 
 __all__ = ["SUPPORTED_EXTENSIONS", "ReadError", "decode_text", "read_document"]
@@ -300,6 +306,8 @@ def _read_plain(path: Path, data: bytes, kind: DocumentKind) -> Document:
         if title is None:
             heading = _ATX_HEADING.search(text)
             title = heading.group(1).strip() if heading else None
+    if doc_date is None:
+        doc_date = document_date(_FRONT_MATTER.sub("", text, count=1), path.name)
     return Document(
         path=path,
         kind=kind,
@@ -372,6 +380,7 @@ def _read_html(path: Path, data: bytes) -> Document:
         kind="html",
         text=text,
         title=_html_title(markup),
+        doc_date_ms=document_date(text, path.name),
         metadata={"encoding": encoding},
         warnings=warnings,
     )
@@ -771,7 +780,10 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         text += page_text
     if not text.strip():
         warnings.append("PDF has no text layer (scanned?)")
-    title, doc_date = _pdf_info(reader)
+    title, info_date = _pdf_info(reader)
+    doc_date = document_date(text, path.name)
+    if doc_date is None:
+        doc_date = info_date
     return Document(
         path=path,
         kind="pdf",

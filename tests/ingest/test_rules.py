@@ -292,7 +292,9 @@ def test_trailing_todo_and_done_markers() -> None:
     ]
 
 
-def test_todo_file_top_level_items() -> None:
+def test_todo_file_items() -> None:
+    """Every item of a to-do file; under an action item sub-items are its notes, under a group
+    label ("PAM", "Design issues:") they are the tasks."""
     text = (
         "Documentation:\n\n- Update the docs\n  - Update README\n\n- Install FAQ?\n"
         "- Link order is incorrect for some systems using Kerberos 4 and AFS. Result\n"
@@ -303,6 +305,7 @@ def test_todo_file_top_level_items() -> None:
         ("Update the docs", "todo-file"),
         ("Install FAQ?", "todo-file"),
         ("Link order is incorrect for some systems using Kerberos 4 and AFS.", "todo-file"),
+        ("See above PAM notes", "todo-file"),
     ]
     assert todo[2].description == "Result is multiple inclusion of DES symbols."
     assert rules.extract(Document(path=Path("notes.txt"), kind="text", text=text)) == []
@@ -474,3 +477,16 @@ def test_itip_reply_events_are_not_calendar_entries() -> None:
     request = reply.model_copy(update={"metadata": {"method": "REQUEST"}})
     assert rules.extract(reply) == []
     assert [i.title for i in rules.extract(request)] == ["Declined: Review"]
+
+
+def test_todo_file_nested_groups() -> None:
+    text = (
+        "- parser bits and pieces:\n\t* allow comments in config\n\t* accept tabs as separators\n\n"
+        "- theme stuff\n\t* dark mode toggle\n\n# Todo\n\n* edit and delete design, inc:\n"
+        "  - RESTful handler\n  - for delete\n    - add 'deleted' status\n"
+    )
+    todo = rules.extract(Document(path=Path("TODO.md"), kind="markdown", text=text))
+    assert [i.title for i in todo] == [
+        "allow comments in config", "accept tabs as separators", "dark mode toggle", "RESTful handler",
+        "add 'deleted' status",
+    ]

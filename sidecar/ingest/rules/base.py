@@ -18,7 +18,7 @@ from sidecar.ingest.rules.titles import NOTHING, first_sentence
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
-    {"todo-line", "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section"}
+    {"todo-line", "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section", "minutes-action"}
 )
 
 CONFIDENCE = {
@@ -37,13 +37,20 @@ CONFIDENCE = {
     "vevent": 0.95,
     "vjournal": 0.9,
     "email-note": 0.6,
+    "minutes-action": 0.7,
+    "email-request": 0.7,
+    "dated-event": 0.7,
 }
 
 
 #: Characters of a line looked at for one item (titles are cut to 500 anyway).
 MAX_RAW_TITLE = 2000
 
-LIST_ITEM = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>[-*+•]|\d{1,3}[.)])[ \t]+(?P<body>\S.*)$")
+#: List markers: Markdown's, the bullets PDF text keeps (● ○ ■ ▪ ◦ · – …) and outline numbers (1. 1.2. a)).
+BULLETS = "-*+•●○■□▪◦·‣⁃–—"
+LIST_ITEM = re.compile(
+    rf"^(?P<indent>[ \t]*)(?P<marker>[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)]|[a-z]\))[ \t]+(?P<body>\S.*)$"
+)
 CHECKBOX = re.compile(
     r"^(?P<indent>[ \t]*)(?:[-*+•]|\d{1,3}[.)])[ \t]+\[(?P<mark>[ xX~/-])\][ \t]+(?P<body>\S.*)$"
 )
@@ -54,7 +61,7 @@ TABLE_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$")
 TABLE_SEPARATOR = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
 
 _SECTION_WORDS = (
-    r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?|todo[ \t]+list|next[ \t]+steps?"
+    r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?|to[ \t]+do(?:[ \t]+list)?|todo[ \t]+list|next[ \t]+steps?"
     r"|follow[- ]?ups?|open[ \t]+tasks|tasks)"
 )
 SECTION_FULL = re.compile(rf"^{_SECTION_WORDS}[ \t]*:?$", re.IGNORECASE)
@@ -88,6 +95,9 @@ class Run:
     base_ms: int
     items: list[ExtractedItem] = field(default_factory=list)
     _lines: list[Line] | None = None
+    _minutes: bool | None = None
+    _people: frozenset[str] | None = None
+    _width: int | None = None
 
     # ---- helpers -------------------------------------------------------------------------
 

@@ -48,6 +48,16 @@ from sidecar.ingest.rules.base import (
     TABLE_ROW,
     Line,
 )
+from sidecar.ingest.rules.minutes import (
+    dated_event,
+    email_request,
+    looks_like_minutes,
+    minutes_action,
+    strip_prefixes,
+)
+from sidecar.ingest.rules.minutes import (
+    people as listed_people,
+)
 from sidecar.ingest.rules.tables import TableRules
 from sidecar.ingest.rules.titles import clean_markup, tidy
 
@@ -76,6 +86,13 @@ _EMAIL_STOP = re.compile(
     r"^(?:-- ?|-{2,}[ \t]*(?:original message|forwarded message)[ \t]*-*|_{10,}|on\b.{0,200}\bwrote:)[ \t]*$",
     re.IGNORECASE,
 )
+#: Outline numbering before a heading's words ("1.1 Action Items", "3. Actions").
+_NUMBERING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.)[ \t]+")
+_TODO_HEADER = re.compile(r"^(?:to[- ]?dos?|to[ \t]+do(?:[ \t]+list)?|todo[ \t]+list|open[ \t]+tasks|tasks)[ \t]*:?$", re.I)
+#: A field label that opens a new part of a PDF form or minutes ("Meeting Conclusion:", "Issues:").
+_FIELD_LABEL = re.compile(r"^[A-Z][\w’'&/()-]*(?:[ \t]+[\w’'&/()-]+){0,4}[ \t]*:(?:[ \t]|$)")
+#: A numbered outline line ("3.1.1 First 48 Hours", "2. Discussion") in PDF text.
+_OUTLINE = re.compile(r"^(?P<num>\d{1,2}(?:\.\d{1,2})+\.?|\d{1,2}\.)[ \t]+[A-Z][^.!?:]{0,60}$")
 TODO_FILE = re.compile(r"(?:^|[-_. ])to-?dos?(?:[-_ ]?list)?$", re.I)
 
 
@@ -89,6 +106,28 @@ class Section:
     mode: str | None = None  # "list" | "plain", fixed by the first line after the label
     items: int = 0
     blank_run: int = 0
+    todo: bool = False  # a to-do list ("## Todo"): nested items are tasks, parents group them
+    depth: int = 0  # outline depth of a numbered header ("1.1 Action Items" → 2), 0 if none
+    skip_line: bool = False  # the current line is a group label inside the section
+
+
+def _is_group_label(text: str) -> bool:
+    """A parent list item that names a group of items rather than an action: it ends with a
+    colon ("64-bit builds on HP-UX:", "edit and delete design, inc:") or is one or two words
+    ("PAM", "for delete", "layout stuff")."""
+    clean = clean_markup(text).strip()
+    return clean.endswith(":") or len(re.findall(r"\w+", clean)) <= 2
+
+
+def _is_prose(line: Line, nxt: Line | None, prev: Line | None) -> bool:
+    """A paragraph line, not an action: long, continuing the line before (which ended mid-
+    sentence), or wrapped onto a next line that continues it."""
+    text = line.text.strip()
+    if len(text) > 100 or text[:1].islower():
+        return True
+    if prev is not None and not prev.blank and len(prev.text.strip()) > 80 and prev.text.rstrip()[-1:] not in ".!?:":
+        return True
+    return nxt is not None and not nxt.blank and nxt.text.strip()[:1].islower() and text[-1:] not in ".!?:"
 
 
 class TextRules(TableRules):
@@ -123,6 +162,8 @@ class TextRules(TableRules):
         in_fence = False
         section: Section | None = None
         list_base: int | None = None  # indent of the current list's top-level items
+        last_heading: str | None = None
+        detail_indent: int | None = None  # in a to-do file: the items under this indent are notes
         i = 0
         n = len(lines)
         while i < n:
@@ -186,7 +227,19 @@ class TextRules(TableRules):
                 continue
 
             if self._is_section_header(text, heading):
-                section = Section(indent=line.indent)
+                number = _NUMBERING.match(clean_markup(heading.group("text") if heading else text).strip())
+                section = Section(
+                    indent=line.indent,
+                    todo=self._is_todo_header(text, heading),
+                    depth=number.group().strip().rstrip(".").count(".") + 1 if number else 0,
+                )
+                i += 1
+                continue
+            if heading:
+                last_heading = clean_markup(heading.group("text")).strip() or last_heading
+            if not line.blank and section is None and (self.minutes or email) and self._sentence_rules(
+                line, last_heading, email=email
+            ):
                 i += 1
                 continue
             if heading:
@@ -202,15 +255,72 @@ class TextRules(TableRules):
                 continue
 
             nested = marker_item is not None and list_base is not None and line.indent > list_base
-            if section is not None and not line.blank:
-                i = self._section_item(lines, i, section, None if nested else marker_item)
+            if section is not None and not line.blank and self.minutes and self._dated_event(line, last_heading):
+                i += 1
                 continue
-            if todo_file and marker_item and not nested:
+            if section is not None and not line.blank:
+                i = self._section_item(lines, i, section, None if nested and not section.todo else marker_item)
+                continue
+            if todo_file and marker_item:
+                if detail_indent is not None and line.indent > detail_indent:
+                    i += 1  # a note under an action item
+                    continue
+                detail_indent = None
                 body, last = self._joined(lines, i, marker_item)
-                self.add_task(body, line, lines[last], "todo-file", min_words=2)
+                if not self._has_children(lines, last, line.indent):
+                    self.add_task(body, line, lines[last], "todo-file", min_words=2)
+                elif not _is_group_label(body):
+                    # an action with sub-items: the sub-items are its details
+                    self.add_task(body, line, lines[last], "todo-file", min_words=2)
+                    detail_indent = line.indent
                 i = last + 1
                 continue
             i += 1
+
+    @property
+    def minutes(self) -> bool:
+        """The document reads like a meeting record (sentence rules of :mod:`.minutes` apply)."""
+        if self._minutes is None:
+            self._minutes = self.doc.kind != "email" and looks_like_minutes(self.doc)
+        return self._minutes
+
+    @property
+    def people(self) -> frozenset[str]:
+        if self._people is None:
+            self._people = listed_people(self.doc)
+        return self._people
+
+    def _sentence_rules(self, line: Line, heading: str | None, *, email: bool) -> bool:
+        """Actions and dated events written as sentences (minutes), requests (email)."""
+        text = line.text
+        if email:
+            request = email_request(text)
+            return request is not None and self.add_task(request, line, None, "email-request")
+        found = False
+        body, speaker = strip_prefixes(text)
+        label = self._label(body) if speaker else None
+        known = self.people
+        action = (
+            minutes_action(f"{speaker}: {label[1]}", known) if label and label[1] else minutes_action(text, known)
+        )
+        if label and label[1] and action is None:
+            action = (label[1], speaker)
+        if action is not None:
+            found = self.add_task(action[0], line, None, "minutes-action", owner_hint=action[1])
+        return self._dated_event(line, heading) or found
+
+    def _dated_event(self, line: Line, heading: str | None) -> bool:
+        event = dated_event(line.text, self.doc, self.base_ms, heading)
+        if event is None:
+            return False
+        return self.add(
+            type="timeline", title=tidy(event[0]), date=event[1], span=self.span(line), signal="dated-event"
+        )
+
+    @staticmethod
+    def _is_todo_header(text: str, heading: re.Match[str] | None) -> bool:
+        inner = _NUMBERING.sub("", clean_markup(heading.group("text") if heading else text).strip())
+        return bool(_TODO_HEADER.match(inner))
 
     def _label(self, text: str) -> tuple[str, str, str | None] | None:
         m = _LABEL.match(text)
@@ -251,7 +361,7 @@ class TextRules(TableRules):
     @staticmethod
     def _is_section_header(text: str, heading: re.Match[str] | None) -> bool:
         inner = heading.group("text") if heading else text
-        inner = clean_markup(inner).strip()
+        inner = _NUMBERING.sub("", clean_markup(inner).strip())
         if SECTION_FULL.match(inner):
             return True
         return bool(not heading and _SECTION_TRAILING.search(inner) and len(inner.split()) <= 12)
@@ -270,6 +380,16 @@ class TextRules(TableRules):
         if section.mode is None:
             section.mode = "list" if is_item else "plain"
             return False
+        stripped = line.text.strip()
+        if _FIELD_LABEL.match(stripped) and not is_item and section.items > 0 and stripped.endswith(":"):
+            return True  # "Meeting Conclusion:" after the list
+        outline = _OUTLINE.match(stripped)
+        if outline and not is_item:
+            depth = outline.group("num").rstrip(".").count(".") + 1
+            if section.depth and depth <= section.depth:
+                return True  # "3.2 Discussion" after "3.1 Action Items"
+            section.skip_line = True  # "3.1.1 First 48 Hours": a group label inside the section
+            return False
         if section.mode == "list" and not is_item:
             deeper = line.indent > section.indent
             if after_blank or not deeper:
@@ -279,8 +399,14 @@ class TextRules(TableRules):
 
     def _section_item(self, lines: list[Line], i: int, section: Section, item: re.Match[str] | None) -> int:
         line = lines[i]
+        if section.skip_line:
+            section.skip_line = False
+            return i + 1
+        if section.mode == "plain" and item is not None:
+            section.mode = "list"  # prose first, then the list: the list items are the actions
         if section.mode == "plain":
-            if section.items >= 12:
+            nxt = lines[i + 1] if i + 1 < len(lines) else None
+            if section.items >= 12 or _is_prose(line, nxt, lines[i - 1] if i > 0 else None):
                 return i + 1
             section.items += 1
             self.add_task(line.text.strip(), line, None, "action-section", dash_owner=True)
@@ -289,6 +415,8 @@ class TextRules(TableRules):
             return i + 1  # indented detail under an item
         body, last = self._joined(lines, i, item)
         parent = self._has_children(lines, last, line.indent)
+        if parent and (section.todo or body.rstrip().endswith(":")):
+            return last + 1  # a parent item that groups its children ("First week:") is no task
         section.items += 1
         self.add_task(
             body, line, lines[last], "action-section", dash_owner=True, min_words=2 if parent else 1
@@ -315,6 +443,8 @@ class TextRules(TableRules):
                 break
             if self._is_section_header(nxt.text, None):
                 break
+            if self.doc.kind == "pdf" and not self._wraps(lines[j - 1], nxt):
+                break
             piece = nxt.text.strip()
             if body.endswith("-") and piece[:1].islower():
                 body = body[:-1] + piece
@@ -322,6 +452,25 @@ class TextRules(TableRules):
                 body = f"{body} {piece}"
             j += 1
         return body, j - 1
+
+    @property
+    def line_width(self) -> int:
+        """The width a PDF's text lines wrap at: the 90th percentile of its line lengths."""
+        if self._width is None:
+            lengths = sorted(len(ln.text.rstrip()) for ln in self.all_lines if ln.text.strip())
+            self._width = lengths[int(len(lengths) * 0.9)] if lengths else 0
+        return self._width
+
+    def _wraps(self, line: Line, nxt: Line) -> bool:
+        """PDF text has no blank lines between items: ``nxt`` continues ``line`` only when it
+        starts in lower case, or ``line`` ran to the wrap width and ``nxt`` opens no new field
+        ("Meeting Conclusion:", "3.2 Discussion")."""
+        piece = nxt.text.strip()
+        if _FIELD_LABEL.match(piece) or _OUTLINE.match(piece):
+            return False
+        if piece[:1].islower() or piece[:1] in "(&":
+            return True
+        return len(line.text.rstrip()) >= 0.75 * self.line_width and line.text.rstrip()[-1:] not in ".!?:"
 
     @staticmethod
     def _has_children(lines: list[Line], i: int, indent: int) -> bool:
@@ -350,7 +499,7 @@ class TextRules(TableRules):
             details.append(clean_markup(LIST_ITEM.sub(r"\g<body>", nxt.text).strip()))
             j += 1
         self.add_task(body, line, None, "checkbox", status=status, description="\n".join(details) or None)
-        return i + 1
+        return j  # the detail lines are the item's description, not items of their own
 
     def _next_meeting(self, lines: list[Line], i: int, rest: str) -> bool:
         line = lines[i]

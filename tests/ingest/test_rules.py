@@ -135,12 +135,12 @@ def test_ai_owner_forms() -> None:
         "*AI:* group, always discuss secure context.\n"
     )
     assert [(i.title, i.assignees) for i in items] == [
-        ("Try it and see if it breaks.", ["lukewagner"]),
-        ("Change back to i32.", ["Ben Smith"]),
-        ("talk to Brian about using that tool.", ["JF"]),
-        ("update the repo, and JF to update the tracking issue.", ["Ben", "JF"]),
+        ("Try it and see if it breaks", ["lukewagner"]),
+        ("Change back to i32", ["Ben Smith"]),
+        ("talk to Brian about using that tool", ["JF"]),
+        ("update the repo, and JF to update the tracking issue", ["Ben", "JF"]),
         ("book the room", ["Ana"]),
-        ("group, always discuss secure context.", []),
+        ("group, always discuss secure context", []),
     ]
 
 
@@ -304,7 +304,7 @@ def test_todo_file_items() -> None:
     assert [(i.title, i.signal) for i in todo] == [
         ("Update the docs", "todo-file"),
         ("Install FAQ?", "todo-file"),
-        ("Link order is incorrect for some systems using Kerberos 4 and AFS.", "todo-file"),
+        ("Link order is incorrect for some systems using Kerberos 4 and AFS", "todo-file"),
         ("See above PAM notes", "todo-file"),
     ]
     assert todo[2].description == "Result is multiple inclusion of DES symbols."

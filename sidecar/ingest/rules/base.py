@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from sidecar.ingest.items import Document, ExtractedItem, Span, Status
 from sidecar.ingest.rules.owners import task_fields
-from sidecar.ingest.rules.titles import NOTHING, first_sentence
+from sidecar.ingest.rules.titles import NOTHING, clean_task_title, first_sentence
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
@@ -152,10 +152,14 @@ class Run:
             lead_owner=signal in LEAD_OWNER_SIGNALS,
         )
         title, rest = first_sentence(fields.title, joined=last is not None and last is not first)
+        title, aside = clean_task_title(title)
         if not title or NOTHING.match(title) or len(re.findall(r"\w+", title)) < min_words:
             return False
-        if rest:
-            description = f"{rest}\n{description}" if description else rest
+        if not re.search(r"[^\W\d_]", title):
+            return False  # "5", "2.1": a page number or a bare outline number is no task
+        for extra in (rest, aside):
+            if extra:
+                description = f"{extra}\n{description}" if description else extra
         return self.add(
             type="task",
             title=title,

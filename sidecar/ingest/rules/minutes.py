@@ -27,6 +27,7 @@ the meeting itself was held (the document's date) is not an event.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from sidecar.ingest.dates import DateMatch, find_date, numeric_date_order, parse_numeric_date
@@ -76,7 +77,7 @@ _EMAIL_REQUEST = re.compile(
 )
 _BULLET = re.compile(r"^[ \t]*(?:[-*+•●○■□▪◦·‣⁃]|\d{1,3}(?:\.\d{1,3})*[.)])[ \t]+")
 _HEADING_MARK = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+")
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z(])|[.!;]?[ \t]*$")
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z(+])|[.!;]?[ \t]*$")
 
 _EVENT_WORDS = re.compile(
     r"\b(?:meeting|meet-?up|call|release[ds]?|deadline|due(?:[ \t]+date)?|milestone|cut-?off|summit|conference|"
@@ -98,6 +99,7 @@ _PEOPLE_LABEL = re.compile(
     r"^[ \t#*_]*(?:present|attendees|attendance|members(?:[ \t]+present)?|participants|chairs?|scribes?|regrets|apologies"
     r"|group[ \t]+members[ \t]+present)\b[^:\n]{0,20}:?", re.I
 )
+_NAME_LINE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?(?!#)[^.!?;]{1,120}$")
 _PERSON_WORD = re.compile(r"@?\b[A-Z][\w'’-]*|@[\w.-]+")
 _SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3})[ \t]*:[ \t]", re.M)
 
@@ -116,9 +118,13 @@ def people(doc: Document) -> frozenset[str]:
             continue
         chunk = [lines[i][m.end():]]
         j = i + 1
-        while j < len(lines) and j < i + 40 and lines[j].strip() and not lines[j].lstrip().startswith("#"):
-            chunk.append(lines[j])
-            j += 1
+        if not chunk[0].strip(" \t:*_#"):
+            while j < len(lines) and not lines[j].strip():
+                j += 1  # "## Present", a blank line, then the list
+            # the names: short lines (one person each, or a comma list) up to a blank line
+            while j < len(lines) and j < i + 60 and _NAME_LINE.match(lines[j]):
+                chunk.append(lines[j])
+                j += 1
         for text in chunk:
             text = re.sub(r"\]\([^)]*\)|https?://\S+", " ", text)
             names.update(w.lstrip("@").lower() for w in _PERSON_WORD.findall(text))
@@ -187,6 +193,15 @@ def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
     for an event."""
     found = find_date(text, base_ms)
     if found is not None and (_ABSOLUTE.search(found.text) or re.match(r"\d{4}-", found.text)):
+        if not re.search(r"\d{4}", found.text) and found.ms - base_ms > 300 * 86_400_000:
+            # "January 26th" in minutes of 26 January is that day, not next year's
+            earlier = dt.datetime.fromtimestamp(found.ms / 1000)
+            try:
+                ms = int(earlier.replace(year=earlier.year - 1).timestamp() * 1000)
+            except ValueError:  # 29 February
+                ms = found.ms
+            if ms >= base_ms - 86_400_000:
+                return DateMatch(ms=ms, start=found.start, end=found.end, text=found.text, has_time=found.has_time)
         return found
     m = _NUMERIC_DATE.search(text)
     if m:

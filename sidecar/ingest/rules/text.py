@@ -381,7 +381,7 @@ class TextRules(TableRules):
             section.mode = "list" if is_item else "plain"
             return False
         stripped = line.text.strip()
-        if _FIELD_LABEL.match(stripped) and not is_item and section.items > 0 and stripped.endswith(":"):
+        if _FIELD_LABEL.match(stripped) and not is_item and stripped.endswith(":"):
             return True  # "Meeting Conclusion:" after the list
         outline = _OUTLINE.match(stripped)
         if outline and not is_item:
@@ -415,8 +415,8 @@ class TextRules(TableRules):
             return i + 1  # indented detail under an item
         body, last = self._joined(lines, i, item)
         parent = self._has_children(lines, last, line.indent)
-        if parent and (section.todo or body.rstrip().endswith(":")):
-            return last + 1  # a parent item that groups its children ("First week:") is no task
+        if (parent and section.todo) or body.rstrip().endswith(":"):
+            return last + 1  # an item that groups the ones below it ("First week:") is no task
         section.items += 1
         self.add_task(
             body, line, lines[last], "action-section", dash_owner=True, min_words=2 if parent else 1

@@ -56,3 +56,39 @@ def first_sentence(text: str, *, joined: bool) -> tuple[str, str | None]:
     if len(parts) == 2 and len(parts[0]) >= 10:
         return parts[0], parts[1]
     return text, None
+
+
+_LEAD_NUMBERING = re.compile(r"^(?:[-*+•●○■□▪◦·‣⁃–—>]+[ \t]*|\d{1,3}(?:\.\d{1,3})*[.)\-–:][ \t]*(?=\D)|[a-z]\)[ \t]+)+")
+_TRAIL_URL = re.compile(r"[ \t]*[:–-]?[ \t]*<?https?://\S+>?[ \t]*$")
+_TRAIL_VOTES = re.compile(r"(?:[ \t]*[+-]1[ \t]+[A-Za-z][\w.]{0,15})+[ \t]*$")
+#: A trailing remark in brackets: "(i.e. …)", "(e.g. …)", "(n.b. …)", "(see …)", "(as part of …)".
+_TRAIL_ASIDE = re.compile(
+    r"[ \t]*\((?P<aside>(?:i\.?e\.?|e\.?g\.?|n\.?b\.?|see|cf\.?|note|maybe|possibly|as[ \t]+part[ \t]+of|for[ \t]+example)\b[^()]*)\)[ \t]*[.;,]?$",
+    re.I,
+)
+_TRAIL_PUNCT = re.compile(r"[ \t]*[.;:,]+$")
+#: Template words that are no title ("ACTION: text" in an empty minutes template).
+_PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "name: text", "n/a"})
+
+
+def clean_task_title(title: str) -> tuple[str, str | None]:
+    """``(title, aside)``: a task title without list numbering or bullets left in it ("88.1-",
+    "○"), a trailing link, trailing votes ("+1 JB"), a trailing remark in brackets ("(i.e. …)",
+    "(e.g. …)", "(see …)"; returned as ``aside`` for the description) and trailing punctuation (a
+    question mark stays). A template placeholder ("text") becomes ``""``."""
+    text = _LEAD_NUMBERING.sub("", title).strip()
+    aside: str | None = None
+    for _ in range(3):
+        before = text
+        text = _TRAIL_URL.sub("", text)
+        text = _TRAIL_VOTES.sub("", text)
+        m = _TRAIL_ASIDE.search(text)
+        if m and len(re.findall(r"\w+", text[: m.start()])) >= 2:
+            aside = m.group("aside") if aside is None else f"{m.group('aside')}; {aside}"
+            text = text[: m.start()]
+        text = _TRAIL_PUNCT.sub("", text).strip()
+        if text == before:
+            break
+    if text.lower() in _PLACEHOLDERS:
+        return "", aside
+    return text, aside

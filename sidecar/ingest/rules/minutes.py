@@ -206,9 +206,9 @@ def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
     m = _NUMERIC_DATE.search(text)
     if m:
         order = numeric_date_order(doc.text)
-        ms = parse_numeric_date(m.group(), order, base_ms) if order else None
-        if ms is not None:
-            return DateMatch(ms=ms, start=m.start(), end=m.end(), text=m.group(), has_time=False)
+        numeric = parse_numeric_date(m.group(), order, base_ms) if order else None
+        if numeric is not None:
+            return DateMatch(ms=numeric, start=m.start(), end=m.end(), text=m.group(), has_time=False)
     return None
 
 

@@ -160,3 +160,42 @@ def test_pdf_date_in_first_lines(tmp_path: Path) -> None:
     doc = read_document(path, max_bytes=1_000_000)
     [task] = rules.extract(doc, now_ms=day(2031, 1, 1))
     assert task.due_date == day(2023, 9, 10)
+
+
+# ---- other languages --------------------------------------------------------------------------
+
+GERMAN = (
+    "# Protokoll der Sitzung\n\nAnwesend: Anna Müller, Jörg Weiß\n\n"
+    "Action: Anna wird das Budget prüfen und die Räume für Dienstag buchen\n"
+    "- [ ] Räume buchen für Dienstag\n\n"
+    "Die nächste Besprechung findet im März statt. Wir haben über die Planung gesprochen, "
+    "die Aufgaben verteilt und die Ergebnisse der Umfrage besprochen. Jörg übernimmt die Einladung.\n"
+)
+SWEDISH = (
+    "Hej Person B,\n\nBerättar gärna. Enklast är om vi kan ta ett kort samtal under dagen. Jag är "
+    "flexibel fram till kl 15 idag, och vi kan gå igenom rollen och företaget då.\n\nMed vänlig hälsning\n"
+)
+
+
+def test_other_language_keeps_only_language_neutral_items() -> None:
+    doc = Document(path=Path("protokoll.md"), kind="markdown", text=GERMAN, doc_date_ms=day(2026, 3, 1))
+    assert [(i.title, i.signal) for i in rules.extract(doc)] == [("Räume buchen für Dienstag", "checkbox")]
+
+
+def test_other_language_without_neutral_items_is_one_note() -> None:
+    doc = Document(path=Path("svar.txt"), kind="text", text=SWEDISH, doc_date_ms=day(2024, 12, 5))
+    [note] = rules.extract(doc)
+    assert (note.type, note.signal, note.title) == ("note", "language-note", "Hej Person B")
+    assert note.description is not None and note.description.startswith("[sv] ")
+
+
+def test_english_text_is_not_sent_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pure-ASCII text is taken as English without loading the language model."""
+    from sidecar.ingest.rules import language
+
+    def no_model() -> None:
+        raise AssertionError("model loaded for ASCII text")
+
+    monkeypatch.setattr(language, "_model", no_model)
+    doc = Document(path=Path("n.md"), kind="markdown", text="Action: book the venue by Friday\n" * 5, doc_date_ms=0)
+    assert [i.title for i in rules.extract(doc)] == ["book the venue"]

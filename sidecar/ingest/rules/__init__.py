@@ -12,6 +12,8 @@ module                 what
 :mod:`.text`           text, Markdown, HTML, PDF text: the line rules (checkboxes, labelled lines,
                        action sections, to-do files, next-meeting dates)
 :mod:`.tables`         owner/action/due tables in Markdown and PDF text
+:mod:`.minutes`        minutes written as sentences, dated events, email requests
+:mod:`.language`       the document's language (other languages: a note, no English rules)
 :mod:`.base`           the line model and the run that collects items
 :mod:`.titles`         clean titles (markup, numbering, bullets, punctuation)
 :mod:`.owners`         owners, priority and due date of a task line
@@ -29,11 +31,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from sidecar import clock
-from sidecar.ingest.items import Document, ExtractedItem
+from sidecar.ingest.items import Document, ExtractedItem, Span
 from sidecar.ingest.rules.base import CONFIDENCE
 from sidecar.ingest.rules.calendar import extract_calendar
 from sidecar.ingest.rules.email import extract_emails
+from sidecar.ingest.rules.language import ENGLISH_SIGNALS, SUPPORTED, detect
 from sidecar.ingest.rules.text import TextRules, is_todo_file
+from sidecar.ingest.rules.titles import tidy
 
 __all__ = ["ALL_KINDS", "EXTRACTOR_NAME", "EXTRACTOR_VERSION", "extract", "iter_signals"]
 
@@ -81,6 +85,12 @@ def extract(
         extract_emails(run)
     else:
         run.lines(0, len(doc.text), todo_file=is_todo_file(doc))
+    if doc.kind != "calendar" and doc.text.strip():
+        language = detect(doc.text)
+        if language not in SUPPORTED:
+            run.items = [it for it in run.items if it.signal not in ENGLISH_SIGNALS]
+            if not run.items:
+                language_note(run, language)
     wanted_types = {_TYPE_OF_KIND[k] for k in want}
     seen: set[str] = set()
     out: list[ExtractedItem] = []
@@ -93,6 +103,21 @@ def extract(
         seen.add(fp)
         out.append(item)
     return out
+
+
+def language_note(run: TextRules, language: str) -> None:
+    """The whole document as one note, for a language the rules do not read."""
+    doc = run.doc
+    first = next((ln.strip() for ln in doc.text.split("\n") if ln.strip()), "")
+    title = tidy(doc.title or first[:120] or doc.path.name)
+    if title:
+        run.add(
+            type="note",
+            title=title,
+            description=f"[{language}] {doc.text[:20_000]}",
+            span=Span(start=0, end=len(doc.text)),
+            signal="language-note",
+        )
 
 
 def iter_signals() -> Iterator[str]:

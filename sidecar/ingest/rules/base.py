@@ -40,6 +40,7 @@ CONFIDENCE = {
     "minutes-action": 0.7,
     "email-request": 0.7,
     "dated-event": 0.7,
+    "language-note": 0.5,
 }
 
 

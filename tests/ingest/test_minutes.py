@@ -199,3 +199,26 @@ def test_english_text_is_not_sent_to_the_model(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(language, "_model", no_model)
     doc = Document(path=Path("n.md"), kind="markdown", text="Action: book the venue by Friday\n" * 5, doc_date_ms=0)
     assert [i.title for i in rules.extract(doc)] == ["book the venue"]
+
+
+# ---- email: the newest part ---------------------------------------------------------------------
+
+THREAD = (
+    "From: Ana <ana@example.com>\nTo: bo@example.com\nSubject: Re: slides\n"
+    "Date: Mon, 02 Mar 2026 09:00:00 +0100\n\n"
+    "Hi Bo,\n\nPlease send the slides by Friday.\n\nThanks, Ana\n\n"
+    "Am So., 1. März 2026 um 17:22 Uhr schrieb Bo <bo@example.com>:\n\n"
+    "TODO: book the projector\nAction: ask IT for a room\n"
+)
+
+
+def test_email_requests_in_the_newest_part_only(tmp_path: Path) -> None:
+    """The request in the newest part is a task; the quoted German history (no '>' quoting)
+    is cut off by mail-parser-reply, so its TODO/Action lines are not."""
+    path = tmp_path / "re.eml"
+    path.write_text(THREAD, encoding="utf-8")
+    doc = read_document(path, max_bytes=1_000_000)
+    items = rules.extract(doc, now_ms=day(2031, 1, 1))
+    assert [(i.title, i.signal, i.due_date) for i in items] == [
+        ("send the slides", "email-request", day(2026, 3, 6)),
+    ]

@@ -490,3 +490,11 @@ def test_todo_file_nested_groups() -> None:
         "allow comments in config", "accept tabs as separators", "dark mode toggle", "RESTful handler",
         "add 'deleted' status",
     ]
+
+
+def test_standup_will_do_lines() -> None:
+    text = "Feb 09/2016\n\nLee I:\n    Done: Use cases\n    Will Do: Test cases for all use cases\n    Blockers: Midterm\n"
+    items = run(text, kind="text", name="minutes.txt")
+    assert [(i.title, i.assignees, i.signal) for i in items] == [
+        ("Test cases for all use cases", ["Lee I"], "will-do-line"),
+    ]

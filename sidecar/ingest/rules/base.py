@@ -27,6 +27,7 @@ CONFIDENCE = {
     "action-line": 0.9,
     "ai-line": 0.9,
     "next-step-line": 0.85,
+    "will-do-line": 0.8,
     "follow-up-line": 0.85,
     "todo-marker": 0.85,
     "action-table": 0.85,

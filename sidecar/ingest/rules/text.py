@@ -68,7 +68,7 @@ _SECTION_TRAILING = re.compile(
 _LABEL = re.compile(
     r"""^[ \t]*(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?
     (?P<em>\*\*|\*|__|_)?
-    (?P<label>TODO|to-?do|action[ \t]+items?|action|AI|next[ \t]+steps?|follow[- ]?ups?)
+    (?P<label>TODO|to-?do|action[ \t]+items?|action|AI|next[ \t]+steps?|follow[- ]?ups?|will[ \t]+do)
     (?:[ \t]*\((?P<owner>[^()]{1,60})\))?
     (?P<colon1>[ \t]*:)?
     (?:\*\*|\*|__|_)?
@@ -109,6 +109,20 @@ class Section:
     todo: bool = False  # a to-do list ("## Todo"): nested items are tasks, parents group them
     depth: int = 0  # outline depth of a numbered header ("1.1 Action Items" → 2), 0 if none
     skip_line: bool = False  # the current line is a group label inside the section
+
+
+_PERSON_LINE = re.compile(r"^[ \t]*(?P<name>[A-Z][\w'’.-]*(?:[ \t][A-Z][\w'’.-]*)?)[ \t]*:[ \t]*$")
+
+
+def _standup_person(lines: list[Line], i: int) -> str | None:
+    """The "Name:" line that heads a stand-up entry above ``lines[i]`` (within 4 lines)."""
+    for j in range(i - 1, max(-1, i - 5), -1):
+        m = _PERSON_LINE.match(lines[j].text)
+        if m:
+            return m.group("name")
+        if lines[j].blank:
+            return None
+    return None
 
 
 def _is_group_label(text: str) -> bool:
@@ -218,6 +232,8 @@ class TextRules(TableRules):
             label = self._label(text)
             if label is not None:
                 signal, rest, owner = label
+                if signal == "will-do-line" and owner is None:
+                    owner = _standup_person(lines, i)
                 if rest:
                     self.add_task(rest, line, None, signal, owner_hint=owner, dash_owner=signal == "ai-line")
                     i += 1
@@ -350,6 +366,10 @@ class TextRules(TableRules):
             if not has_colon:
                 return None
             signal = "next-step-line"
+        elif lower == "will do":
+            if not has_colon or not rest:
+                return None
+            signal = "will-do-line"  # a stand-up's "Will Do:" (after "Done:"), owner from the name above
         else:
             if not has_colon:
                 return None

@@ -498,3 +498,14 @@ def test_standup_will_do_lines() -> None:
     assert [(i.title, i.assignees, i.signal) for i in items] == [
         ("Test cases for all use cases", ["Lee I"], "will-do-line"),
     ]
+
+
+def test_markdown_structure_from_the_parser() -> None:
+    """Setext headings open sections (a line regex would take the underline for a rule); HTML
+    blocks and fences inside list items hold no tasks."""
+    text = (
+        "Action items\n------------\n\n- Book the venue\n- Order the cake\n\n"
+        "<!--\nTODO: hidden in a comment\n-->\n\n"
+        "## Notes\n\n- step one\n\n  ```\n  TODO: inside a fenced block in a list\n  ```\n"
+    )
+    assert titles(text) == ["Book the venue", "Order the cake"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -100,6 +101,7 @@ class Run:
     _minutes: bool | None = None
     _people: frozenset[str] | None = None
     _width: int | None = None
+    _markdown: Any = None  # rules.markdown.Structure, parsed on first use
 
     # ---- helpers -------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from sidecar.ingest.rules.base import (
     TABLE_ROW,
     Line,
 )
+from sidecar.ingest.rules.markdown import Structure, structure
 from sidecar.ingest.rules.minutes import (
     dated_event,
     email_request,
@@ -189,7 +190,12 @@ class TextRules(TableRules):
                         list_base = line.indent
                 elif HEADING.match(text) or line.indent <= (list_base or 0):
                     list_base = None
-            if FENCE.match(text):
+            md = self.markdown
+            if md is not None:
+                if line.number - 1 in md.code or line.number - 1 in md.covered:
+                    i += 1  # code, HTML, a setext underline: no rules apply
+                    continue
+            elif FENCE.match(text):
                 in_fence = not in_fence
                 i += 1
                 continue
@@ -212,7 +218,7 @@ class TextRules(TableRules):
                 i += consumed
                 continue
 
-            heading = HEADING.match(text)
+            heading = self._heading(line)
             if section is not None and self._section_ends(section, line, heading, lines, i):
                 section = None
 
@@ -243,7 +249,7 @@ class TextRules(TableRules):
                 continue
 
             if self._is_section_header(text, heading):
-                number = _NUMBERING.match(clean_markup(heading.group("text") if heading else text).strip())
+                number = _NUMBERING.match(clean_markup(heading if heading is not None else text).strip())
                 section = Section(
                     indent=line.indent,
                     todo=self._is_todo_header(text, heading),
@@ -252,7 +258,7 @@ class TextRules(TableRules):
                 i += 1
                 continue
             if heading:
-                last_heading = clean_markup(heading.group("text")).strip() or last_heading
+                last_heading = clean_markup(heading).strip() or last_heading
             if not line.blank and section is None and (self.minutes or email) and self._sentence_rules(
                 line, last_heading, email=email
             ):
@@ -292,6 +298,24 @@ class TextRules(TableRules):
                 i = last + 1
                 continue
             i += 1
+
+    @property
+    def markdown(self) -> Structure | None:
+        """The parsed Markdown structure (headings, code) of a Markdown document, else None."""
+        if self.doc.kind != "markdown":
+            return None
+        if self._markdown is None:
+            self._markdown = structure(self.doc.text)
+        return self._markdown  # type: ignore[no-any-return]
+
+    def _heading(self, line: Line) -> str | None:
+        """The heading text when ``line`` is a heading (Markdown: by the parser; other text:
+        an ATX ``#`` line), else None."""
+        md = self.markdown
+        if md is not None:
+            return md.headings.get(line.number - 1)
+        m = HEADING.match(line.text)
+        return m.group("text") if m else None
 
     @property
     def minutes(self) -> bool:
@@ -334,8 +358,8 @@ class TextRules(TableRules):
         )
 
     @staticmethod
-    def _is_todo_header(text: str, heading: re.Match[str] | None) -> bool:
-        inner = _NUMBERING.sub("", clean_markup(heading.group("text") if heading else text).strip())
+    def _is_todo_header(text: str, heading: str | None) -> bool:
+        inner = _NUMBERING.sub("", clean_markup(heading if heading is not None else text).strip())
         return bool(_TODO_HEADER.match(inner))
 
     def _label(self, text: str) -> tuple[str, str, str | None] | None:
@@ -379,17 +403,17 @@ class TextRules(TableRules):
         return signal, rest, m.group("owner")
 
     @staticmethod
-    def _is_section_header(text: str, heading: re.Match[str] | None) -> bool:
-        inner = heading.group("text") if heading else text
+    def _is_section_header(text: str, heading: str | None) -> bool:
+        inner = heading if heading is not None else text
         inner = _NUMBERING.sub("", clean_markup(inner).strip())
         if SECTION_FULL.match(inner):
             return True
-        return bool(not heading and _SECTION_TRAILING.search(inner) and len(inner.split()) <= 12)
+        return bool(heading is None and _SECTION_TRAILING.search(inner) and len(inner.split()) <= 12)
 
     def _section_ends(
-        self, section: Section, line: Line, heading: re.Match[str] | None, lines: list[Line], i: int
+        self, section: Section, line: Line, heading: str | None, lines: list[Line], i: int
     ) -> bool:
-        if heading or RULE_LINE.match(line.text) or "\f" in line.text:
+        if heading is not None or RULE_LINE.match(line.text) or "\f" in line.text:
             return True
         if line.blank:
             section.blank_run += 1

@@ -48,6 +48,7 @@ from sidecar.security import MIDDLEWARES
 from sidecar.settings import Settings
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
+from sidecar.sync import setup as sync_setup
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 ROUTE_MODULES = (health, events, tasks, comments, projects, timelines, notes, clients, secrets)
 
 #: The parts, each added by its ``setup(app)`` in this order (see the module docstring).
-PARTS = (agent_service, ingest_service, search_service)
+PARTS = (agent_service, ingest_service, search_service, sync_setup)
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

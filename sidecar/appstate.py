@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sidecar.ingest.options import IngestOptions
     from sidecar.ingest.service import IngestService
     from sidecar.search.service import SearchService
+    from sidecar.sync.service import SyncService
 
 # -- the foundation (sidecar.app) ------------------------------------------------------------
 SETTINGS = web.AppKey("settings", Settings)
@@ -55,3 +56,6 @@ NATIVE_OBSERVER: web.AppKey[Callable[[], Any]] = web.AppKey("ingest_native_obser
 
 # -- search and memory (sidecar.search.service) ----------------------------------------------
 SEARCH: web.AppKey[SearchService] = web.AppKey("search")
+
+# -- cloud sync and backup (sidecar.sync.setup) ----------------------------------------------
+SYNC: web.AppKey[SyncService] = web.AppKey("sync")

@@ -28,6 +28,9 @@ from sidecar.search.embedders import EmbedderSettings
 from sidecar.search.memory import MemoryItem, MemoryPatch, MemoryQuery
 from sidecar.store import models as m
 from sidecar.store.models import ApiModel
+from sidecar.sync.api import KeyImport, KeyImported, RecoveryKey, SyncSettingsView
+from sidecar.sync.service import SyncStatus
+from sidecar.sync.settings import SyncSettings
 
 T = TypeVar("T")
 
@@ -197,6 +200,13 @@ class IngestProgress(ApiModel):
     total: int
 
 
+class SyncStatusEvent(BaseModel):
+    """Transient ``sync.status`` event on ``/v1/events`` (see ``GET /v1/sync`` for the details)."""
+
+    state: Literal["disabled", "offline", "online", "degraded"]
+    detail: str
+
+
 class RunStatusEvent(ApiModel):
     """Transient ``run.status`` event on ``/v1/events``."""
 
@@ -243,7 +253,7 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/v1/health", "Liveness", Health),
     Operation("GET", "/v1/ready", "Readiness of each component", Ready),
     Operation("GET", "/v1/events", "Notification stream (SSE): change and transient events", query=EventsQuery,
-              events=(ChangeEvent, IngestProgress, RunStatusEvent, Run, IndexProgress)),
+              events=(ChangeEvent, IngestProgress, RunStatusEvent, Run, IndexProgress, SyncStatusEvent)),
     *_crud("/v1/tasks", "task", m.TaskCreate, m.TaskPatch, m.Task, m.TaskQuery),
     *_crud("/v1/tasks/{taskId}/comments", "task comment", _CommentCreateBody, m.TaskCommentPatch, m.TaskComment,
            m.TaskCommentQuery),
@@ -279,6 +289,13 @@ OPERATIONS: list[Operation] = [
     Operation("DELETE", "/v1/memory", "Forget everything", DeletedCount),
     Operation("PATCH", "/v1/memory/{id}", "Change a memory", MemoryItem, body=MemoryPatch),
     Operation("DELETE", "/v1/memory/{id}", "Forget a memory", Deleted),
+    Operation("GET", "/v1/settings/sync", "Sync settings", SyncSettingsView),
+    Operation("PUT", "/v1/settings/sync", "Set sync (enabling creates a sync key in the OS keyring)", SyncSettingsView,
+              body=SyncSettings),
+    Operation("GET", "/v1/sync", "Sync status", SyncStatus),
+    Operation("POST", "/v1/sync/now", "Push and pull now", SyncStatus),
+    Operation("POST", "/v1/sync/key/export", "The sync key as recovery words", RecoveryKey),
+    Operation("POST", "/v1/sync/key/import", "Learn the sync key from recovery words", KeyImported, body=KeyImport),
 ]
 
 #: Stand-alone documents (not HTTP bodies) exported as JSON Schema files.
@@ -291,6 +308,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "events.ingest-run": Run,
     "events.run-status": RunStatusEvent,
     "events.index-progress": IndexProgress,
+    "events.sync-status": SyncStatusEvent,
     "agui.custom.mutations": MutationsEvent,
     "agui.custom.domain": DomainEvent,
     "agui.interrupt": Interrupt,

@@ -344,6 +344,46 @@ async def m007_search(db: aiosqlite.Connection) -> None:
     )
 
 
+async def m008_sync(db: aiosqlite.Connection) -> None:
+    """Cloud sync bookkeeping (DESIGN §6, ``sidecar/sync/state.py`` explains each table)."""
+    await _run(
+        db,
+        """CREATE TABLE sync_outbox (
+            seq INTEGER PRIMARY KEY,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            event_count INTEGER NOT NULL,
+            plain_bytes INTEGER NOT NULL,
+            blob BLOB NOT NULL,
+            checksum TEXT NOT NULL,
+            record_id TEXT,
+            created_at INTEGER NOT NULL,
+            acked_at INTEGER,
+            parked_reason TEXT
+        )""",
+        """CREATE TABLE sync_records (
+            record_id TEXT PRIMARY KEY,
+            position INTEGER NOT NULL,
+            device_id TEXT,
+            batch_seq INTEGER,
+            checksum TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('applied', 'own', 'duplicate', 'quarantined', 'held')),
+            reason TEXT,
+            blob BLOB,
+            seen_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX sync_records_held ON sync_records(device_id, batch_seq) WHERE status = 'held'",
+        """CREATE TABLE sync_batches (
+            device_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            applied_at INTEGER NOT NULL,
+            PRIMARY KEY (device_id, seq)
+        )""",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_domain_tables", m001_domain_tables),
     ("002_change_log", m002_change_log),
@@ -352,6 +392,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("005_ingest", m005_ingest),
     ("006_list_indexes", m006_list_indexes),
     ("007_search", m007_search),
+    ("008_sync", m008_sync),
 ]
 
 

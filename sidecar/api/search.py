@@ -6,8 +6,8 @@
   (character offsets into the file's text), else null. 503 ``search_starting`` before the index
   has opened.
 - ``GET /v1/settings/embedder`` → ``{settings, active: {table, embedder, dim}, building, problem}``;
-  ``PUT`` an :class:`~sidecar.search.embedders.EmbedderSettings` body: re-embeds in the
-  background and swaps when done.
+  ``PUT`` an :class:`~sidecar.search.embedders.EmbedderSettings` body: answers at once; the
+  embedder loads, the index re-embeds in the background and swaps when done (``changing``).
 - ``GET /v1/memory?tier=`` → ``{"items": [MemoryItem]}`` (decrypted for the shell);
   ``PATCH /v1/memory/{id}`` (``{text?, confidence?}``); ``DELETE /v1/memory/{id}``;
   ``DELETE /v1/memory`` (forget everything) → ``{"deleted": n}``. 503 ``memory_unavailable``

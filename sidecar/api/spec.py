@@ -134,6 +134,7 @@ class EmbedderView(BaseModel):
     settings: EmbedderSettings
     active: EmbedderActive
     building: str | None = Field(description="table being re-embedded, swapped in when done")
+    changing: bool = Field(description="an embedder change is loading or re-embedding")
     problem: str | None
 
 

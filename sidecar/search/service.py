@@ -81,6 +81,7 @@ class SearchService:
         self.settings = EmbedderSettings()
         self._task: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
+        self._change: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -130,6 +131,10 @@ class SearchService:
                             " ON CONFLICT(name) DO UPDATE SET table_name = excluded.table_name", (name,))
 
     async def stop(self) -> None:
+        if self._change is not None:
+            self._change.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._change
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -160,8 +165,9 @@ class SearchService:
     # -- embedder changes ---------------------------------------------------------------------
 
     async def set_embedder(self, settings: EmbedderSettings) -> None:
-        """Store the setting; load the embedder; re-embed into a new table in the background
-        and swap when done (search keeps answering from the current table meanwhile)."""
+        """Store the setting and return; in the background load the embedder (a remote one is
+        probed, which can take its timeout), re-embed into a new table and swap when done.
+        Search keeps answering from the current table meanwhile; ``status()`` shows progress."""
         import json
 
         from sidecar import clock
@@ -174,6 +180,14 @@ class SearchService:
         self.settings = settings
         if self.indexer is None:
             return  # start() reads the stored setting
+        if self._change is not None and not self._change.done():
+            self._change.cancel()
+        self.embedder_problem = f"loading embedder {settings.model}"
+        self._change = asyncio.get_running_loop().create_task(self._apply(settings), name="search-embedder-change")
+        self.refresh_readiness()
+
+    async def _apply(self, settings: EmbedderSettings) -> None:
+        assert self.indexer is not None
         async with self._changing:
             embedder = await self._try_load(settings)
             name = table_slug(embedder.id if embedder else None)
@@ -186,12 +200,18 @@ class SearchService:
                 building = self.indexer.building
                 if building is not None and building.name != name:
                     self.indexer.building = None
-                    await asyncio.to_thread(self.lance.drop, building.name) if self.lance else None
+                    if self.lance is not None:
+                        await asyncio.to_thread(self.lance.drop, building.name)
                     await self.indexer._forget_cursor(building.name)
                 if self.indexer.building is None:
-                    target = await self.indexer.open_target(name, embedder)
-                    self.indexer.start_building(target)
+                    self.indexer.start_building(await self.indexer.open_target(name, embedder))
         self.refresh_readiness()
+
+    @property
+    def changing(self) -> bool:
+        """An embedder change is loading or re-embedding."""
+        idx = self.indexer
+        return (self._change is not None and not self._change.done()) or (idx is not None and idx.building is not None)
 
     async def reindex(self) -> None:
         """Rebuild the active table from scratch into a fresh one, then swap (``sidecar reindex``)."""
@@ -305,7 +325,7 @@ class SearchService:
         emb = idx.active.embedder if idx and idx.active else None
         return {"settings": self.settings.model_dump(mode="json", by_alias=True),
                 "active": {"table": active, "embedder": emb.id if emb else None, "dim": emb.dim if emb else None},
-                "building": building, "problem": self.embedder_problem}
+                "building": building, "changing": self.changing, "problem": self.embedder_problem}
 
 
 async def search_ctx(app: web.Application) -> AsyncIterator[None]:

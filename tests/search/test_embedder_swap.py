@@ -31,9 +31,9 @@ async def test_change_embedder_swaps_tables_while_search_answers(api: Api, fake:
     fake.embedding_delay_s = 0.05  # slow enough that searches run during the rebuild
     view = await api.ok("PUT", "/v1/settings/embedder", {"model": "openai/fake-embed", "apiBase": fake.base_url,
                                                          "batchSize": 8})
-    assert view["building"] and view["active"]["table"] == old["table"]
+    assert view["changing"] and view["active"]["table"] == old["table"]
     answered_during_build = 0
-    while (await api.ok("GET", "/v1/settings/embedder"))["building"]:
+    while (await api.ok("GET", "/v1/settings/embedder"))["changing"]:
         res = await search(api, "ferry", limit=100)
         assert len(res["items"]) == 40, res  # never empty, never partial
         answered_during_build += 1
@@ -59,6 +59,9 @@ async def test_unreachable_embedder_is_keyword_only_with_reason(api: Api, fake: 
     await ready_vectors(api)
     fake.embeddings_down = True
     view = await api.ok("PUT", "/v1/settings/embedder", {"model": "openai/fake-embed", "apiBase": fake.base_url})
+    while view["changing"]:
+        await asyncio.sleep(0.05)
+        view = await api.ok("GET", "/v1/settings/embedder")
     assert "embedder unavailable" in view["problem"]
     await wait_idle(api)
     ready = await api.ok("GET", "/v1/ready")

@@ -3,6 +3,7 @@ once embedded, updates replace, deletes remove, restarts resume from the cursor.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -88,7 +89,10 @@ async def test_no_embedder_is_keyword_only_and_degraded(api: Api) -> None:
     await ready_vectors(api)
     before = await api.ok("POST", "/v1/notes", {"title": "Kept", "content": "Indexed before the change"}, status=201)
     view = await api.ok("PUT", "/v1/settings/embedder", {"model": "none"})
-    assert view["settings"]["model"] == "none" and view["building"] == "chunks_keyword"
+    assert view["settings"]["model"] == "none" and view["changing"]
+    while view["changing"]:
+        await asyncio.sleep(0.05)
+        view = await api.ok("GET", "/v1/settings/embedder")
     await wait_idle(api)
     view = await api.ok("GET", "/v1/settings/embedder")
     assert view["active"]["table"] == "chunks_keyword" and view["building"] is None

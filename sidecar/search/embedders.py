@@ -55,7 +55,8 @@ class EmbedderSettings(BaseModel):
 
     model: str = Field(default=DEFAULT_MODEL, min_length=1, max_length=200)
     api_base: str | None = Field(default=None, max_length=2000)
-    api_key_secret: str | None = Field(default=None, max_length=200)
+    api_key_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                                       description="name of a secret (PUT /v1/secrets/{name})")
     batch_size: int = Field(default=64, ge=1, le=512)
     min_similarity: float = Field(default=0.0, ge=-1, le=1,
                                   description="cosine similarity under which a vector-only match is dropped")

@@ -152,8 +152,8 @@ class SearchService:
             return EmbedderSettings()
 
     async def _try_load(self, settings: EmbedderSettings) -> Embedder | None:
-        api_key = await self.app[SECRETS].get(settings.api_key_secret) if settings.api_key_secret else None
         try:
+            api_key = await self.app[SECRETS].get(settings.api_key_secret) if settings.api_key_secret else None
             embedder = await load_embedder(settings, api_key)
         except EmbedderUnavailable as exc:
             self.embedder_problem = f"embedder unavailable: {exc.reason}; keyword search only"
@@ -187,6 +187,16 @@ class SearchService:
         self.refresh_readiness()
 
     async def _apply(self, settings: EmbedderSettings) -> None:
+        try:
+            await self._apply_locked(settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a background change must end in a stated problem, never silently
+            log.warning("embedder change failed", exc_info=True)
+            self.embedder_problem = f"embedder change failed: {type(exc).__name__}: {exc}"[:300]
+            self.refresh_readiness()
+
+    async def _apply_locked(self, settings: EmbedderSettings) -> None:
         assert self.indexer is not None
         async with self._changing:
             embedder = await self._try_load(settings)

@@ -226,12 +226,13 @@ class Indexer:
         """Make the caught-up building table the active one (one SQLite write); drop the old."""
         old = self.active
         await self._save_cursor(t, activate=True)
-        self.active, self.building = t, None
-        for fn in self._on_swap:
-            fn(t)
+        self.active = t  # searches read the new table from here on
         if old is not None and old.name != t.name:
             await self._forget_cursor(old.name)
             await asyncio.to_thread(self.lance.drop, old.name)
+        self.building = None  # only now: "changing" ends once the old table is gone
+        for fn in self._on_swap:
+            fn(t)
         self._progress(t, swapped=True)
         log.info("search index swapped", extra={"table": t.name})
 

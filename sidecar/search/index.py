@@ -199,6 +199,12 @@ class ChunkTable:
         """
         from lancedb.rerankers import RRFReranker
 
+        if text is not None:
+            # A double quote makes LanceDB parse a phrase query, which needs positions this index
+            # does not store: the user's quotes are just text here.
+            text = text.replace('"', " ").strip() or None
+            if text is None and mode != "vector":
+                return []
         cols = ["id", "doc_id", "kind", "entity_id", "project_id", "title", "text", "start", "end", "path",
                 "date", "updated_at"]
         if mode == "hybrid":

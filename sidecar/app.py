@@ -36,6 +36,8 @@ from sidecar.store.db import Store
 from sidecar.store.repository import Repository
 
 log = logging.getLogger(__name__)
+#: Period of the store's health check (file identity, free disk space), seconds.
+STORE_CHECK_S = 1.0
 
 #: Route tables of every API module, in the order they are added.
 ROUTE_MODULES = (
@@ -52,6 +54,14 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[REPOSITORY] = Repository(store)
     readiness.set("store", "ok", f"SQLite {settings.db_path.name}, WAL, device {store.device_id}")
+    store.on_health(lambda state, detail: readiness.set("store", state, detail or "SQLite writes succeed"))
+
+    async def watch_health() -> None:  # file replaced, disk full: seen within STORE_CHECK_S
+        while True:
+            await asyncio.to_thread(store.check_health)
+            await asyncio.sleep(STORE_CHECK_S)
+
+    after_handshake(app, "store-health", watch_health)
     try:
         yield
     finally:

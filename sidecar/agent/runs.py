@@ -199,6 +199,10 @@ class AgentService:
         self._by_run: dict[str, RunHandle] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        #: parts that add to runs (search: memory in the context, the search tool, episodes
+        #: stored after): ``tools()``, ``core()``, ``before_run(thread_id, text)``,
+        #: ``after_run(thread_id, run_id, status, user_text, assistant_text, changed)``
+        self.extensions: list[Any] = []
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -418,7 +422,7 @@ class AgentService:
 
     def _build_agent(self, settings: Any, api_key: str | None, state: Any, mode: str, domain: str | None,
                      scope_id: str | None, memory: dict[str, str], acct: _Accounting,
-                     on_changes: Callable[[list[ChangeEntry]], None]) -> Any:
+                     on_changes: Callable[[list[ChangeEntry]], None], recall: str = "") -> Any:
         from agentscope.agent import Agent, InjectionConfig, ModelConfig, ReActConfig
         from agentscope.permission import PermissionBehavior, PermissionDecision
         from agentscope.tool import FunctionTool, Toolkit
@@ -434,12 +438,14 @@ class AgentService:
         # are allowed. Not concurrency-safe, so mutations land in the change log in call order.
         callables: list[tuple[str, Any]] = [(n, getattr(tools, n)) for n in names]
         callables.append(("update_core_memory", MemoryTools(self.history).update_core_memory))
+        extra = dict(t for ext in self.extensions for t in ext.tools())
+        callables = [(n, fn) for n, fn in callables if n not in extra] + list(extra.items())
         fns: list[Any] = [FunctionTool(fn, name=n, is_concurrency_safe=False,
                                        permission=None if n in DESTRUCTIVE_TOOLS else allow) for n, fn in callables]
         tz = getattr(tools.tz, "key", "UTC")
         return Agent(
             name="assistant",
-            system_prompt=system_prompt(mode, domain=domain, entity_id=scope_id, memory=memory),
+            system_prompt=system_prompt(mode, domain=domain, entity_id=scope_id, memory=memory, recall=recall),
             model=model,
             toolkit=Toolkit(tools=fns),
             state=state,
@@ -480,8 +486,9 @@ class AgentService:
             saved = await self.history.state(thread_id)
             state = AgentState.model_validate(saved) if saved else AgentState(session_id=thread_id)
             inputs, user_messages = self._inputs(run_input, plan)
+            core, recall = await self._memory(thread_id, plan)
             agent = self._build_agent(settings, api_key, state, mode, domain, scope_id,
-                                      await self.history.core_memory(), acct, mutations.extend)
+                                      core, acct, mutations.extend, recall)
             async for ev in agent.reply_stream(inputs):
                 if isinstance(ev, RequireUserConfirmEvent):
                     status = "interrupted"
@@ -507,6 +514,30 @@ class AgentService:
         finally:
             await self._finish(handle, translator, status, error, interrupt, mutations, acct, started,
                                user_messages, state)
+
+    async def _memory(self, thread_id: str, plan: _Plan) -> tuple[dict[str, str], str]:
+        """Core memory and recalled memory for the run's system prompt (from the extensions)."""
+        text = "\n".join(_text_of(m) for m in plan.fresh if m.role == "user")
+        core: dict[str, str] | None = None
+        recall = []
+        for ext in self.extensions:
+            try:
+                core = core if core is not None else await ext.core()
+                recall.append(await ext.before_run(thread_id, text))
+            except Exception:  # memory is a help: a failure must not fail the run
+                log.exception("memory for the run failed", extra={"thread_id": thread_id})
+        return (core if core is not None else await self.history.core_memory()), "\n\n".join(r for r in recall if r)
+
+    async def _after_extensions(self, thread_id: str, run_id: str, status: str, user_messages: list[StoredMessage],
+                                translator: Any, changed: int) -> None:
+        user_text = "\n".join(str(m.message.get("content") or "") for m in user_messages if m.role == "user")
+        answer = "\n".join(m.content for m in translator.messages
+                            if m.role == "assistant" and isinstance(getattr(m, "content", None), str))
+        for ext in self.extensions:
+            try:
+                await ext.after_run(thread_id, run_id, status, user_text, answer, changed)
+            except Exception:
+                log.exception("storing the run's memory failed", extra={"run_id": run_id})
 
     def _account(self, acct: _Accounting, message_ids: list[str]) -> None:
         # Attribute the model call that just ended to the messages it produced.
@@ -577,6 +608,9 @@ class AgentService:
                 usage={"input_tokens": acct.input_tokens, "output_tokens": acct.output_tokens, "cost": acct.cost,
                        "latency_ms": clock.now_ms() - started},
                 error=error, interrupt=interrupt))
+            if self.extensions:
+                await asyncio.shield(self._after_extensions(thread_id, run_id, status, user_messages, translator,
+                                                            len(mutations)))
         except Exception:
             log.exception("finishing the run failed", extra={"run_id": run_id})
         finally:

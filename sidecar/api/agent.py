@@ -20,16 +20,13 @@ import re
 from aiohttp import web
 from pydantic import Field, ValidationError
 
-from sidecar.agent.history import History
-from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService
+from sidecar.agent.readiness import refresh_readiness
+from sidecar.agent.runs import MODEL_SETTING_KEY
 from sidecar.agent.settings import ModelSettings
 from sidecar.api.io import compact_json, dump, json_ok, read_body, read_json, read_query, sse_response
-from sidecar.appstate import SECRETS
+from sidecar.appstate import AGENT, HISTORY, SECRETS
 from sidecar.errors import NotFound, ValidationFailed
 from sidecar.store.models import ApiModel, Offset, Seq
-
-AGENT = web.AppKey("agent", AgentService)
-HISTORY = web.AppKey("history", History)
 
 
 class ThreadsQuery(ApiModel):
@@ -142,8 +139,6 @@ async def get_model_settings(request: web.Request) -> web.Response:
 async def put_model_settings(request: web.Request) -> web.Response:
     body = await read_body(request, ModelSettings)
     await request.app[HISTORY].put_setting(MODEL_SETTING_KEY, body.model_dump(mode="json"))
-    from sidecar.agent.service import refresh_readiness
-
     await refresh_readiness(request.app)
     return await get_model_settings(request)
 

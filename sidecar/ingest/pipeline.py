@@ -216,6 +216,10 @@ class Pipeline:
         self._wake = asyncio.Event()
         self._watch_cache: dict[str, Watch] = {}
         self._openers: dict[str, WatchRoot] = {}
+        #: hooks given each parsed document and each gone file inside the outcome's transaction
+        #: (search keeps the text of watched files this way): ``await sink.document(w, path,
+        #: watch_id, sha256, doc)``, ``await sink.gone(w, paths)``
+        self.document_sinks: list[Any] = []
 
     # -- events -------------------------------------------------------------------------------
 
@@ -423,6 +427,8 @@ class Pipeline:
                 for path in paths[i:i + 500]:
                     affected = await mark_deleted(tx.w, watch.id, path)
                     await mark_missing(tx, affected or [path])
+                    for sink in self.document_sinks:
+                        await sink.gone(tx.w, affected or [path])
                     n += len(affected)
         self._wake.set()
         return n
@@ -620,6 +626,8 @@ class Pipeline:
             if ex.outcome == "gone":
                 status, reason = "skipped", DELETED
                 await mark_missing(tx, [path])
+                for sink in self.document_sinks:
+                    await sink.gone(w, [path])
             elif ex.outcome in ("skipped", "error"):
                 status, reason = ex.outcome, ex.reason
                 if ex.outcome == "error":
@@ -631,6 +639,8 @@ class Pipeline:
                 source = Source(path=path, sha256=ex.sha256, watch=watch, run_id=run_id,
                                 extractor=extractor[0], extractor_version=extractor[1], exists=self.exists)
                 stored = await store_items(tx, source, ex.items or [])
+                for sink in self.document_sinks:
+                    await sink.document(w, path, watch.id, ex.sha256, ex.doc)
                 created = stored.created
                 messages += [f"{self._rel(watch, path)}: {r}" for r in stored.refused or []]
             final = "pending" if changed_meanwhile else status

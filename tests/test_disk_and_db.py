@@ -135,3 +135,24 @@ async def test_a_database_file_replaced_under_the_sidecar_stops_writes(tmp_path:
     with pytest.raises(StoreFailed) as info:
         await Store.open(data / "sidecar.db")
     assert info.value.code == "database_replaced" and "sidecar.db.replaced" in info.value.message
+
+
+async def test_ingest_waits_out_a_full_disk_and_loses_no_file(small_disk: Path, tmp_path: Path,
+                                                              memory_keyring: MemoryKeyring) -> None:
+    from tests.ingest.harness import running
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    async with running(Settings(data_dir=small_disk / "data", token=TOKEN, heartbeat_s=0.5)) as h:
+        w = await h.create_watch(inbox)
+        await h.settle(w["id"])
+        filler = small_disk / "filler"
+        await asyncio.to_thread(_fill, filler)
+        for i in range(3):
+            (inbox / f"while-full-{i}.md").write_text(f"- [ ] Written while the disk was full {i}\n" + "x" * 30_000)
+        await asyncio.sleep(2.0)
+        assert not [f for f in await h.files(w["id"]) if f["status"] == "error"]
+        filler.unlink()
+        for i in range(3):
+            f = await h.wait_file(inbox / f"while-full-{i}.md", timeout=20)
+            assert f["status"] == "done", f

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sidecar.errors import DiskFull
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.atomic import wait_event
 from sidecar.ingest.opener import stored_path
@@ -352,12 +353,19 @@ class FolderWatcher:
             files = [p for p, k in kinds if k == "file"]
             gone = [p for p, k in kinds if k == "gone"]
             dirs = [p for p, k in kinds if k == "dir"]
-            if files:
-                await self.pipeline.enqueue(watch, files)
-            if gone:
-                await self.pipeline.sources_gone(watch, gone)
-            for d in dirs:
-                await self.pipeline.scan(watch, start=d)
+            try:
+                if files:
+                    await self.pipeline.enqueue(watch, files)
+                if gone:
+                    await self.pipeline.sources_gone(watch, gone)
+                for d in dirs:
+                    await self.pipeline.scan(watch, start=d)
+            except DiskFull:  # keep the hints: acted on once the disk has room again
+                log.warning("file events kept for later: the disk is full", extra={"watch_id": wid})
+                later = time.monotonic() + DISK_FULL_RETRY_S
+                for path, is_dir in items:
+                    self._hints.setdefault((wid, path), (later, is_dir))
+                self._kick.set()
 
 
     def _lstat_under(self, watch: Watch) -> Callable[[str], os.stat_result | None]:
@@ -371,6 +379,8 @@ class FolderWatcher:
         return lstat
 
 
+#: How long hints wait before being tried again while the disk is full (seconds).
+DISK_FULL_RETRY_S = 2.0
 #: watchdog's inotify module; it logs a warning when the kernel queue overflowed.
 _INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 

@@ -1,0 +1,236 @@
+"""Applying other devices' change-log events through the one write path (``Store.write``).
+
+Rules (DESIGN §6, issue 11):
+
+* **Idempotent by event id.** An event whose id is already in the change log is skipped, so a
+  batch delivered twice (a retried push whose first response was lost) changes nothing.
+* **Last writer wins per field by HLC.** A field takes the remote value only when the event's
+  HLC is greater than the newest HLC that wrote that field here (the change log holds every
+  write, local and remote, with its HLC: an insert writes every field). Losing fields are
+  dropped; an event whose every field loses records nothing.
+* **Deletes are tombstones and win.** A ``delete`` event is kept in the change log even when
+  the row is not (yet) here. Once an entity has a tombstone, later inserts and updates of it —
+  even ones with a greater HLC made concurrently on another device — are ignored: ids are
+  UUIDs that are never reused, so "delete wins" converges whatever the delivery order, and a
+  user's deletion is never undone by a stale edit elsewhere.
+* **References.** A value naming a row that is tombstoned is resolved like the local cascade
+  rule: a required parent (timelines → project, comments → task) turns the event into the
+  row's tombstone; an optional one (``set_null``) becomes ``null``. A value naming a row that
+  is neither here nor tombstoned means the parent's event has not arrived yet: the whole
+  record is :class:`Deferred` and retried after later records.
+* Deleting a row here applies the local cascades (children deleted or references cleared),
+  recorded with ``origin=remote`` like every applied change, so none of it is pushed again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from typing import Any
+
+from pydantic.alias_generators import to_camel, to_snake
+
+from sidecar import clock
+from sidecar.store.db import Writer
+from sidecar.store.entities import ENTITIES, EntitySpec, referencing
+from sidecar.store.hlc import decode
+
+#: a remote HLC further ahead of the local wall clock than this is refused: merging it would drag
+#: every later local stamp into the future (issue 11)
+MAX_AHEAD_MS = 5 * 60 * 1000
+_REQUIRED = ("event_id", "device_id", "hlc", "entity", "entity_id", "op", "fields")
+
+
+class Deferred(Exception):
+    """The record cannot be applied yet (``reason``: ``missing_row``, ``missing_reference``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Refused(Exception):
+    """The record must never be applied (``reason``: ``bad_event``, ``clock_skew``, ``invalid_row``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def event_of(entry: Any) -> dict[str, Any]:
+    """The wire form of a change-log entry (what is sealed into a batch)."""
+    return {"event_id": entry.event_id, "device_id": entry.device_id, "hlc": entry.hlc, "entity": entry.entity,
+            "entity_id": entry.entity_id, "op": entry.op, "fields": entry.fields}
+
+
+def _check(ev: Any) -> dict[str, Any]:
+    if not isinstance(ev, dict) or any(k not in ev for k in _REQUIRED):
+        raise Refused("bad_event", "an event lacks required keys")
+    if ev["entity"] not in ENTITIES or ev["op"] not in ("insert", "update", "delete") \
+            or not isinstance(ev["fields"], dict) or not all(isinstance(ev[k], str) for k in _REQUIRED[:5]):
+        raise Refused("bad_event", f"unknown entity or op in event {ev.get('event_id')}")
+    try:
+        wall = decode(ev["hlc"])[0]
+    except ValueError:
+        raise Refused("bad_event", f"bad HLC in event {ev['event_id']}") from None
+    ahead = wall - clock.now_ms()
+    if ahead > MAX_AHEAD_MS:
+        raise Refused("clock_skew", f"event {ev['event_id']}: its clock is {ahead // 1000} s ahead of ours")
+    return ev
+
+
+class _History:
+    """The newest HLC per (entity, id, field) and the tombstones, for one batch's entities."""
+
+    def __init__(self) -> None:
+        self.field_hlc: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        self.tombstones: set[tuple[str, str]] = set()
+
+    def note(self, entity: str, entity_id: str, op: str, hlc: str, fields: dict[str, Any]) -> None:
+        key = (entity, entity_id)
+        if op == "delete":
+            self.tombstones.add(key)
+            return
+        clocks = self.field_hlc[key]
+        names = ENTITIES[entity].columns if op == "insert" else fields
+        for name in names:
+            camel = to_camel(name) if op == "insert" else name
+            if clocks.get(camel, "") < hlc:
+                clocks[camel] = hlc
+
+
+async def _load_history(w: Writer, events: list[dict[str, Any]]) -> tuple[set[str], _History]:
+    ids = json.dumps([e["event_id"] for e in events])
+    known = {r[0] for r in await w.fetchall(
+        "SELECT event_id FROM change_log WHERE event_id IN (SELECT value FROM json_each(?))", (ids,))}
+    keys = {(e["entity"], e["entity_id"]) for e in events}
+    for e in events:  # references may name tombstoned parents
+        spec = ENTITIES[e["entity"]]
+        for ref in spec.references:
+            target = e["fields"].get(to_camel(ref.column))
+            if isinstance(target, str):
+                keys.add((ref.target, target))
+    history = _History()
+    rows = await w.fetchall(
+        "SELECT entity, entity_id, op, hlc, fields FROM change_log WHERE entity_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted({k[1] for k in keys})),))
+    for entity, entity_id, op, hlc, fields in rows:
+        if (entity, entity_id) in keys:
+            history.note(entity, entity_id, op, hlc, json.loads(fields))
+    return known, history
+
+
+def _to_db(spec: EntitySpec, column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column in spec.json_columns:
+        return json.dumps(value, ensure_ascii=False)
+    if column in spec.bool_columns:
+        return int(bool(value))
+    return value
+
+
+class Applier:
+    """Applies batches inside one open write transaction (``Store.write``)."""
+
+    def __init__(self, w: Writer) -> None:
+        self.w = w
+        self.history = _History()
+        self.applied = 0
+
+    async def apply(self, events: list[Any]) -> int:
+        """Apply one batch's events in order; returns how many changed something.
+
+        Raises:
+            Refused: an event is malformed, its HLC more than 5 minutes ahead of the wall clock
+                (checked before anything is merged into the local HLC), or its row breaks the schema.
+            Deferred: an event needs a row that has not arrived yet.
+        """
+        checked = [_check(e) for e in events]
+        known, self.history = await _load_history(self.w, checked)
+        for ev in checked:
+            if ev["event_id"] in known:
+                continue
+            known.add(ev["event_id"])
+            try:
+                await self._one(ev)
+            except sqlite3.IntegrityError as exc:
+                raise Refused("invalid_row", f"event {ev['event_id']}: {exc}") from None
+        return self.applied
+
+    async def _record(self, ev: dict[str, Any], op: str, fields: dict[str, Any], *, own: bool = False) -> None:
+        await self.w.record(ev["entity"], ev["entity_id"], op, fields, origin="remote",  # type: ignore[arg-type]
+                            device_id=None if own else ev["device_id"], hlc=ev["hlc"],
+                            event_id=None if own else ev["event_id"])
+        self.history.note(ev["entity"], ev["entity_id"], op, ev["hlc"], fields)
+        self.applied += 1
+
+    async def _one(self, ev: dict[str, Any]) -> None:
+        spec = ENTITIES[ev["entity"]]
+        key = (ev["entity"], ev["entity_id"])
+        if key in self.history.tombstones:
+            return  # delete wins
+        row = await self.w.fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
+        if ev["op"] == "delete":
+            if row is not None:
+                await self._cascade(spec, ev)
+                await self.w.execute(f"DELETE FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
+            await self._record(ev, "delete", {})
+            return
+        if row is None and ev["op"] == "update":
+            raise Deferred("missing_row", f"{spec.label} {ev['entity_id']} has not arrived yet")
+        clocks = self.history.field_hlc.get(key, {})
+        columns = set(spec.columns) - {"id"}
+        winners: dict[str, Any] = {}
+        for name, value in ev["fields"].items():
+            column = to_snake(name)
+            if column in columns and ev["hlc"] > clocks.get(name, ""):
+                winners[column] = value
+        if not winners:
+            return
+        for ref in spec.references:
+            target = winners.get(ref.column)
+            if target is None:
+                continue
+            tspec = ENTITIES[ref.target]
+            if await self.w.fetchone(f"SELECT 1 FROM {tspec.table} WHERE id = ?", (target,)) is not None:
+                continue
+            if (ref.target, target) not in self.history.tombstones:
+                raise Deferred("missing_reference", f"{tspec.label} {target} has not arrived yet")
+            if ref.on_delete == "set_null":
+                winners[ref.column] = None
+                continue
+            # A required parent was deleted: this row goes with it (as the local cascade does).
+            if row is not None:
+                await self._cascade(spec, ev)
+                await self.w.execute(f"DELETE FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
+            await self._record(ev, "delete", {})
+            return
+        camel = {to_camel(c): v for c, v in winners.items()}
+        if row is None:
+            cols = ["id", *winners]
+            await self.w.execute(
+                f"INSERT INTO {spec.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [ev["entity_id"], *(_to_db(spec, c, v) for c, v in winners.items())])
+            await self._record(ev, "insert", camel)
+        else:
+            sets = ", ".join(f"{c} = ?" for c in winners)
+            await self.w.execute(f"UPDATE {spec.table} SET {sets} WHERE id = ?",
+                                 [*(_to_db(spec, c, v) for c, v in winners.items()), ev["entity_id"]])
+            await self._record(ev, "update", camel)
+
+    async def _cascade(self, spec: EntitySpec, ev: dict[str, Any]) -> None:
+        """Children of a row deleted by a remote event: deleted or detached, each recorded."""
+        for child, ref in referencing(spec.name):
+            rows = await self.w.fetchall(
+                f"SELECT id FROM {child.table} WHERE {ref.column} = ? AND id != ?", (ev["entity_id"], ev["entity_id"]))
+            for (child_id,) in rows:
+                sub = {**ev, "entity": child.name, "entity_id": child_id}
+                if ref.on_delete == "cascade":
+                    await self._cascade(child, sub)
+                    await self.w.execute(f"DELETE FROM {child.table} WHERE id = ?", (child_id,))
+                    await self._record(sub, "delete", {}, own=True)
+                else:
+                    await self.w.execute(f"UPDATE {child.table} SET {ref.column} = NULL WHERE id = ?", (child_id,))
+                    await self._record(sub, "update", {to_camel(ref.column): None}, own=True)

@@ -1,0 +1,299 @@
+"""The online/offline loop: probe, push shortly after local changes, pull on a timer.
+
+Nothing opens a socket while sync is disabled: the cloud client exists only while it is on.
+When on, a cheap ``GET /health`` decides online or offline; offline, the probe is retried with
+exponential backoff and full jitter (1 s doubling to 60 s). Online, a round is push then pull;
+the next round starts ``debounce_s`` after a local change (so a burst of edits is one batch),
+every ``pullIntervalS``, on reconnect, and on ``POST /v1/sync/now``. Transient failures
+(5xx, 429, resets: already retried a few times by the client) send the loop back to probing;
+a 401 that one refresh cannot cure makes sync ``degraded`` (``auth_expired``) until the
+settings or the token change or the user asks for a sync. Every change of state is published
+as a ``sync.status`` event and mirrored in ``/v1/ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from sidecar.errors import Conflict
+from sidecar.notify import Notifications
+from sidecar.readiness import Readiness
+from sidecar.secrets import SecretStore
+from sidecar.store.db import ChangeEntry, Store
+from sidecar.store.models import ApiModel
+from sidecar.sync import settings as sync_settings
+from sidecar.sync.settings import SyncSettings
+from sidecar.sync.state import counts, get_meta
+
+if TYPE_CHECKING:  # the crypto and HTTP modules load only once sync is on (a lean handshake)
+    from sidecar.sync.client import CloudClient, CloudError, RetryPolicy
+    from sidecar.sync.keys import Keychain, SyncKey
+
+log = logging.getLogger(__name__)
+
+SyncState = Literal["disabled", "offline", "online", "degraded"]
+
+
+class DeviceSeen(ApiModel):
+    device_id: str
+    last_batch: int
+    batches: int
+    last_seen_at: int | None
+
+
+class QuarantinedRecord(ApiModel):
+    record_id: str
+    device_id: str | None
+    batch_seq: int | None
+    state: Literal["quarantined", "held"] = Field(description="held: waits for an earlier batch of its device")
+    reason: str | None
+    seen_at: int
+
+
+class ParkedBatch(ApiModel):
+    batch_seq: int
+    reason: str
+
+
+class SyncStatus(ApiModel):
+    """``GET /v1/sync`` and the ``sync.status`` event."""
+
+    enabled: bool
+    state: SyncState
+    online: bool
+    detail: str
+    key_id: str | None
+    pending_events: int
+    last_push_at: int | None
+    last_pull_at: int | None
+    devices: list[DeviceSeen]
+    quarantined: list[QuarantinedRecord]
+    parked: ParkedBatch | None
+    last_error: str | None
+    requests: int = Field(description="HTTP requests to the cloud since start-up")
+
+
+class SyncService:
+    """Owns the sync settings, the key and the background loop of one data dir."""
+
+    def __init__(self, store: Store, secrets: SecretStore, notifications: Notifications, readiness: Readiness,
+                 *, policy: RetryPolicy | None = None, debounce_s: float = 0.5,
+                 backoff_s: tuple[float, float] = (1.0, 60.0)) -> None:
+        self.store = store
+        self.secrets = secrets
+        self.notifications = notifications
+        self.readiness = readiness
+        self.policy = policy
+        self.debounce_s = debounce_s
+        self.backoff_s = backoff_s
+        self.settings = SyncSettings()
+        self.client: CloudClient | None = None
+        self.chain: Keychain | None = None
+        self.state: SyncState = "disabled"
+        self.detail = "sync is off: PUT /v1/settings/sync {\"enabled\": true, \"apiBase\": …}"
+        self.last_error: str | None = None
+        self.requests = 0
+        self._task: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._round_lock = asyncio.Lock()
+        store.on_commit(self._on_commit)
+
+    # --- life ---------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the stored settings (cheap: before the handshake); :meth:`start` starts the loop."""
+        self.settings = await sync_settings.load(self.store)
+        if not self.settings.enabled:
+            self._set("disabled", self.detail)
+        else:
+            self._set("offline", "starting")
+            self.readiness.set("sync", "starting", f"connecting to {self.settings.api_base}")
+
+    async def start(self) -> None:
+        """Start the loop when sync is on (after the handshake)."""
+        await self._restart()
+
+    async def stop(self) -> None:
+        """Stop the loop and close the client (bounded: the loop is cancelled)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+    async def _restart(self) -> None:
+        await self.stop()
+        if not self.settings.enabled:
+            self._set("disabled", "sync is off: PUT /v1/settings/sync {\"enabled\": true, \"apiBase\": …}")
+            return
+        assert self.settings.api_base is not None
+        from sidecar.sync.client import CloudClient
+
+        self.client = CloudClient(self.settings.api_base, self.secrets, policy=self.policy,
+                                  on_request=self._count)
+        self._set("offline", f"connecting to {self.settings.api_base}")
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="sync-loop")
+
+    def _count(self, method: str, path: str) -> None:
+        self.requests += 1
+
+    def _on_commit(self, entries: list[ChangeEntry]) -> None:
+        if any(e.origin == "local" for e in entries):
+            self._dirty.set()
+
+    # --- settings and keys --------------------------------------------------------------------
+
+    async def configure(self, new: SyncSettings) -> None:
+        """Store new settings and restart the loop. Enabling without a key generates one and
+        stores it in the OS keyring (Unavailable when there is no secure keyring)."""
+        from sidecar.sync.keys import Keychain, SyncKey, save_keychain
+
+        if new.enabled and await self.keychain() is None:
+            chain = Keychain.of(SyncKey.generate())
+            await save_keychain(self.secrets, chain)
+            self.chain = chain
+        await sync_settings.save(self.store, new)
+        self.settings = new
+        await self._restart()
+
+    async def keychain(self) -> Keychain | None:
+        """The keychain (cached after the first read)."""
+        if self.chain is None:
+            from sidecar.sync.keys import load_keychain
+
+            self.chain = await load_keychain(self.secrets)
+        return self.chain
+
+    async def import_key(self, recovery: str) -> SyncKey:
+        """Learn a key from its recovery words and seal with it from now on (old keys kept)."""
+        from sidecar.sync.keys import Keychain, SyncKey, save_keychain
+
+        key = SyncKey.from_recovery(recovery)
+        chain = await self.keychain()
+        if chain is None:
+            chain = Keychain.of(key)
+        else:
+            chain.add(key, make_current=True)
+        await save_keychain(self.secrets, chain)
+        self.chain = chain
+        self._wake.set()
+        return key
+
+    # --- status -------------------------------------------------------------------------------
+
+    def _set(self, state: SyncState, detail: str) -> None:
+        changed = (state, detail) != (self.state, self.detail)
+        self.state, self.detail = state, detail
+        readiness = {"disabled": "disabled", "online": "ok", "offline": "degraded", "degraded": "degraded"}[state]
+        self.readiness.set("sync", readiness, detail)  # type: ignore[arg-type]
+        if changed:
+            self.notifications.publish("sync.status", {"state": state, "detail": detail})
+
+    async def status(self) -> SyncStatus:
+        """Everything ``GET /v1/sync`` shows."""
+        figures: dict[str, Any] = await counts(self.store)
+        push_at, pull_at = await get_meta(self.store, "sync_last_push"), await get_meta(self.store, "sync_last_pull")
+        chain = await self.keychain() if self.settings.enabled else self.chain
+        return SyncStatus.model_validate({
+            **figures, "enabled": self.settings.enabled, "state": self.state, "online": self.state == "online",
+            "detail": self.detail, "key_id": chain.current if chain else None,
+            "last_push_at": int(push_at) if push_at else None, "last_pull_at": int(pull_at) if pull_at else None,
+            "last_error": self.last_error, "requests": self.requests})
+
+    # --- rounds -------------------------------------------------------------------------------
+
+    async def sync_now(self) -> SyncStatus:
+        """One round now (push, including parked batches, then pull).
+
+        Raises:
+            Conflict: ``sync_disabled``.
+        """
+        if not self.settings.enabled or self.client is None:
+            raise Conflict("sync is disabled: enable it with PUT /v1/settings/sync", code="sync_disabled")
+        from sidecar.sync.client import CloudError
+
+        try:
+            await self._round(retry_parked=True)
+        except CloudError as exc:
+            self._failed(exc)
+        return await self.status()
+
+    async def _round(self, *, retry_parked: bool = False) -> None:
+        assert self.client is not None
+        from sidecar.sync.pull import pull
+        from sidecar.sync.push import push
+
+        chain = await self.keychain()
+        if chain is None:
+            self._set("degraded", "no sync key: POST /v1/sync/key/import or re-enable sync")
+            return
+        async with self._round_lock:
+            self._dirty.clear()
+            await push(self.store, self.client, chain, retry_parked=retry_parked)
+            await pull(self.store, self.client, chain)
+        self.last_error = None
+        self._set("online", f"online: {self.settings.api_base}")
+
+    def _failed(self, exc: CloudError) -> None:
+        from sidecar.sync.client import AuthExpired
+
+        self.last_error = str(exc)
+        if isinstance(exc, AuthExpired):
+            self._set("degraded", "auth_expired: the cloud token expired and could not be refreshed; "
+                                  "set the secret cloud_token again")
+        else:
+            self._set("offline", f"{exc.reason}: {exc}")
+
+    async def _wait(self, seconds: float, *, dirty: bool) -> None:
+        """Sleep up to ``seconds``; wake early on :meth:`sync_now`/key changes, and (``dirty``)
+        ``debounce_s`` after a local change."""
+        waits = [asyncio.ensure_future(self._wake.wait())]
+        if dirty:
+            waits.append(asyncio.ensure_future(self._dirty.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._wake.clear()
+        if self._dirty.is_set() and dirty:
+            await asyncio.sleep(self.debounce_s)
+
+    async def _loop(self) -> None:
+        from sidecar.sync.client import AuthExpired, CloudError, Transient
+
+        assert self.client is not None
+        backoff = self.backoff_s[0]
+        while True:
+            if not await self.client.health():
+                self._set("offline", f"offline: {self.settings.api_base} does not answer; next try in {backoff:.0f} s")
+                await self._wait(random.uniform(0, backoff), dirty=False)
+                backoff = min(backoff * 2, self.backoff_s[1])
+                continue
+            backoff = self.backoff_s[0]
+            try:
+                await self._round()
+            except Transient as exc:
+                self._failed(exc)
+                await self._wait(exc.retry_after or random.uniform(0, backoff), dirty=False)
+                continue
+            except AuthExpired as exc:
+                self._failed(exc)
+                await self._wait(24 * 3600, dirty=False)  # until the user acts
+                continue
+            except CloudError as exc:
+                self._failed(exc)
+            except Exception:  # a bug must not kill sync for the rest of the session
+                log.exception("sync round failed")
+                self.last_error = "internal error (see the log)"
+            await self._wait(self.settings.pull_interval_s, dirty=True)

@@ -30,6 +30,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -205,6 +206,20 @@ def _install_signals(stopper: _Stopper) -> None:
             signal.signal(sig, lambda s, _f: stopper.stop_threadsafe(signal.Signals(s).name))
 
 
+class NoWaitExecutor(ThreadPoolExecutor):
+    """The loop's default executor (what ``asyncio.to_thread`` runs on) for ``serve``.
+
+    When ``asyncio.run`` ends it shuts the default executor down and, on 3.11, waits for every
+    worker with no bound: a background import of LanceDB or a long PDF parse still running
+    would hold the process past the shell's exit bound (3 s). By then every cleanup context has
+    run and the database is closed, so what is left in a worker is abandoned work: shutdown
+    cancels what has not started and does not wait; the process then ends with ``os._exit``.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
+
+
 async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     from aiohttp import web
 
@@ -212,6 +227,7 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     from sidecar.appstate import HANDSHAKE_DONE
     from sidecar.server import make_runner
 
+    asyncio.get_running_loop().set_default_executor(NoWaitExecutor(thread_name_prefix="sidecar-worker"))
     stopper = _Stopper(asyncio.get_running_loop())
     _install_signals(stopper)
     app = create_app(settings)

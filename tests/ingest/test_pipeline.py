@@ -187,18 +187,21 @@ def test_a_file_changed_while_being_read_is_read_again_later(tmp_path: Path, mon
     path = _old_file(inbox / "plan.md", "- [ ] first\n")
     real_read = readers.read_document
 
-    def read_while_appending(p: Path, *, max_bytes: int) -> object:
-        doc = real_read(p, max_bytes=max_bytes)
+    def read_while_appending(p: Path, *, max_bytes: int, data: bytes | None = None) -> object:
+        doc = real_read(p, max_bytes=max_bytes, data=data)
         with open(p, "a", encoding="utf-8") as f:  # the editor saves again mid-read
             f.write("- [ ] second\n")
         return doc
 
     monkeypatch.setattr(readers, "read_document", read_while_appending)
-    ex = pl.examine(path, os.path.realpath(inbox), prev_sha=None, options=IngestOptions(),
+    from sidecar.ingest.opener import WatchRoot
+
+    root = WatchRoot(os.path.realpath(inbox))
+    ex = pl.examine(str(path), root, prev_sha=None, options=IngestOptions(),
                     extract=pl.rules_extractor(Watch.model_construct(data_types=["tasks"], skip_done=False)))
     assert ex.outcome == "later" and ex.items is None
     monkeypatch.setattr(readers, "read_document", real_read)
-    again = pl.examine(path, os.path.realpath(inbox), prev_sha=None, options=IngestOptions(settle_ms=0),
+    again = pl.examine(str(path), root, prev_sha=None, options=IngestOptions(settle_ms=0),
                        extract=pl.rules_extractor(Watch.model_construct(data_types=["tasks"], skip_done=False)))
     assert again.outcome == "document" and [i.title for i in again.items or []] == ["first", "second"]
 
@@ -219,7 +222,9 @@ async def test_a_file_changed_before_the_commit_is_processed_again(
     path = _old_file(inbox / "plan.md", "- [ ] first\n")
     await pipeline.enqueue(watch, [path])
     [claimed] = await pipeline.queue.claim(1)
-    ex = await asyncio.to_thread(pl.examine, claimed.path, real_inbox, prev_sha=None,
+    from sidecar.ingest.opener import WatchRoot
+
+    ex = await asyncio.to_thread(pl.examine, claimed.path, WatchRoot(real_inbox), prev_sha=None,
                                  options=pipeline.options, extract=pl.rules_extractor(watch))
     assert ex.outcome == "document"
     _old_file(inbox / "plan.md", "- [ ] first\n- [ ] second\n")  # saved again meanwhile …

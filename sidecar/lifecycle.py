@@ -39,6 +39,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from sidecar import PROTOCOL, __version__
+from sidecar.errors import SidecarError
 from sidecar.settings import Settings
 
 log = logging.getLogger("sidecar.lifecycle")
@@ -74,7 +75,7 @@ class ErrorLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event: Literal["error"] = "error"
-    code: str = Field(description="already_running | startup_failed | data_dir_unusable")
+    code: str = Field(description="already_running | startup_failed | data_dir_unusable | database_replaced")
     message: str
 
 
@@ -238,7 +239,10 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
         await site.start()
     except Exception as exc:
         log.exception("start-up failed")
-        channel.error("startup_failed", f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SidecarError):  # a failure we can name (e.g. database_replaced)
+            channel.error(exc.code, exc.message)
+        else:
+            channel.error("startup_failed", f"{type(exc).__name__}: {exc}")
         await runner.cleanup()
         return ExitCode.STARTUP_FAILED
     port = runner.addresses[0][1]

@@ -340,7 +340,7 @@ def test_pdf_text_action_table() -> None:
     items = rules.extract(Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=WED))
     assert [(i.title, i.assignees, i.due_date, i.status) for i in items] == [
         (
-            "Develop and agree product design diagrams, including; (1) wireframes, (2) ERD",
+            "Develop and agree product design diagrams",  # the ", including …" clause goes to the description
             ["JC", "AN", "CM"],
             day(2019, 3, 4),
             "todo",
@@ -348,6 +348,7 @@ def test_pdf_text_action_table() -> None:
         ("Create file structure", ["CM"], day(2019, 3, 4), "todo"),
         ("A row with no date at the end Get end to end demo", [], day(2019, 3, 30), "in_progress"),
     ]
+    assert items[0].description == "including; (1) wireframes, (2) ERD"
 
 
 def test_ambiguous_numeric_dates_are_not_guessed() -> None:

@@ -50,7 +50,10 @@ def _model() -> Any:
 
 def detect(text: str) -> str:
     """ISO 639-1 code of the language of ``text`` (``"en"`` when unsure; see the module docstring)."""
-    sample = _NOISE.sub(" ", text[: _SAMPLE * 2])[:_SAMPLE]
+    head = text[: _SAMPLE * 2]
+    if head.isascii():
+        return "en"
+    sample = _NOISE.sub(" ", head)[:_SAMPLE]
     letters = [c for c in sample if c.isalpha()]
     if len(letters) < MIN_LETTERS or all(c.isascii() for c in letters):
         return "en"

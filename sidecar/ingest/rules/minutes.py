@@ -159,13 +159,29 @@ def first_sentence(text: str) -> str:
 
 
 def minutes_action(text: str, known: frozenset[str]) -> tuple[str, str | None] | None:
-    """``(title text, owner hint)`` when a minutes line states an action (module docstring).
+    """``(title text, owner hint)`` when a sentence of a minutes line states an action (module
+    docstring): the line's first sentence, else a later one ("JB: Can take the lead. Will make
+    a github issue").
 
     ``known``: :func:`people` of the document; a ``NAME to/will …`` owner must be one of them.
     """
     body, speaker = strip_prefixes(text)
     if not body:
         return None
+    found = _sentence_action(body, speaker, known)
+    if found is not None:
+        return found
+    for m in _LATER_SENTENCE.finditer(body):
+        found = _sentence_action(body[m.end() :], speaker, known)
+        if found is not None:
+            return found
+    return None
+
+
+_LATER_SENTENCE = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z])")
+
+
+def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> tuple[str, str | None] | None:
     m = _OWNER_ACTION.match(body)
     if m:
         first = m.group("owners").split()[0].lower().strip(",").lstrip("@")

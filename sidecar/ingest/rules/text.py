@@ -421,11 +421,8 @@ class TextRules(TableRules):
         after_blank = section.blank_run > 0
         section.blank_run = 0
         is_item = bool(LIST_ITEM.match(line.text) or CHECKBOX.match(line.text))
-        if section.mode is None:
-            section.mode = "list" if is_item else "plain"
-            return False
         stripped = line.text.strip()
-        if _FIELD_LABEL.match(stripped) and not is_item and stripped.endswith(":"):
+        if _FIELD_LABEL.match(stripped) and not is_item and stripped.endswith(":") and section.mode is not None:
             return True  # "Meeting Conclusion:" after the list
         outline = _OUTLINE.match(stripped)
         if outline and not is_item:
@@ -433,6 +430,9 @@ class TextRules(TableRules):
             if section.depth and depth <= section.depth:
                 return True  # "3.2 Discussion" after "3.1 Action Items"
             section.skip_line = True  # "3.1.1 First 48 Hours": a group label inside the section
+            return False
+        if section.mode is None:
+            section.mode = "list" if is_item else "plain"
             return False
         if section.mode == "list" and not is_item:
             deeper = line.indent > section.indent

@@ -67,6 +67,12 @@ _TRAIL_ASIDE = re.compile(
     re.I,
 )
 _TRAIL_PUNCT = re.compile(r"[ \t]*[.;:,]+$")
+#: Where a long title's trailing clause starts: ", including …", ", which …", ", focusing on …".
+_TRAIL_CLAUSE = re.compile(
+    r",[ \t]+(?=(?:which|including|focusing|highlighting|incorporating|allowing|so[ \t]+that|while|whereas"
+    r"|because|since|e\.g\.|i\.e\.)\b)",
+    re.I,
+)
 #: Template words that are no title ("ACTION: text" in an empty minutes template).
 _PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "name: text", "n/a"})
 
@@ -74,7 +80,8 @@ _PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "n
 def clean_task_title(title: str) -> tuple[str, str | None]:
     """``(title, aside)``: a task title without list numbering or bullets left in it ("88.1-",
     "○"), a trailing link, trailing votes ("+1 JB"), a trailing remark in brackets ("(i.e. …)",
-    "(e.g. …)", "(see …)"; returned as ``aside`` for the description) and trailing punctuation (a
+    "(e.g. …)", "(see …)") and, in a title longer than 70 characters, a trailing clause (", which …",
+    ", including …"); what is cut is returned as ``aside`` for the description and trailing punctuation (a
     question mark stays). A template placeholder ("text") becomes ``""``."""
     text = _LEAD_NUMBERING.sub("", title).strip()
     aside: str | None = None
@@ -89,6 +96,12 @@ def clean_task_title(title: str) -> tuple[str, str | None]:
         text = _TRAIL_PUNCT.sub("", text).strip()
         if text == before:
             break
+    if len(text) > 70:
+        m = _TRAIL_CLAUSE.search(text, 25)
+        if m:
+            clause = text[m.end() :]
+            aside = clause if aside is None else f"{clause}; {aside}"
+            text = text[: m.start()]
     if text.lower() in _PLACEHOLDERS:
         return "", aside
     return text, aside

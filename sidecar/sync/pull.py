@@ -58,7 +58,7 @@ class Puller:
 
     async def run(self) -> PullResult:
         """Page through the listing from the first unseen record; raises the client's errors."""
-        seen_row = await self.store.fetchone("SELECT count(*) FROM sync_records")
+        seen_row = await self.store.fetchone("SELECT count(*) FROM sync_records WHERE position >= 0")
         page = int(seen_row[0]) // PAGE + 1 if seen_row else 1
         while True:
             metas = await self.client.list_records(page, PAGE)

@@ -208,3 +208,27 @@ def test_socket_audit_sync_off_then_on_with_the_server_down(spawn_sidecar: Spawn
     assert len(network) <= 4  # backoff: a few probes in 2.5 s, not a hot loop
     lookups = {r["host"] for r in records if r["event"] == "getaddrinfo"}
     assert lookups <= {"127.0.0.1", "localhost", "None"}, lookups
+
+
+def test_restore_from_the_cloud_on_a_fresh_process_then_pull_newer(spawn_sidecar: SpawnFn,
+                                                                    cloud_process: Cloud) -> None:
+    words = SyncKey.generate().recovery_words
+    a = spawn_sidecar(env=_env(words))
+    _enable(a, cloud_process.base)
+    for i in range(20):
+        a.ok("POST", "/v1/tasks", {"title": f"before backup {i}"}, status=201)
+    a.ok("POST", "/v1/sync/now", timeout=60)
+    made = a.ok("POST", "/v1/backup", timeout=60)
+    assert made["cloudId"] and made["chunkCount"] >= 1
+    a.ok("POST", "/v1/notes", {"title": "after the backup"}, status=201)
+    a.ok("POST", "/v1/sync/now", timeout=60)
+    # a new laptop: no key yet (memory keyring), only the cloud token
+    b = spawn_sidecar(env={k: v for k, v in _env(words).items() if k != "SIDECAR_SECRET_SYNC_KEY"})
+    _enable(b, cloud_process.base)
+    bad = b.request("POST", "/v1/backup/restore", {"recoveryKey": " ".join(words.split()[::-1])})
+    assert bad.status == 422 and bad.error_code() == "invalid_recovery_key"
+    restored = b.ok("POST", "/v1/backup/restore", {"recoveryKey": words}, timeout=60)
+    assert restored["source"] == "cloud" and restored["pulledEvents"] == 1
+    assert _hash(a.data_dir) == _hash(b.data_dir)
+    again = b.request("POST", "/v1/backup/restore", {"recoveryKey": words})
+    assert again.status == 409 and again.error_code() == "not_fresh"

@@ -82,6 +82,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ign
     _command("sidecar.agent.chat"),
     _command("sidecar.doctor"),
     _command("sidecar.schemas"),
+    _command("sidecar.sync.cli"),
 ]
 
 

@@ -140,9 +140,10 @@ class SyncService:
             self._set("offline", "starting")
             self.readiness.set("sync", "starting", f"connecting to {self.settings.api_base}")
 
-    async def start(self) -> None:
-        """Start the loop when sync is on (after the handshake)."""
-        await self._restart()
+    async def start(self, *, loop: bool = True) -> None:
+        """Start the loop when sync is on (after the handshake). ``loop=False``: only make the
+        client, for a caller that runs rounds itself (``sidecar sync now``)."""
+        await self._restart(loop=loop)
 
     async def stop(self) -> None:
         """Stop the loops and close the client (bounded: the loops are cancelled)."""
@@ -156,9 +157,9 @@ class SyncService:
             await self.client.close()
             self.client = None
 
-    async def _restart(self) -> None:
+    async def _restart(self, *, loop: bool = True) -> None:
         await self.stop()
-        if self.settings.backup_cron and (self.settings.enabled or self.settings.backup_dir):
+        if loop and self.settings.backup_cron and (self.settings.enabled or self.settings.backup_dir):
             self._backup_task = asyncio.get_running_loop().create_task(self._backup_loop(), name="sync-backups")
         if not self.settings.enabled:
             self._set("disabled", "sync is off: PUT /v1/settings/sync {\"enabled\": true, \"apiBase\": …}")
@@ -169,7 +170,8 @@ class SyncService:
         self.client = CloudClient(self.settings.api_base, self.secrets, policy=self.policy,
                                   on_request=self._count)
         self._set("offline", f"connecting to {self.settings.api_base}")
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="sync-loop")
+        if loop:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="sync-loop")
 
     def _count(self, method: str, path: str) -> None:
         self.requests += 1

@@ -1,12 +1,17 @@
 """Build the frozen sidecar (PyInstaller, onedir) into ``dist/sidecar/`` and report its size.
 
-Usage (from anywhere, with the project's venv — ``pip install -e '.[test]'`` brings PyInstaller)::
+Usage (from anywhere, with the project's venv made from the lock — ``bash tools/install --extra test``
+brings PyInstaller)::
 
     python bundling/build.py                 # build if stale, print the size report
     python bundling/build.py --force         # rebuild even if up to date
     python bundling/build.py --clean         # also drop PyInstaller's analysis cache
     python bundling/build.py --report        # only print the size report of dist/sidecar
     python bundling/build.py --selftest      # then run `dist/sidecar/sidecar bundle-selftest`
+    python bundling/build.py --unlocked      # build from an environment that differs from uv.lock
+
+A build refuses an environment that is not exactly ``uv.lock`` (runtime + ``test`` extra): the
+shipped app carries the versions CI tested, nothing else.
 
 The binary is ``dist/sidecar/sidecar`` (``sidecar.exe`` on Windows); ship the whole
 ``dist/sidecar/`` directory. ``dist/sidecar.build.json`` records a fingerprint of the inputs
@@ -74,8 +79,24 @@ def pyinstaller_available() -> bool:
     return True
 
 
-def build(*, clean: bool = False, log: Path | None = None, vectors: bool = True) -> float:
-    """Run PyInstaller on the spec; returns the seconds it took. Raises CalledProcessError."""
+def lock_drift() -> str | None:
+    """``None`` when the running environment is exactly ``uv.lock`` (runtime + ``test`` extra),
+    else what uv would change (``uv sync --locked --check``, which also fails when
+    ``pyproject.toml`` and the lock disagree). Needs uv from ``bash tools/install``."""
+    uv = ROOT / ".tools" / "uv" / "bin" / ("uv.exe" if os.name == "nt" else "uv")
+    if not uv.exists():
+        return f"{uv} is missing: run `bash tools/install --extra test`"
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_PROJECT_ENVIRONMENT": sys.prefix}
+    proc = subprocess.run([str(uv), "sync", "--locked", "--extra", "test", "--check", "--python", sys.executable],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    return None if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()
+
+
+def build(*, clean: bool = False, log: Path | None = None, vectors: bool = True, locked: bool = True) -> float:
+    """Run PyInstaller on the spec; returns the seconds it took. Raises CalledProcessError, or
+    RuntimeError when ``locked`` and the environment is not exactly ``uv.lock``."""
+    if locked and (drift := lock_drift()):
+        raise RuntimeError(f"the build environment is not uv.lock (build with --unlocked to override):\n{drift}")
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
            "--distpath", str(DIST), "--workpath", str(WORK), str(SPEC)]
     if clean:
@@ -251,27 +272,110 @@ def excluded_source_imports(excludes: dict[str, str] | None = None) -> list[str]
     return problems
 
 
-def verify(excludes: dict[str, str] | None = None) -> list[str]:
+def _hook_exists(package: str) -> bool:
+    """Whether a PyInstaller hook (PyInstaller's, the contrib set's or ``bundling/hooks``) exists for
+    ``package``: such a hook collects the data files its package reads."""
+    dirs = [HERE / "hooks"]
+    try:
+        import _pyinstaller_hooks_contrib
+        import PyInstaller
+
+        dirs += [Path(PyInstaller.__file__).parent / "hooks",
+                 Path(_pyinstaller_hooks_contrib.__file__).parent / "stdhooks"]
+    except ImportError:
+        pass
+    return any((d / f"hook-{package}.py").exists() for d in dirs)
+
+
+def _dist_name(info_dir: str) -> str:
+    """``aiohttp-3.14.5.dist-info`` → ``aiohttp`` (normalised as importlib.metadata does)."""
+    return info_dir.removesuffix(".dist-info").rsplit("-", 1)[0].lower().replace("-", "_")
+
+
+def trace_problems(trace: dict[str, list[str]], *, excludes: dict[str, str] | None = None,
+                   vectors: bool = True) -> list[str]:
+    """What a runtime trace (``{"modules": [...], "opened": [...]}``, from ``trace_runtime.py``)
+    needs that the spec would not ship, judged from the declarations alone (no build):
+
+    * a loaded module (a native extension included) that ``excludes.py`` leaves out;
+    * a dist-info file read at run time (``importlib.metadata``) of a distribution not in
+      ``collect.metadata()``;
+    * a data file read from a package that neither ``collect.DATA`` collects (or whose globs
+      there leave it out) nor a PyInstaller hook covers.
+
+    Each problem names the module or file. Empty list = fine.
+    """
+    import fnmatch
+
+    sys.path.insert(0, str(HERE))
+    import collect
+
+    if excludes is None:
+        from excludes import EXCLUDES, VECTOR_EXCLUDES
+
+        excludes = {**EXCLUDES, **({} if vectors else VECTOR_EXCLUDES)}
+    problems = []
+    loaded: dict[str, list[str]] = defaultdict(list)  # exclusion → the traced modules it drops
+    for mod in trace.get("modules", []):
+        ex = None if mod.startswith(_TRACE_ONLY) else _excluded(mod, excludes)
+        if ex:
+            loaded[ex].append(mod)
+    for ex, mods in loaded.items():
+        more = f" and {len(mods) - 1} more" if len(mods) > 1 else ""
+        problems.append(f"the runtime trace loads {mods[0]!r}{more}, which bundling/excludes.py leaves out ({ex!r})")
+    shipped_metadata = {d.lower().replace("-", "_") for d in collect.metadata(vectors)}
+    for name in trace.get("opened", []):
+        top, _, rest = name.partition("/")
+        if name.endswith("entry_points.txt") or not rest:
+            continue
+        if top.endswith(".dist-info"):
+            if _dist_name(top) not in shipped_metadata and not _hook_exists(_dist_name(top)):
+                problems.append(f"the runtime trace reads {name!r}: add {_dist_name(top)!r} to "
+                                "bundling/collect.py METADATA")
+            continue
+        if top in collect.DATA:
+            skipped = next((g for g in collect.DATA[top] if fnmatch.fnmatch(rest, g)), None)
+            if skipped:
+                problems.append(f"the runtime trace reads data file {name!r}, which bundling/collect.py DATA "
+                                f"leaves out ({skipped!r})")
+        elif not _hook_exists(top):
+            problems.append(f"the runtime trace reads data file {name!r} of {top!r}, which no PyInstaller "
+                            "hook and no bundling/collect.py DATA entry collects")
+    return problems
+
+
+def verify(excludes: dict[str, str] | None = None, trace: dict[str, list[str]] | None = None) -> list[str]:
     """Problems with the exclusions and the bundle's coverage (empty list = fine):
 
     * a module of ``sidecar/`` imports an excluded package;
-    * the runtime trace (``build/runtime-trace.json`` from ``trace_runtime.py``, when present)
-      shows an excluded module loaded, or a loaded module the last build does not carry.
+    * the runtime trace (``trace``, else ``build/runtime-trace.json`` from ``trace_runtime.py``
+      when present) needs what the declarations would not ship (:func:`trace_problems`), or —
+      after a build — loads a module or reads a data file the built bundle does not carry.
     """
     excludes = load_excludes() if excludes is None else excludes
     problems = excluded_source_imports(excludes)
-    if TRACE.exists():
-        traced = json.loads(TRACE.read_text())["modules"]
+    if trace is None and TRACE.exists():
+        trace = json.loads(TRACE.read_text())
+    if trace is not None:
+        problems += trace_problems(trace, excludes=excludes)
         have = bundled_modules() if (WORK / "sidecar" / "PYZ-00.pyz").exists() else None
-        for mod in traced:
-            if mod.startswith(_TRACE_ONLY):
-                continue
-            ex = _excluded(mod, excludes)
-            if ex:
-                problems.append(f"the runtime trace loads excluded {mod!r} ({ex})")
-            elif have is not None and mod not in have:
-                if not (BUNDLE / "_internal" / mod.replace(".", "/")).is_dir():  # namespace package of data
+        if have is not None:
+            internal = BUNDLE / "_internal"
+            for mod in trace["modules"]:
+                if mod.startswith(_TRACE_ONLY) or _excluded(mod, excludes) or mod in have:
+                    continue
+                if not (internal / mod.replace(".", "/")).is_dir():  # namespace package of data
                     problems.append(f"the runtime trace loads {mod!r}, which the bundle does not carry")
+            for name in trace.get("opened", []):
+                top = name.split("/", 1)[0]
+                if name.endswith("entry_points.txt") or "/" not in name:
+                    continue
+                if top.endswith(".dist-info"):
+                    found = any(_dist_name(d.name) == _dist_name(top) for d in internal.glob("*.dist-info"))
+                else:
+                    found = (internal / name).exists()
+                if not found:
+                    problems.append(f"the runtime trace reads {name!r}, which the bundle does not carry")
     return problems
 
 
@@ -297,19 +401,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--without-vectors", action="store_true",
                         help="leave LanceDB and pyarrow out (-266 MB; see excludes.VECTOR_EXCLUDES)")
     parser.add_argument("--selftest", action="store_true", help="run `sidecar bundle-selftest` after building")
+    parser.add_argument("--unlocked", action="store_true",
+                        help="build even if the environment differs from uv.lock (not for shipping)")
     parser.add_argument("--verify", action="store_true",
                         help="check the exclusions against sidecar/'s imports and build/runtime-trace.json")
     args = parser.parse_args(argv)
     if not args.report:
         if not pyinstaller_available():
-            print("PyInstaller is not installed: pip install -e '.[test]' (or pip install pyinstaller)", file=sys.stderr)
+            print("PyInstaller is not installed: bash tools/install --extra test", file=sys.stderr)
             return 2
         vectors = not args.without_vectors
         if args.force or args.clean or not is_fresh(vectors):
             if args.clean:
                 shutil.rmtree(WORK, ignore_errors=True)
             print(f"building {BUNDLE}{'' if vectors else ' without LanceDB/pyarrow'} …", flush=True)
-            took = build(clean=args.clean, vectors=vectors)
+            try:
+                took = build(clean=args.clean, vectors=vectors, locked=not args.unlocked)
+            except RuntimeError as exc:
+                print(exc, file=sys.stderr)
+                return 2
             print(f"built in {took:.0f} s")
         else:
             print(f"{BUNDLE} is up to date ({STAMP.name})")

@@ -22,19 +22,13 @@ EXCLUDES: dict[str, str] = {
     "s3transfer": "see boto3",
     "grpc": "gRPC (19 MB). Pulled in only by AgentScope's xAI model class; the sidecar's model is "
             "LiteLLM's (xAI works through LiteLLM over HTTP)",
-    "opentelemetry": "tracing callbacks of LiteLLM (its otel integration); the sidecar registers no "
-                     "callbacks and sends no telemetry",
     "google.protobuf": "only LiteLLM's legacy Vertex (non-Gemini) SDK path; Gemini/Vertex chat go over HTTP",
     "google.cloud": "GCP SDKs (Vertex SDK path, GCS logging, Google secret manager): not used",
     "google.auth": "Vertex service-account auth: the sidecar has no setting for service accounts",
     "google.genai": "Gemini SDK (AgentScope's Gemini model, LiteLLM's google_genai types); "
                     "LiteLLM's gemini/ provider uses plain HTTP",
-    "tokenizers": "Hugging Face tokenizers (12 MB). LiteLLM uses them only to count tokens for "
-                  "llama-2/3, cohere and claude-2 models when a server reports no usage — after "
-                  "downloading the tokenizer from the Hub, a network call an offline app must not "
-                  "make. Without them LiteLLM logs a warning and counts with its bundled tiktoken "
-                  "encodings (approximate for those models, offline)",
-    "huggingface_hub": "Hub downloads (for tokenizers above; LanceDB's MLX embedder). Offline app",
+    "huggingface_hub": "Hub downloads (tokenizer and model downloads; LanceDB's MLX embedder). Offline app: "
+                       "the embedder's tokenizer and weights ship inside the wordllama wheel",
     "hf_xet": "Hub transfer backend (11 MB), see huggingface_hub",
     "fastapi": "web framework of the LiteLLM proxy and some LiteLLM integrations; the sidecar serves aiohttp",
     "dashscope": "Alibaba DashScope SDK (12 MB): AgentScope's DashScope model/TTS/embedding classes; "
@@ -43,10 +37,6 @@ EXCLUDES: dict[str, str] = {
                  "integration; LiteLLM's anthropic/ provider calls the API over its own HTTP client",
     "websocket": "websocket-client: AgentScope's DashScope realtime TTS only",
     "fsspec": "fsspec filesystems behind pyarrow.fs.FSSpecHandler; the vector store is a local directory",
-    "litellm.rust_bridge._native": "LiteLLM's optional Rust extension (38 MB). Its route catalog sends "
-                                   "chat completions, embeddings, token counting and tokenizers to "
-                                   "Python (PYTHON_ONLY); only OCR and Bedrock transcription require it. "
-                                   "The loader returns None on ImportError and every route falls back",
     "lancedb.conftest": "LanceDB's pytest fixtures",
     # --- not installed today; excluded defensively so an optional extra in the build venv never
     #     lands in the bundle (each is an optional import of LiteLLM, AgentScope, LanceDB or openai) ---

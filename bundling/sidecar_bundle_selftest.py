@@ -21,6 +21,7 @@ stdout; exit code 0 when every check passed, 1 otherwise. Runs from source too:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import json
@@ -299,11 +300,31 @@ def check_agui() -> str:
     return "encoder ok"
 
 
+def check_embedder() -> str:
+    """The offline embedder (search's default) loads from the bundle's own files and embeds."""
+    if bundle_info().get("vectors") is False:
+        return "skipped: this bundle was built without LanceDB/pyarrow (build.py --without-vectors)"
+    import numpy as np
+
+    from sidecar.search.embedders import WordLlamaEmbedder, wordllama_package_dir
+
+    embedder = WordLlamaEmbedder.load_sync()
+    sentences = ["book the venue for the offsite", "reserve a room for the team trip", "quarterly tax return"]
+    vectors = np.asarray(asyncio.run(embedder.embed(sentences)))
+    if vectors.shape != (3, 256):
+        raise AssertionError(f"embedding shape {vectors.shape}")
+    near, far = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
+    if not near > far:
+        raise AssertionError(f"similar sentences scored {near:.3f} <= unrelated {far:.3f}")
+    return f"wordllama from {wordllama_package_dir().name}/: 256-d, similar {near:.2f} > unrelated {far:.2f}"
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "agent_stack": check_agent_stack,
     "model_module": check_model_module,
     "readers": check_readers,
     "lancedb": check_lancedb,
+    "embedder": check_embedder,
     "tls_time": check_tls_and_time,
     "keyring": check_keyring,
     "ag_ui": check_agui,

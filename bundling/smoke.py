@@ -28,8 +28,8 @@ What it does, failing loudly (exit code 1, with the sidecar's stderr tail) on an
 7. close stdin: the process and every child must be gone within 3 s (exit code 0).
 
 Then it measures spawn → handshake over ``--spawns`` fresh starts (median) and prints the figures:
-bundle size (MB, files), spawn → handshake median, idle RSS (after the agent stack loaded), and
-the RSS after the workload.
+bundle size (MB, files), spawn → handshake median, idle RSS (ready, no model configured: the
+agent stack loads once a model is), and the RSS after the workload.
 """
 
 from __future__ import annotations
@@ -62,6 +62,11 @@ REPO = Path(__file__).resolve().parent.parent
 HANDSHAKE_KEYS = {"event", "protocol", "port", "token", "pid", "instance", "version"}
 #: The contract: after stdin closes, the process and all its children are gone within this.
 EXIT_BOUND_S = 3.0
+
+
+#: The bundling issue's target for the frozen binary's spawn → handshake median (seconds), on a
+#: quiet machine: a benchmark figure this script prints, not an assertion.
+HANDSHAKE_TARGET_S = 1.0
 
 
 class SmokeError(AssertionError):
@@ -316,9 +321,20 @@ def check_logs(proc: Proc, token: str, allow: Sequence[str] = ()) -> tuple[int, 
     return n, tolerated
 
 
-def agent_run(api: Client, fake_port: int, base_url: str) -> dict[str, Any]:
+def configure_model(api: Client, base_url: str, timeout: float = 90.0) -> float:
+    """Point the sidecar at the fake model and wait until the agent stack has loaded
+    (``/v1/ready`` agent ``ok``); returns the seconds that took. Raises SmokeError."""
     api.ok("PUT", "/v1/settings/model", {"model": "openai/fake-model", "apiBase": base_url,
                                           "contextSize": 131072, "requestTimeoutS": 20, "stallTimeoutS": 10})
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if api.ok("GET", "/v1/ready")["components"]["agent"]["state"] == "ok":
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise SmokeError(f"the agent stack did not load within {timeout:.0f} s")
+
+
+def agent_run(api: Client, fake_port: int, base_url: str) -> dict[str, Any]:
     title = f"Agent smoke task {uuid.uuid4().hex[:6]}"
     fake_script(fake_port, {"queue": [
         {"type": "tool_calls", "calls": [{"name": "create_task", "arguments": {"title": title, "priority": "high"}}]},
@@ -426,6 +442,8 @@ class Figures:
     ready_s: float = 0.0
     idle_rss_mb: float = 0.0
     after_work_rss_mb: float = 0.0
+    agent_load_s: float = 0.0
+    agent_idle_rss_mb: float = 0.0
     processes: int = 0
     agent_run_s: float = 0.0
     exit_s: float = 0.0
@@ -440,10 +458,13 @@ class Figures:
         out += [
             f"spawn → handshake: median {self.handshake_median_s * 1000:.0f} ms over {len(self.handshake_all_s)} "
             f"(min {min(self.handshake_all_s) * 1000:.0f}, max {max(self.handshake_all_s) * 1000:.0f}; "
-            f"first start {self.handshake_first_s * 1000:.0f} ms)",
-            f"spawn → all components settled (agent stack imported): {self.ready_s:.2f} s",
-            f"idle RSS (agent stack loaded): {self.idle_rss_mb:.0f} MB ({self.processes} process(es)); "
+            f"first start {self.handshake_first_s * 1000:.0f} ms; target ≤ {HANDSHAKE_TARGET_S * 1000:.0f} ms: "
+            f"{'met' if self.handshake_median_s <= HANDSHAKE_TARGET_S else 'NOT met'})",
+            f"spawn → all components settled (no model configured): {self.ready_s:.2f} s",
+            f"idle RSS (ready, no model configured): {self.idle_rss_mb:.0f} MB ({self.processes} process(es)); "
+            f"with the agent stack loaded (model configured, idle): {self.agent_idle_rss_mb:.0f} MB; "
             f"after the workload: {self.after_work_rss_mb:.0f} MB",
+            f"model configured → agent stack loaded: {self.agent_load_s:.2f} s",
             f"agent run (tool call + answer): {self.agent_run_s:.2f} s; exit after stdin EOF: {self.exit_s:.2f} s",
             f"components: {self.components}",
         ]
@@ -490,6 +511,9 @@ def run(cmd: Sequence[str], *, bundle_dir: Path | None = None, spawns: int = 10,
                 if task["id"] not in {t["id"] for t in listed["items"]}:
                     raise SmokeError("the created task is not listed")
 
+                figures.agent_load_s = configure_model(api, base_url)
+                time.sleep(1.0)
+                figures.agent_idle_rss_mb = tree_rss(proc.popen.pid)[0] / 1e6
                 figures.agent_run_s = agent_run(api, fake_port, base_url)["seconds"]
                 ready = api.ok("GET", "/v1/ready")
                 if ready["components"]["agent"]["state"] != "ok":

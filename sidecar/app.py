@@ -2,19 +2,31 @@
 
 Resources that open and close with the app (the database, the notification hub) are managed
 with ``cleanup_ctx``, so tests and the real process start and stop them the same way.
+
+**Parts.** Every part (agent, ingest, search, and next sync) plugs in the same way: its
+``service`` module has ``setup(app)``, which
+
+1. appends its ``cleanup_ctx`` (it runs after the store's, so the part stops before the
+   database closes) — the context creates the part's service under its key in
+   :mod:`sidecar.appstate`, sets its ``/v1/ready`` component, and starts heavy work with
+   :func:`sidecar.background.after_handshake`;
+2. adds its routes (``app.router.add_routes``) and any ``on_shutdown`` hook.
+
+A part imports :mod:`sidecar.appstate` (keys) and :mod:`sidecar.background` (after-handshake
+work), never this module, so there is no import cycle; adding a part is one entry in
+:data:`PARTS`. ``tests/test_seam.py`` imports each part alone and checks the import graph.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from sidecar.agent import service as agent_service
 from sidecar.api import clients, comments, events, health, notes, projects, secrets, tasks, timelines
-from sidecar.api import ingest as ingest_api
-from sidecar.api import watches as watches_api
 from sidecar.appstate import (
     BACKGROUND,
     HANDSHAKE_DONE,
@@ -26,21 +38,25 @@ from sidecar.appstate import (
     SHUTTING_DOWN,
     STORE,
 )
-from sidecar.ingest.service import ingest_ctx
+from sidecar.background import after_handshake, background_ctx
+from sidecar.ingest import service as ingest_service
 from sidecar.notify import Notifications
 from sidecar.readiness import Readiness
+from sidecar.search import service as search_service
 from sidecar.secrets import SecretStore
 from sidecar.security import MIDDLEWARES
 from sidecar.settings import Settings
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
+from sidecar.sync import setup as sync_setup
 
 log = logging.getLogger(__name__)
 
-#: Route tables of every API module, in the order they are added.
-ROUTE_MODULES = (
-    health, events, tasks, comments, projects, timelines, notes, clients, secrets, watches_api, ingest_api,
-)
+#: Route tables of the foundation's API modules, in the order they are added.
+ROUTE_MODULES = (health, events, tasks, comments, projects, timelines, notes, clients, secrets)
+
+#: The parts, each added by its ``setup(app)`` in this order (see the module docstring).
+PARTS = (agent_service, ingest_service, search_service, sync_setup)
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -56,30 +72,6 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
-
-
-def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]]) -> None:
-    """Run ``work`` in the background once the handshake is out (heavy imports, warm-ups,
-    watchers). It is cancelled when the app shuts down; a failure is logged, not fatal."""
-
-    async def runner() -> None:
-        await app[HANDSHAKE_DONE].wait()
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("background start-up work failed", extra={"work": name})
-
-    app[BACKGROUND].add(asyncio.get_running_loop().create_task(runner(), name=name))
-
-
-async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
-    yield
-    tasks: list[asyncio.Task[None]] = [*app[BACKGROUND]]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -109,17 +101,12 @@ def create_app(settings: Settings) -> web.Application:
     app[HANDSHAKE_DONE] = asyncio.Event()
     app[SHUTTING_DOWN] = asyncio.Event()
     app[BACKGROUND] = set()
-    app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(background_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_secrets_ctx)
-    app.cleanup_ctx.append(ingest_ctx)  # after the store: it stops before the database closes
     app.on_shutdown.append(_on_shutdown)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
-    # Parts with their own resources add them here (imported late: they import this module).
-    from sidecar.agent import service as agent_service
-    from sidecar.sync import setup as sync_setup
-
-    agent_service.setup(app)
-    sync_setup.setup(app)
+    for part in PARTS:
+        part.setup(app)
     return app

@@ -210,11 +210,12 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
 
     from sidecar.app import create_app
     from sidecar.appstate import HANDSHAKE_DONE
+    from sidecar.server import make_runner
 
     stopper = _Stopper(asyncio.get_running_loop())
     _install_signals(stopper)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s)
+    runner = make_runner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s)
     try:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -26,6 +26,15 @@ def redact(value: str | None) -> None:
         _secrets.add(value)
 
 
+def scrub(text: str) -> str:
+    """``text`` with every value given to :func:`redact` replaced by ``[redacted]`` — for error
+    texts that are stored or sent (a provider's 401 message may quote the API key)."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
 class _Formatter(JsonFormatter):
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
@@ -35,11 +44,7 @@ class _Formatter(JsonFormatter):
             log_data["request_id"] = rid
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        for secret in _secrets:
-            if secret in line:
-                line = line.replace(secret, "[redacted]")
-        return line
+        return scrub(super().format(record))
 
 
 def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:

@@ -4,11 +4,13 @@ Applied to every route, present and future, in this order (outermost first):
 
 1. :func:`error_middleware` — request id, one access-log line, and every failure rendered as
    ``{"error": {"code", "message", "detail"}}``; never a stack trace.
+   :func:`target_middleware` — origin-form request targets only (400), path ids bounded (404).
 2. :func:`host_middleware` — ``Host`` must be ``127.0.0.1:PORT``, ``localhost:PORT`` or
    ``[::1]:PORT`` (DNS-rebinding defence) → 403.
 3. :func:`origin_middleware` — a request with ``Origin`` is refused (403) unless the origin is in
    the allowlist; CORS preflights are answered only for allowed origins, never with ``*``.
-4. :func:`auth_middleware` — ``Authorization: Bearer <token>`` compared in constant time → 401.
+4. :func:`auth_middleware` — exactly one ``Authorization: Bearer <token>`` header, compared
+   byte for byte in constant time → 401.
 5. :func:`body_middleware` — bodies must be JSON (415) and at most the size cap (413).
 """
 
@@ -25,7 +27,9 @@ from aiohttp.typedefs import Handler
 
 from sidecar.appstate import SETTINGS
 from sidecar.errors import (
+    BadRequest,
     Forbidden,
+    NotFound,
     PayloadTooLarge,
     SidecarError,
     Unauthorized,
@@ -37,6 +41,9 @@ log = logging.getLogger("sidecar.http")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_BODY_ENCODINGS = frozenset({"identity", "gzip", "deflate"})
+#: Path ids (``{id}``, ``{taskId}``, ``{runId}``, …): the API's :data:`sidecar.store.models.Id`.
+_PATH_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -77,6 +84,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             response = error_response(SidecarError(message, code=code, status=exc.status), headers)
+        except ConnectionResetError:  # the client went away mid-stream: nothing to answer, no error
+            status = 499
+            raise
         except Exception:
             log.exception("unhandled error", extra={"method": request.method, "path": request.path})
             response = error_response(SidecarError("internal error; see the sidecar log", code="internal"))
@@ -100,6 +110,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def _local_port(request: web.Request) -> int | None:
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     return sockname[1] if sockname else None
+
+
+@web.middleware
+async def target_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Origin-form request targets only (``/v1/tasks``), never absolute-form
+    (``http://evil.example/v1/tasks``, RFC 9112 §3.2) or ``*``; path ids bounded (:data:`_PATH_ID_RE`)."""
+    if not request.raw_path.startswith("/") or request.message.url.is_absolute():
+        raise BadRequest("request target must be a path (origin-form)", code="bad_request_target")
+    for name, value in request.match_info.items():
+        if (name == "id" or name.endswith("Id")) and not _PATH_ID_RE.match(value):
+            raise NotFound(f"no such {name}: ids are 1-64 letters, digits, '-' or '_'")
+    return await handler(request)
 
 
 @web.middleware
@@ -145,11 +167,12 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    header = request.headers.get("Authorization", "")
-    scheme, _, supplied = header.partition(" ")
-    expected = request.app[SETTINGS].token
-    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected.encode()):
-        raise Unauthorized("missing or wrong bearer token", )
+    # Exactly one header, exactly "Bearer <token>": no other case, spacing or second header.
+    headers = request.headers.getall("Authorization", [])
+    supplied = headers[0].encode("utf-8", "surrogateescape") if len(headers) == 1 else b""
+    expected = b"Bearer " + request.app[SETTINGS].token.encode()
+    if not hmac.compare_digest(supplied, expected):
+        raise Unauthorized("missing or wrong bearer token")
     return await handler(request)
 
 
@@ -161,7 +184,11 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise PayloadTooLarge(f"request body over {cap} bytes", detail={"limit": cap})
         if request.content_type != "application/json":
             raise UnsupportedMediaType("request bodies must be JSON (Content-Type: application/json)")
+        encodings = request.headers.getall("Content-Encoding", [])
+        if any(e.strip().lower() not in _BODY_ENCODINGS for e in encodings) or len(encodings) > 1:
+            raise UnsupportedMediaType("Content-Encoding must be one of identity, gzip, deflate")
     return await handler(request)
 
 
-MIDDLEWARES = [error_middleware, host_middleware, origin_middleware, auth_middleware, body_middleware]
+MIDDLEWARES = [error_middleware, target_middleware, host_middleware, origin_middleware, auth_middleware,
+               body_middleware]

@@ -90,13 +90,17 @@ class History:
                 (thread_id, (title or "")[:200] or None, now, now),
             )
 
-    async def start_run(self, run_id: str, thread_id: str, mode: str, model: str | None) -> None:
-        """Record a run as ``running``. Raises sqlite3.IntegrityError for a reused run id."""
+    async def start_run(self, run_id: str, thread_id: str, mode: str, model: str | None) -> bool:
+        """Record a run as ``running`` unless the thread already has a running run (one
+        statement: the claim of the thread and of the run id is atomic). Returns False when the
+        thread is taken. Raises sqlite3.IntegrityError for a reused run id."""
         async with self.store.write() as w:
-            await w.execute(
-                "INSERT INTO agent_runs (id, thread_id, status, mode, model, started_at) VALUES (?, ?, 'running', ?, ?, ?)",
-                (run_id, thread_id, mode, model, clock.now_ms()),
-            )
+            return await w.execute(
+                "INSERT INTO agent_runs (id, thread_id, status, mode, model, started_at)"
+                " SELECT ?, ?, 'running', ?, ?, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM agent_runs WHERE thread_id = ? AND status = 'running')",
+                (run_id, thread_id, mode, model, clock.now_ms(), thread_id),
+            ) == 1
 
     async def finish_run(
         self,

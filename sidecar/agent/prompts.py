@@ -30,8 +30,9 @@ SCOPE_DOMAINS = {
 
 
 def system_prompt(mode: str, *, domain: str | None = None, entity_id: str | None = None,
-                  memory: dict[str, str] | None = None) -> str:
-    """The system prompt for a run in ``mode`` (``home`` or ``floating``) with core memory."""
+                  memory: dict[str, str] | None = None, recall: str = "") -> str:
+    """The system prompt for a run in ``mode`` (``home`` or ``floating``) with core memory and
+    ``recall`` (memory found relevant to this run, already formatted)."""
     tz = clock.local_timezone()
     parts = [_BASE.format(tz=getattr(tz, "key", str(tz)), today=dt.datetime.now(tz).date().isoformat())]
     if mode == "floating":
@@ -42,4 +43,6 @@ def system_prompt(mode: str, *, domain: str | None = None, entity_id: str | None
     if memory:
         parts.append("What you know about the user (update with update_core_memory):\n"
                      + "\n".join(f"- {k}: {v}" for k, v in memory.items()))
+    if recall:
+        parts.append(recall)
     return "\n\n".join(parts)

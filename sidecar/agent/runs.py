@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from sidecar.agent.history import History, RunStatus, StoredMessage
 from sidecar.agent.prompts import SCOPE_DOMAINS, system_prompt
 from sidecar.agent.settings import ModelSettings
 from sidecar.errors import Conflict, NotFound, SidecarError, ValidationFailed
+from sidecar.logs import scrub
 from sidecar.secrets import SecretStore
 from sidecar.store.db import ChangeEntry, Store
 from sidecar.store.repository import Repository
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MODEL_SETTING_KEY = "model"
 EVENT_FLUSH_INTERVAL_S = 0.1
+#: A run registered this long without a task is ended by the watchdog (seconds).
+ORPHAN_AFTER_S = 30.0
 MAX_ITERS = 20
 
 #: Tools offered per floating-mode domain (home mode gets all of them).
@@ -132,6 +137,8 @@ class RunHandle:
     emitted: list[BaseEvent] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     flushed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: ``time.monotonic()`` when it was registered (the watchdog's clock)
+    created: float = field(default_factory=time.monotonic)
 
     def subscribe(self) -> asyncio.Queue[BaseEvent | None]:
         """A queue receiving every event emitted from now on, then ``None`` at the end."""
@@ -192,6 +199,10 @@ class AgentService:
         self._by_run: dict[str, RunHandle] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        #: parts that add to runs (search: memory in the context, the search tool, episodes
+        #: stored after): ``tools()``, ``core()``, ``before_run(thread_id, text)``,
+        #: ``after_run(thread_id, run_id, status, user_text, assistant_text, changed)``
+        self.extensions: list[Any] = []
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -227,22 +238,30 @@ class AgentService:
         if self._closing:
             raise SidecarError("the sidecar is shutting down", code="shutting_down", status=503)
         thread_id, run_id = run_input.thread_id, run_input.run_id
+        mode, domain, scope_id = self._mode(run_input)
+        # Claim the thread and the run id in memory with no await in between (so concurrent
+        # starts cannot both pass), then in the database in one statement (history.start_run).
         running = self._by_thread.get(thread_id)
         if running is not None:
             raise RunConflict(f"thread {thread_id} already has an active run", detail={"runId": running.run_id})
-        mode, domain, scope_id = self._mode(run_input)
-        if run_id in self._by_run or await self.history.run(run_id) is not None:
+        if run_id in self._by_run:
             raise Conflict(f"run id {run_id} was already used", code="run_exists")
-        plan = await self._plan(run_input)
         handle = RunHandle(run_id=run_id, thread_id=thread_id)
         self._by_thread[thread_id] = handle
         self._by_run[run_id] = handle
-        queue = handle.subscribe()
         try:
+            if await self.history.run(run_id) is not None:
+                raise Conflict(f"run id {run_id} was already used", code="run_exists")
+            plan = await self._plan(run_input)
+            queue = handle.subscribe()
             first_user = next((_text_of(m) for m in run_input.messages if m.role == "user"), None)
             await self.history.ensure_thread(thread_id, first_user)
             settings = await self.model_settings()
-            await self.history.start_run(run_id, thread_id, mode, settings.model if settings else None)
+            if not await self.history.start_run(run_id, thread_id, mode, settings.model if settings else None):
+                raise RunConflict(f"thread {thread_id} already has an active run")
+        except sqlite3.IntegrityError:
+            self._forget(handle)
+            raise Conflict(f"run id {run_id} was already used", code="run_exists") from None
         except BaseException:
             self._forget(handle)
             raise
@@ -292,8 +311,10 @@ class AgentService:
                 await self._flusher
 
     def _forget(self, handle: RunHandle) -> None:
-        self._by_thread.pop(handle.thread_id, None)
-        self._by_run.pop(handle.run_id, None)
+        if self._by_thread.get(handle.thread_id) is handle:
+            del self._by_thread[handle.thread_id]
+        if self._by_run.get(handle.run_id) is handle:
+            del self._by_run[handle.run_id]
 
     def _status(self, data: dict[str, Any]) -> None:
         if self._on_run_status is not None:
@@ -309,8 +330,29 @@ class AgentService:
             await asyncio.sleep(EVENT_FLUSH_INTERVAL_S)
             for handle in list(self._by_run.values()):
                 await self._flush(handle)
+                await self._watchdog(handle)
             if not self._by_run:
                 return
+
+    async def _watchdog(self, handle: RunHandle) -> None:
+        """A run still registered whose task is gone (finished without ending the run) or that
+        never got one within ``ORPHAN_AFTER_S`` is ended: ``RUN_ERROR``, recorded, the thread freed."""
+        from ag_ui.core import RunErrorEvent
+
+        task = handle.task
+        orphan = task.done() if task is not None else time.monotonic() - handle.created > ORPHAN_AFTER_S
+        if not orphan or handle.done.is_set():
+            return
+        log.error("run left registered without a task; ending it", extra={"run_id": handle.run_id})
+        handle.emit(RunErrorEvent(message="the run stopped unexpectedly; see the sidecar log", code="internal"))
+        await self._flush(handle)
+        with contextlib.suppress(Exception):
+            await self.history.finish_run(handle.run_id, "error", thread_id=handle.thread_id,
+                                          error=("internal", "the run stopped unexpectedly"))
+        self._forget(handle)
+        handle.done.set()
+        for q in list(handle.subscribers):
+            q.put_nowait(None)
 
     async def _flush(self, handle: RunHandle) -> None:
         if handle.pending_events:
@@ -380,7 +422,7 @@ class AgentService:
 
     def _build_agent(self, settings: Any, api_key: str | None, state: Any, mode: str, domain: str | None,
                      scope_id: str | None, memory: dict[str, str], acct: _Accounting,
-                     on_changes: Callable[[list[ChangeEntry]], None]) -> Any:
+                     on_changes: Callable[[list[ChangeEntry]], None], recall: str = "") -> Any:
         from agentscope.agent import Agent, InjectionConfig, ModelConfig, ReActConfig
         from agentscope.permission import PermissionBehavior, PermissionDecision
         from agentscope.tool import FunctionTool, Toolkit
@@ -396,12 +438,14 @@ class AgentService:
         # are allowed. Not concurrency-safe, so mutations land in the change log in call order.
         callables: list[tuple[str, Any]] = [(n, getattr(tools, n)) for n in names]
         callables.append(("update_core_memory", MemoryTools(self.history).update_core_memory))
+        extra = dict(t for ext in self.extensions for t in ext.tools())
+        callables = [(n, fn) for n, fn in callables if n not in extra] + list(extra.items())
         fns: list[Any] = [FunctionTool(fn, name=n, is_concurrency_safe=False,
                                        permission=None if n in DESTRUCTIVE_TOOLS else allow) for n, fn in callables]
         tz = getattr(tools.tz, "key", "UTC")
         return Agent(
             name="assistant",
-            system_prompt=system_prompt(mode, domain=domain, entity_id=scope_id, memory=memory),
+            system_prompt=system_prompt(mode, domain=domain, entity_id=scope_id, memory=memory, recall=recall),
             model=model,
             toolkit=Toolkit(tools=fns),
             state=state,
@@ -442,8 +486,9 @@ class AgentService:
             saved = await self.history.state(thread_id)
             state = AgentState.model_validate(saved) if saved else AgentState(session_id=thread_id)
             inputs, user_messages = self._inputs(run_input, plan)
+            core, recall = await self._memory(thread_id, plan)
             agent = self._build_agent(settings, api_key, state, mode, domain, scope_id,
-                                      await self.history.core_memory(), acct, mutations.extend)
+                                      core, acct, mutations.extend, recall)
             async for ev in agent.reply_stream(inputs):
                 if isinstance(ev, RequireUserConfirmEvent):
                     status = "interrupted"
@@ -469,6 +514,30 @@ class AgentService:
         finally:
             await self._finish(handle, translator, status, error, interrupt, mutations, acct, started,
                                user_messages, state)
+
+    async def _memory(self, thread_id: str, plan: _Plan) -> tuple[dict[str, str], str]:
+        """Core memory and recalled memory for the run's system prompt (from the extensions)."""
+        text = "\n".join(_text_of(m) for m in plan.fresh if m.role == "user")
+        core: dict[str, str] | None = None
+        recall = []
+        for ext in self.extensions:
+            try:
+                core = core if core is not None else await ext.core()
+                recall.append(await ext.before_run(thread_id, text))
+            except Exception:  # memory is a help: a failure must not fail the run
+                log.exception("memory for the run failed", extra={"thread_id": thread_id})
+        return (core if core is not None else await self.history.core_memory()), "\n\n".join(r for r in recall if r)
+
+    async def _after_extensions(self, thread_id: str, run_id: str, status: str, user_messages: list[StoredMessage],
+                                translator: Any, changed: int) -> None:
+        user_text = "\n".join(str(m.message.get("content") or "") for m in user_messages if m.role == "user")
+        answer = "\n".join(m.content for m in translator.messages
+                            if m.role == "assistant" and isinstance(getattr(m, "content", None), str))
+        for ext in self.extensions:
+            try:
+                await ext.after_run(thread_id, run_id, status, user_text, answer, changed)
+            except Exception:
+                log.exception("storing the run's memory failed", extra={"run_id": run_id})
 
     def _account(self, acct: _Accounting, message_ids: list[str]) -> None:
         # Attribute the model call that just ended to the messages it produced.
@@ -497,6 +566,8 @@ class AgentService:
         )
 
         thread_id, run_id = handle.thread_id, handle.run_id
+        if error is not None:  # provider errors may quote a key: never stored or sent as is
+            error = (error[0], scrub(error[1]))
         try:
             for out in translator.close():
                 handle.emit(out)
@@ -537,6 +608,9 @@ class AgentService:
                 usage={"input_tokens": acct.input_tokens, "output_tokens": acct.output_tokens, "cost": acct.cost,
                        "latency_ms": clock.now_ms() - started},
                 error=error, interrupt=interrupt))
+            if self.extensions:
+                await asyncio.shield(self._after_extensions(thread_id, run_id, status, user_messages, translator,
+                                                            len(mutations)))
         except Exception:
             log.exception("finishing the run failed", extra={"run_id": run_id})
         finally:

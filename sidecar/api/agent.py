@@ -15,29 +15,30 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from aiohttp import web
 from pydantic import Field, ValidationError
 
-from sidecar.agent.history import History
-from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService
+from sidecar.agent.readiness import refresh_readiness
+from sidecar.agent.runs import MODEL_SETTING_KEY
 from sidecar.agent.settings import ModelSettings
 from sidecar.api.io import compact_json, dump, json_ok, read_body, read_json, read_query, sse_response
-from sidecar.appstate import SECRETS
+from sidecar.appstate import AGENT, HISTORY, SECRETS
 from sidecar.errors import NotFound, ValidationFailed
-from sidecar.store.models import ApiModel
-
-AGENT = web.AppKey("agent", AgentService)
-HISTORY = web.AppKey("history", History)
+from sidecar.store.models import ApiModel, Offset, Seq
 
 
 class ThreadsQuery(ApiModel):
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
 
 
 class EventsAfterQuery(ApiModel):
-    after: int = Field(default=0, ge=0)
+    after: Seq = 0
+
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def start_run(request: web.Request) -> web.StreamResponse:
@@ -48,6 +49,9 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise ValidationFailed.field("(body)", "expected a RunAgentInput object", "object_type")
+    for key in ("threadId", "runId"):  # bounded ids, like every id of the API
+        if not isinstance(data.get(key), str) or not _ID_RE.match(data[key]):
+            raise ValidationFailed.field(key, "must be 1-64 letters, digits, '-' or '_'", "string_pattern_mismatch")
     try:
         run_input = RunAgentInput.model_validate(data)
     except ValidationError as exc:
@@ -101,8 +105,8 @@ async def thread_history(request: web.Request) -> web.Response:
 
 async def thread_events(request: web.Request) -> web.StreamResponse:
     """Stored events after ``after``, then the live tail of an active run; ends when none runs."""
+    last = read_query(request, EventsAfterQuery).after  # validated before anything else
     thread_id = await _thread_or_404(request)
-    last = read_query(request, EventsAfterQuery).after
     agent, history = request.app[AGENT], request.app[HISTORY]
     resp = sse_response(request)
     await resp.prepare(request)
@@ -135,8 +139,6 @@ async def get_model_settings(request: web.Request) -> web.Response:
 async def put_model_settings(request: web.Request) -> web.Response:
     body = await read_body(request, ModelSettings)
     await request.app[HISTORY].put_setting(MODEL_SETTING_KEY, body.model_dump(mode="json"))
-    from sidecar.agent.service import refresh_readiness
-
     await refresh_readiness(request.app)
     return await get_model_settings(request)
 

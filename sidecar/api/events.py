@@ -16,18 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
 
 from sidecar.api.io import compact_json, read_query, sse_response
 from sidecar.appstate import NOTIFICATIONS, STORE
 from sidecar.errors import ValidationFailed
 from sidecar.notify import CHANGED, CLOSED
 from sidecar.store.db import ChangeEntry
-from sidecar.store.models import ApiModel
+from sidecar.store.models import MAX_INT64, ApiModel, Seq
 
 
 class EventsQuery(ApiModel):
-    after: int | None = Field(default=None, ge=0)
+    after: Seq | None = None
 
 
 class ChangeEvent(ApiModel):
@@ -65,7 +64,7 @@ def _resume_point(request: web.Request) -> int:
     header = request.headers.get("Last-Event-ID", "").strip()
     if not header:
         return -1  # live only
-    if not header.isdigit():
+    if not (header.isascii() and header.isdigit()) or int(header) > MAX_INT64:
         raise ValidationFailed.field("Last-Event-ID", "must be a change sequence number")
     return int(header)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.api.io import dump, json_ok, read_query
+from sidecar.appstate import INGEST
 from sidecar.ingest.queue import FileQuery
-from sidecar.ingest.service import INGEST
 
 
 async def list_files(request: web.Request) -> web.Response:

@@ -2,6 +2,10 @@
 
 The one place that turns HTTP input into validated models: malformed JSON → 400, JSON that
 breaks the model → 422 naming the offending fields (camelCase), oversized → 413.
+
+Strict, as DESIGN §2 has it: field names are the camelCase aliases only (no snake_case
+spellings), body values are taken in strict mode (``"123"`` and ``true`` are not numbers), a
+query key may appear once, and a body that does not match its ``Content-Encoding`` is a 400.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from aiohttp_sse import EventSourceResponse
 from pydantic import BaseModel, ValidationError
 
@@ -30,12 +36,37 @@ async def read_json(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         raise PayloadTooLarge(f"request body over {limit} bytes", detail={"limit": limit}) from None
+    except (HttpProcessingError, RequestPayloadError):
+        raise BadRequest("the request body could not be decoded (does it match its Content-Encoding?)",
+                         code="malformed_body") from None
     if not raw.strip():
         raise BadRequest("request body is empty; expected a JSON object", code="malformed_json")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        data = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise ValidationFailed.field("(body)", f"nested deeper than {MAX_JSON_DEPTH} levels", "too_deep")
+    return data
+
+
+#: Deepest nesting of arrays and objects accepted in a request body.
+MAX_JSON_DEPTH = 32
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), computed without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        stack.extend((c, level + 1) for c in children)
+    return deepest
 
 
 async def read_body(request: web.Request, model: type[M], **overrides: Any) -> M:
@@ -46,17 +77,21 @@ async def read_body(request: web.Request, model: type[M], **overrides: Any) -> M
         raise ValidationFailed.field("(body)", "expected a JSON object", "object_type")
     data.update(overrides)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
 
 
 def read_query(request: web.Request, model: type[M], **extra: Any) -> M:
-    """Query-string parameters validated against ``model`` (repeated keys: last wins)."""
-    params: dict[str, Any] = {k: v for k, v in request.query.items()}
+    """Query-string parameters validated against ``model`` (camelCase names; a repeated key is a 422)."""
+    params: dict[str, Any] = {}
+    for k, v in request.query.items():
+        if k in params:
+            raise ValidationFailed.field(k, "given more than once", "duplicate_parameter")
+        params[k] = v
     params.update(extra)
     try:
-        return model.model_validate(params)
+        return model.model_validate(params, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
 

@@ -17,12 +17,15 @@ from sidecar.agent.history import RunRecord, ThreadSummary
 from sidecar.agent.settings import ModelSettings
 from sidecar.api.agent import EventsAfterQuery, ThreadsQuery
 from sidecar.api.events import ChangeEvent, EventsQuery
+from sidecar.api.search import SearchQuery
 from sidecar.api.secrets import SecretBody
 from sidecar.ingest.queue import FileQuery, FileRow
 from sidecar.ingest.runs import Run, RunQuery
 from sidecar.ingest.watches import Watch, WatchCreate, WatchPatch, WatchQuery
 from sidecar.lifecycle import ErrorLine, ReadyLine
 from sidecar.readiness import ComponentStatus
+from sidecar.search.embedders import EmbedderSettings
+from sidecar.search.memory import MemoryItem, MemoryPatch, MemoryQuery
 from sidecar.store import models as m
 from sidecar.store.models import ApiModel
 from sidecar.sync.api import KeyImport, KeyImported, RecoveryKey, RestoreBody, SyncSettingsView
@@ -96,6 +99,61 @@ class ModelSettingsView(ApiModel):
     configured: bool
     settings: ModelSettings | None
     api_key_set: bool
+
+
+class SearchSource(BaseModel):
+    path: str
+    start: int = Field(description="character offset into the file's text")
+    end: int
+
+
+class SearchItem(ApiModel):
+    kind: Literal["note", "task", "timeline", "project", "comment", "file"]
+    entity_id: str
+    title: str
+    snippet: str
+    highlights: list[list[int]] = Field(description="[start, end] of matched words inside snippet")
+    score: float
+    project_id: str | None
+    date: int | None
+    source: SearchSource | None
+
+
+class SearchResults(BaseModel):
+    items: list[SearchItem]
+    mode: Literal["hybrid", "keyword", "vector"]
+
+
+class EmbedderActive(BaseModel):
+    table: str | None
+    embedder: str | None
+    dim: int | None
+
+
+class EmbedderView(BaseModel):
+    settings: EmbedderSettings
+    active: EmbedderActive
+    building: str | None = Field(description="table being re-embedded, swapped in when done")
+    problem: str | None
+
+
+class MemoryList(BaseModel):
+    items: list[MemoryItem]
+
+
+class DeletedCount(BaseModel):
+    deleted: int
+
+
+class IndexProgress(BaseModel):
+    """Transient ``index.progress`` event on ``/v1/events``."""
+
+    table: str
+    seq: int
+    building: bool
+    done: int
+    total: int
+    swapped: bool
 
 
 # --- events that are not responses ------------------------------------------------------------
@@ -195,7 +253,7 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/v1/health", "Liveness", Health),
     Operation("GET", "/v1/ready", "Readiness of each component", Ready),
     Operation("GET", "/v1/events", "Notification stream (SSE): change and transient events", query=EventsQuery,
-              events=(ChangeEvent, IngestProgress, RunStatusEvent, Run, SyncStatusEvent)),
+              events=(ChangeEvent, IngestProgress, RunStatusEvent, Run, IndexProgress, SyncStatusEvent)),
     *_crud("/v1/tasks", "task", m.TaskCreate, m.TaskPatch, m.Task, m.TaskQuery),
     *_crud("/v1/tasks/{taskId}/comments", "task comment", _CommentCreateBody, m.TaskCommentPatch, m.TaskComment,
            m.TaskCommentQuery),
@@ -222,6 +280,15 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/v1/watches/{id}/run", "Run a watch now", Run, 202),
     Operation("GET", "/v1/watches/{id}/runs", "A watch's runs, newest first", Page[Run], query=RunQuery),
     Operation("GET", "/v1/ingest/files", "Per-file extraction status", FilePage, query=FileQuery),
+    Operation("GET", "/v1/search", "Hybrid search (full text + vectors, reciprocal-rank fusion)", SearchResults,
+              query=SearchQuery),
+    Operation("GET", "/v1/settings/embedder", "Embedder settings and index state", EmbedderView),
+    Operation("PUT", "/v1/settings/embedder", "Set the embedder (re-embeds, then swaps)", EmbedderView,
+              body=EmbedderSettings),
+    Operation("GET", "/v1/memory", "The agent's memory, decrypted", MemoryList, query=MemoryQuery),
+    Operation("DELETE", "/v1/memory", "Forget everything", DeletedCount),
+    Operation("PATCH", "/v1/memory/{id}", "Change a memory", MemoryItem, body=MemoryPatch),
+    Operation("DELETE", "/v1/memory/{id}", "Forget a memory", Deleted),
     Operation("GET", "/v1/settings/sync", "Sync settings", SyncSettingsView),
     Operation("PUT", "/v1/settings/sync", "Set sync (enabling creates a sync key in the OS keyring)", SyncSettingsView,
               body=SyncSettings),
@@ -243,6 +310,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "events.ingest-progress": IngestProgress,
     "events.ingest-run": Run,
     "events.run-status": RunStatusEvent,
+    "events.index-progress": IndexProgress,
     "events.sync-status": SyncStatusEvent,
     "agui.custom.mutations": MutationsEvent,
     "agui.custom.domain": DomainEvent,

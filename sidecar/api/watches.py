@@ -16,8 +16,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar.api.io import dump, json_ok, read_body, read_query
+from sidecar.appstate import INGEST
 from sidecar.ingest.runs import RunQuery
-from sidecar.ingest.service import INGEST
 from sidecar.ingest.watches import WatchCreate, WatchPatch, WatchQuery
 
 

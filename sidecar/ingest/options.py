@@ -26,6 +26,8 @@ class IngestOptions:
         poll_interval_s: period of the polling observer used when the OS refuses more watches.
         llm_chunk_chars: longest piece of a document sent to the model in one request.
         llm_max_chunks: most pieces of one document sent to the model (the rest is not read).
+        max_files_per_watch: candidate files a scan of one watched folder takes at most; the
+            run notes when a folder holds more (the user should pick a smaller folder).
     """
 
     max_file_bytes: int = 25 << 20
@@ -38,3 +40,4 @@ class IngestOptions:
     poll_interval_s: float = 2.0
     llm_chunk_chars: int = 12_000
     llm_max_chunks: int = 20
+    max_files_per_watch: int = 50_000

@@ -9,8 +9,7 @@ pipeline, so every entry point applies the same rules:
   ``#*#`` (Emacs auto-save);
 * the extension (case-insensitive) must be one of the watch's ``fileExtensions``.
 
-Containment (:func:`within`) is checked on the *resolved* path, so a symlink can never lead the
-pipeline out of the watched root.
+Containment is not decided here but at the moment of opening, by :mod:`sidecar.ingest.opener`.
 """
 
 from __future__ import annotations
@@ -64,12 +63,3 @@ def is_dir_candidate(path: str, root: str) -> bool:
     """True when the folder at ``path`` (below ``root``) may hold candidates (not a dot-folder)."""
     parts = relative_parts(path, root)
     return parts is not None and not any(p.startswith(".") for p in parts)
-
-
-def within(real_path: str, real_root: str) -> bool:
-    """True when the resolved ``real_path`` is ``real_root`` or below it (both resolved with
-    ``os.path.realpath``)."""
-    if real_path == real_root:
-        return True
-    prefix = real_root if real_root.endswith(os.sep) else real_root + os.sep
-    return real_path.startswith(prefix)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -46,11 +45,12 @@ from sidecar.errors import NotFound
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.atomic import atomic, wait_event
 from sidecar.ingest.items import Document, ExtractedItem
+from sidecar.ingest.opener import Refused, WatchRoot, display
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.provenance import Source, mark_missing, mark_present, relink, store_items
 from sidecar.ingest.queue import DELETED, Claimed, FileQueue, mark_deleted, move_rows
 from sidecar.ingest.runs import Run, RunLog, Trigger, add_error, count_file
-from sidecar.ingest.scanner import plan, walk
+from sidecar.ingest.scanner import plan
 from sidecar.ingest.watches import Watch, WatchStore
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
@@ -84,79 +84,65 @@ class Examined:
 ThreadExtract = Callable[[Document, int], list[ExtractedItem]]
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def examine(path: str, real_root: str, *, prev_sha: str | None, options: IngestOptions,
+def examine(path: str, root: WatchRoot, *, prev_sha: str | None, options: IngestOptions,
             extract: ThreadExtract | None = None) -> Examined:
     """Check, hash, read and (with ``extract``) extract one queued file. Blocking: run it in a
     thread. Never raises for anything the file or the file system does; see the module
-    docstring for the outcomes. ``real_root`` is the watched folder resolved with realpath.
+    docstring for the outcomes. ``root`` is the opener of the watched folder holding ``path``:
+    the file is opened and read once, through it (no symlink in any component).
     """
     from sidecar.ingest import readers
 
     try:
-        lst = os.lstat(path)
-    except FileNotFoundError:
-        return Examined("gone")
+        lst = root.lstat(path)
+    except Refused as exc:
+        return Examined("error", exc.reason)
     except OSError as exc:
         return Examined("error", f"cannot stat file: {exc.strerror or type(exc).__name__}")
+    if lst is None:
+        return Examined("gone")
     size, mtime_ns = lst.st_size, lst.st_mtime_ns
-    target = path
     if stat.S_ISLNK(lst.st_mode):
-        real = os.path.realpath(path)
-        if not path_rules.within(real, real_root):
-            return Examined("skipped", "symlink points outside the watched folder", size=size, mtime_ns=mtime_ns)
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return Examined("error", "symlink loop", size=size, mtime_ns=mtime_ns)
-            return Examined("skipped", "broken symlink (its target does not exist)", size=size, mtime_ns=mtime_ns)
-        target = real
-    else:
-        st = lst
-    if not stat.S_ISREG(st.st_mode):
+        return Examined("skipped", "symlink (symlinks are not followed)", size=size, mtime_ns=mtime_ns)
+    if not stat.S_ISREG(lst.st_mode):
         return Examined("skipped", "not a regular file", size=size, mtime_ns=mtime_ns)
-    age_ms = (time.time_ns() - st.st_mtime_ns) // 1_000_000  # OS time against an OS timestamp
+    age_ms = (time.time_ns() - lst.st_mtime_ns) // 1_000_000  # OS time against an OS timestamp
     if 0 <= age_ms < options.settle_ms:
         return Examined("later", delay_ms=int(options.settle_ms - age_ms) + 20)
-    if st.st_size > options.max_file_bytes:
-        return Examined("skipped", f"too large: {st.st_size} bytes (limit {options.max_file_bytes})",
+    if lst.st_size > options.max_file_bytes:
+        return Examined("skipped", f"too large: {lst.st_size} bytes (limit {options.max_file_bytes})",
                         size=size, mtime_ns=mtime_ns)
     try:
-        sha = _sha256(target)
-    except FileNotFoundError:
-        return Examined("gone")
-    except PermissionError:
-        return Examined("error", "permission denied", size=size, mtime_ns=mtime_ns)
-    except OSError as exc:
-        return Examined("error", f"cannot read file: {exc.strerror or type(exc).__name__}", size=size,
+        got = root.read(path, options.max_file_bytes)
+    except Refused as exc:
+        if exc.outcome == "later":
+            return Examined("later", delay_ms=options.settle_ms)
+        if exc.outcome == "gone":
+            return Examined("gone")
+        return Examined("skipped" if exc.outcome == "skipped" else "error", exc.reason, size=size,
                         mtime_ns=mtime_ns)
+    size, mtime_ns = got.st.st_size, got.st.st_mtime_ns
+    sha = hashlib.sha256(got.data).hexdigest()
     if sha == prev_sha:
         return Examined("unchanged", sha256=sha, size=size, mtime_ns=mtime_ns)
     try:
-        doc = readers.read_document(Path(target), max_bytes=options.max_file_bytes)
+        doc = readers.read_document(Path(path), max_bytes=options.max_file_bytes, data=got.data)
     except readers.ReadError as exc:
-        if not os.path.lexists(path):
-            return Examined("gone")
         return Examined("error", exc.reason, sha256=sha, size=size, mtime_ns=mtime_ns)
+    # Still the same file under that name once parsed? (deleted or replaced meanwhile: not taken)
     try:
-        after = os.stat(target)
-    except OSError:
+        now = root.lstat(path)
+    except (Refused, OSError):
+        now = None
+    if now is None:
         return Examined("gone")
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-        return Examined("later", delay_ms=options.settle_ms)  # changed while being read
-    doc = doc.model_copy(update={"path": Path(path)}) if target != path else doc
+    if (now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns) != (got.st.st_dev, got.st.st_ino, size, mtime_ns):
+        return Examined("later", delay_ms=options.settle_ms)
+    del got
     items = None
     if extract is not None:
         try:
-            items = extract(doc, st.st_mtime_ns // 1_000_000)
+            items = extract(doc, mtime_ns // 1_000_000)
         except Exception as exc:  # the extractor must not take the worker down
             log.exception("extractor failed", extra={"path": path})
             return Examined("error", f"extractor failed ({type(exc).__name__})", sha256=sha, size=size,
@@ -200,6 +186,8 @@ class ScanResult:
     gone: int = 0
     problems: list[str] = field(default_factory=list)
     missing_roots: list[str] = field(default_factory=list)
+    #: folders whose candidates went over ``IngestOptions.max_files_per_watch``
+    capped: list[str] = field(default_factory=list)
 
 
 class Pipeline:
@@ -227,7 +215,11 @@ class Pipeline:
         self._locks: dict[str, asyncio.Lock] = {}
         self._wake = asyncio.Event()
         self._watch_cache: dict[str, Watch] = {}
-        self._real_roots: dict[str, str] = {}
+        self._openers: dict[str, WatchRoot] = {}
+        #: hooks given each parsed document and each gone file inside the outcome's transaction
+        #: (search keeps the text of watched files this way): ``await sink.document(w, path,
+        #: watch_id, sha256, doc)``, ``await sink.gone(w, paths)``
+        self.document_sinks: list[Any] = []
 
     # -- events -------------------------------------------------------------------------------
 
@@ -271,11 +263,20 @@ class Pipeline:
                 return root
         return None
 
-    def _real_root(self, root: str) -> str:
-        real = self._real_roots.get(root)
-        if real is None:
-            real = self._real_roots[root] = os.path.realpath(root)
-        return real
+    def opener(self, root: str) -> WatchRoot:
+        """The one opener of the watched folder ``root`` (:mod:`sidecar.ingest.opener`)."""
+        opener = self._openers.get(root)
+        if opener is None:
+            opener = self._openers[root] = WatchRoot(root)
+        return opener
+
+    def exists(self, path: str) -> bool:
+        """True when ``path`` (stored form) is still there below one of the watched folders it
+        belongs to, reached without following links; paths under no known root: ``lexists``."""
+        for root, opener in self._openers.items():
+            if path_rules.relative_parts(path, root):
+                return opener.exists(path)
+        return os.path.lexists(path)
 
     def _rel(self, watch: Watch, path: str) -> str:
         root = self._root_of(watch, path)
@@ -326,11 +327,16 @@ class Pipeline:
         """Scan the watch's folders for a run opened with :meth:`begin_run`, queue what changed,
         and release the hold (the run ends when its files are done)."""
         try:
-            result = await self.scan(watch, retry_errors=retry_errors, run=ar)
-            if result.missing_roots:
-                ar.run_error = "; ".join(result.missing_roots)
-            if result.problems:
-                await self._note(ar.run.id, [f"cannot list folder {p}" for p in result.problems[:20]])
+            try:
+                result = await self.scan(watch, retry_errors=retry_errors, run=ar)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the run must say it failed, never end as success
+                log.exception("scan failed", extra={"watch_id": watch.id})
+                ar.run_error = f"scan failed ({type(exc).__name__}: {display(str(exc))[:200]})"
+            else:
+                if result.missing_roots:
+                    ar.run_error = "; ".join(result.missing_roots)
         finally:
             ar.scanning -= 1
         await self._after(ar.run.id, counted=False, force=True)
@@ -421,6 +427,8 @@ class Pipeline:
                 for path in paths[i:i + 500]:
                     affected = await mark_deleted(tx.w, watch.id, path)
                     await mark_missing(tx, affected or [path])
+                    for sink in self.document_sinks:
+                        await sink.gone(tx.w, affected or [path])
                     n += len(affected)
         self._wake.set()
         return n
@@ -442,17 +450,27 @@ class Pipeline:
         for root in watch.paths:
             if start is not None and path_rules.relative_parts(start, root) is None:
                 continue
-            listing = await asyncio.to_thread(walk, root, exts, start=start)
+            opener = self.opener(root)
+            cap = self.options.max_files_per_watch
+            listing = await asyncio.to_thread(opener.walk, exts, start=start, max_files=cap)
             if listing.missing_root:
                 result.missing_roots.append(f"watched folder {root} does not exist")
                 continue
             result.problems += listing.problems
-            todo = plan(listing.files, known, retry_errors=retry_errors, scope=start or root)
+            if listing.capped:
+                result.capped.append(f"{root} holds more than {cap} candidate files; only the first {cap} are"
+                                     " watched (pick a smaller folder)")
+            todo = plan(listing.files, known, retry_errors=retry_errors, scope=start or root,
+                        exists=opener.exists)
             del listing
             if todo.enqueue:
                 result.enqueued += await self.enqueue(watch, todo.enqueue, run=run)
             if todo.gone:
                 result.gone += await self.sources_gone(watch, todo.gone)
+        notes = [f"cannot list folder {p}" for p in result.problems[:20]] + result.capped
+        ar = run if run is not None else self._active.get(watch.id)
+        if notes and ar is not None:  # said on the run this scan belongs to
+            await self._note(ar.run.id, notes)
         return result
 
     # -- workers ------------------------------------------------------------------------------
@@ -532,7 +550,7 @@ class Pipeline:
             return await self._commit(c, watch, Examined("skipped", "no longer inside the watch's folders"))
         use_llm = watch.use_llm and self._load_model is not None
         extract = None if use_llm else rules_extractor(watch)
-        ex = await asyncio.to_thread(examine, c.path, self._real_root(root), prev_sha=c.sha256,
+        ex = await asyncio.to_thread(examine, c.path, self.opener(root), prev_sha=c.sha256,
                                      options=self.options, extract=extract)
         notes: list[str] = []
         extractor = ("rules", _rules_version())
@@ -608,6 +626,8 @@ class Pipeline:
             if ex.outcome == "gone":
                 status, reason = "skipped", DELETED
                 await mark_missing(tx, [path])
+                for sink in self.document_sinks:
+                    await sink.gone(w, [path])
             elif ex.outcome in ("skipped", "error"):
                 status, reason = ex.outcome, ex.reason
                 if ex.outcome == "error":
@@ -617,8 +637,10 @@ class Pipeline:
             elif ex.outcome == "document":
                 assert ex.sha256 is not None
                 source = Source(path=path, sha256=ex.sha256, watch=watch, run_id=run_id,
-                                extractor=extractor[0], extractor_version=extractor[1])
+                                extractor=extractor[0], extractor_version=extractor[1], exists=self.exists)
                 stored = await store_items(tx, source, ex.items or [])
+                for sink in self.document_sinks:
+                    await sink.document(w, path, watch.id, ex.sha256, ex.doc)
                 created = stored.created
                 messages += [f"{self._rel(watch, path)}: {r}" for r in stored.refused or []]
             final = "pending" if changed_meanwhile else status

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,8 @@ class Source:
     run_id: str | None
     extractor: str
     extractor_version: str
+    #: whether a source path (stored form) still exists; the pipeline passes its opener's check
+    exists: Callable[[str], bool] = os.path.lexists
 
 
 @dataclass
@@ -179,7 +181,7 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
         candidates = {r[0] for r in others}
         vanished: set[str] = set()
         if candidates:
-            vanished = await asyncio.to_thread(lambda: {p for p in candidates if not os.path.lexists(p)})
+            vanished = await asyncio.to_thread(lambda: {p for p in candidates if not source.exists(p)})
         for path in vanished:  # a rename we did not see as a move: follow it
             await relink(tx, path, source.path)
         if vanished:

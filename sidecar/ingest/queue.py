@@ -34,7 +34,7 @@ from pydantic import Field
 from sidecar import clock
 from sidecar.ingest.atomic import atomic
 from sidecar.store.db import Store, Writer
-from sidecar.store.models import ApiModel
+from sidecar.store.models import ApiModel, Offset
 
 FileStatus = Literal["pending", "processing", "done", "skipped", "error"]
 FILE_STATUSES: tuple[FileStatus, ...] = ("pending", "processing", "done", "skipped", "error")
@@ -118,7 +118,7 @@ class FileQuery(ApiModel):
     status: FileStatus | None = None
     watch_id: str | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
 
 
 async def enqueue_in(w: Writer, watch_id: str, paths: Iterable[str], *, run_id: str | None, delay_ms: int = 0) -> int:

@@ -102,11 +102,13 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_KIND_BY_EXTENSION)
 _MAX_BODY_CHARS = 1_000_000
 
 
-def read_document(path: Path, *, max_bytes: int) -> Document:
+def read_document(path: Path, *, max_bytes: int, data: bytes | None = None) -> Document:
     """Read ``path`` into a :class:`Document`.
 
     Args:
         path: the file; its extension (case-insensitive) picks the reader.
+        data: the file's bytes when the caller already read them (the ingest pipeline reads
+            through :mod:`sidecar.ingest.opener`); then ``path`` only names the document.
         max_bytes: size cap in bytes. A larger file is refused from its ``stat`` size without
             being read; a file that grows past the cap while being read is refused too (at
             most ``max_bytes + 1`` bytes are ever held).
@@ -125,7 +127,10 @@ def read_document(path: Path, *, max_bytes: int) -> Document:
     if kind is None:
         raise ReadError(f"unsupported file type '{suffix or path.name}'")
     try:
-        data = _read_bytes(path, max_bytes)
+        if data is None:
+            data = _read_bytes(path, max_bytes)
+        elif len(data) > max_bytes:
+            raise ReadError(f"too large: {len(data)} bytes (limit {max_bytes})")
         reader = _READERS[suffix]
         return reader(path, data)
     except ReadError:

@@ -25,7 +25,7 @@ from sidecar import clock
 from sidecar.errors import NotFound
 from sidecar.ingest.atomic import atomic
 from sidecar.store.db import Store, Writer
-from sidecar.store.models import ApiModel
+from sidecar.store.models import ApiModel, Offset
 
 Trigger = Literal["watch", "schedule", "manual", "startup"]
 RunStatus = Literal["running", "success", "partial", "error"]
@@ -68,7 +68,7 @@ class RunQuery(ApiModel):
     """Query of ``GET /v1/watches/{id}/runs`` (newest first)."""
 
     limit: int = Field(default=50, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
     status: RunStatus | None = None
 
 

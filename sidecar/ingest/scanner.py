@@ -3,79 +3,38 @@
 Watchdog events are hints; this walk is what makes the queue right. It runs at start-up, on
 ``POST /v1/watches/{id}/run``, on the watch's schedule, periodically, and for a folder that
 appeared (created or moved in). :func:`walk` lists candidate files (:mod:`sidecar.ingest.paths`)
-with their ``lstat`` size and mtime, without following symlinked folders (so no symlink leads
-out of the root or into a loop); :func:`plan` decides what to queue:
+with their ``lstat`` size and mtime through the watch's opener (:mod:`sidecar.ingest.opener`:
+no symlinked folder is entered); :func:`plan` decides what to queue:
 
 * a path the queue does not know, or whose size or mtime changed since it was processed;
 * a path whose row says its source was deleted (the file is back);
 * with ``retry_errors`` (manual runs), rows that ended in ``error``;
 * rows whose file is no longer there are reported as ``gone``.
 
-Symlinked files are queued like any other; the pipeline resolves them and refuses the ones
-pointing outside the root (``skipped``) or into a loop (``error``).
+Symlinked files are queued like any other; the pipeline's opener refuses them (``skipped``:
+symlinks are not followed).
 """
 
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from sidecar.ingest.paths import ignored_name, is_candidate
+from sidecar.ingest.opener import Found, Walk, WatchRoot
 from sidecar.ingest.queue import DELETED, Known
 
-
-@dataclass(frozen=True)
-class Found:
-    """A candidate file: its path, ``lstat`` size (bytes) and mtime (ns)."""
-
-    path: str
-    size: int
-    mtime_ns: int
+__all__ = ["Found", "Plan", "Walk", "plan", "walk"]
 
 
-@dataclass
-class Walk:
-    """The result of :func:`walk`: candidates and folders that could not be listed."""
-
-    files: list[Found] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    missing_root: bool = False
-
-
-def walk(root: str, extensions: Collection[str], *, start: str | None = None) -> Walk:
-    """List candidate files below ``start`` (default: ``root``), skipping dot-folders,
-    temporary/hidden files and symlinked folders. Blocking: call in a thread.
-
-    Unreadable folders are named in ``problems`` (``"<folder>: permission denied"``); a missing
-    ``root`` sets ``missing_root``.
-    """
-    out = Walk()
-    top = start or root
-    if not os.path.isdir(root):
-        out.missing_root = True
-        return out
-
-    def onerror(exc: OSError) -> None:
-        out.problems.append(f"{exc.filename}: {exc.strerror or type(exc).__name__}")
-
-    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if ignored_name(name):
-                continue
-            path = os.path.join(dirpath, name)
-            if not is_candidate(path, root, extensions):
-                continue
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue  # vanished between listing and stat
-            if stat.S_ISDIR(st.st_mode):
-                continue
-            out.files.append(Found(path, st.st_size, st.st_mtime_ns))
-    return out
+def walk(root: str, extensions: Collection[str], *, start: str | None = None,
+         max_files: int | None = None) -> Walk:
+    """List candidate files below ``start`` (default: ``root``) through the watch's opener
+    (:meth:`sidecar.ingest.opener.WatchRoot.walk`): dot-folders, temporary/hidden files and
+    symlinked folders are skipped; names are in their stored (escaped) form. Blocking: call
+    in a thread. Unreadable folders are named in ``problems``; a missing ``root`` sets
+    ``missing_root``; ``capped`` when more than ``max_files`` candidates were found."""
+    return WatchRoot(root).walk(extensions, start=start, max_files=max_files)
 
 
 @dataclass
@@ -87,9 +46,10 @@ class Plan:
 
 
 def plan(found: list[Found], known: Mapping[str, Known], *, retry_errors: bool = False,
-         scope: str | None = None) -> Plan:
+         scope: str | None = None, exists: Callable[[str], bool] = os.path.lexists) -> Plan:
     """Compare a walk with the queue's rows (see the module docstring). With ``scope`` (a folder)
-    only rows below it can be ``gone``."""
+    only rows below it can be ``gone``; ``exists(path)`` tells whether a known path is still
+    there (the watch's :meth:`~sidecar.ingest.opener.WatchRoot.exists`)."""
     out = Plan()
     seen: set[str] = set()
     for f in found:
@@ -111,6 +71,6 @@ def plan(found: list[Found], known: Mapping[str, Known], *, retry_errors: bool =
             continue
         if prefix is not None and not path.startswith(prefix):
             continue
-        if not os.path.lexists(path):
+        if not exists(path):
             out.gone.append(path)
     return out

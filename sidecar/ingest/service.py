@@ -2,7 +2,7 @@
 schedules into the aiohttp app (DESIGN §5).
 
 :func:`ingest_ctx` (a ``cleanup_ctx`` of the app) creates the :class:`IngestService` as
-``app[INGEST]`` and starts it after the handshake (:func:`sidecar.app.after_handshake`), so
+``app[INGEST]`` and starts it after the handshake (:func:`sidecar.background.after_handshake`), so
 nothing here delays start-up. Starting:
 
 1. recovery: ``processing`` rows back to ``pending``, runs left ``running`` closed as ``partial``;
@@ -23,13 +23,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from aiohttp import web
 
 from sidecar import clock
-from sidecar.appstate import NOTIFICATIONS, READINESS, REPOSITORY, SECRETS, SETTINGS, STORE
+from sidecar.appstate import (
+    INGEST,
+    INGEST_OPTIONS,
+    NATIVE_OBSERVER,
+    NOTIFICATIONS,
+    READINESS,
+    REPOSITORY,
+    SECRETS,
+    SETTINGS,
+    STORE,
+)
+from sidecar.background import after_handshake
 from sidecar.errors import SidecarError
 from sidecar.ingest.atomic import wait_event
 from sidecar.ingest.options import IngestOptions
@@ -240,18 +251,9 @@ class IngestService:
         return ar.run
 
 
-#: Test hook: a factory of the native observer (e.g. one that refuses like a full inotify).
-NATIVE_OBSERVER: web.AppKey[Callable[[], Any]] = web.AppKey("ingest_native_observer")
-#: Optional override of the ingest tuning (tests); default :class:`IngestOptions`.
-INGEST_OPTIONS = web.AppKey("ingest_options", IngestOptions)
-INGEST = web.AppKey("ingest", IngestService)
-
-
 async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx`` of the app: the service exists while the app runs; it starts after the
     handshake and stops before the database closes."""
-    from sidecar.app import after_handshake
-
     service = IngestService(app, app.get(INGEST_OPTIONS) or IngestOptions())
     app[INGEST] = service
     app[READINESS].set("watcher", "starting", "folder watching starts after the handshake")
@@ -260,3 +262,15 @@ async def ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await service.stop()
+
+
+def setup(app: web.Application) -> None:
+    """Add folder watching to an application made by :func:`sidecar.app.create_app`: its
+    ``cleanup_ctx`` (after the store's, so it stops before the database closes), the watches
+    and ingest routes, and the ``watcher`` readiness (set by the context)."""
+    from sidecar.api import ingest as ingest_api
+    from sidecar.api import watches as watches_api
+
+    app.cleanup_ctx.append(ingest_ctx)
+    app.router.add_routes(watches_api.routes)
+    app.router.add_routes(ingest_api.routes)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.atomic import wait_event
+from sidecar.ingest.opener import stored_path
 from sidecar.ingest.pipeline import Pipeline
 from sidecar.ingest.watches import Watch
 
@@ -71,8 +72,9 @@ class _Handler:
             return
         if event.is_directory and kind in ("modified", "closed", "attrib"):
             return
-        src = os.fsdecode(event.src_path)
-        dest = os.fsdecode(event.dest_path) if kind == "moved" else ""
+        # Paths in their stored form: names that are not UTF-8 escaped (sidecar.ingest.opener).
+        src = stored_path(os.fsdecode(event.src_path), self.root) or ""
+        dest = (stored_path(os.fsdecode(event.dest_path), self.root) or "") if kind == "moved" else ""
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
             self.bridge.loop.call_soon_threadsafe(self.bridge.on_event, self.root, kind, src, dest, event.is_directory)
 
@@ -317,7 +319,7 @@ class FolderWatcher:
             watch = self._watches.get(wid)
             if watch is None:
                 continue
-            kinds = await asyncio.to_thread(_classify, [p for p, _ in items])
+            kinds = await asyncio.to_thread(_classify, [p for p, _ in items], self._lstat_under(watch))
             files = [p for p, k in kinds if k == "file"]
             gone = [p for p, k in kinds if k == "gone"]
             dirs = [p for p, k in kinds if k == "dir"]
@@ -329,13 +331,28 @@ class FolderWatcher:
                 await self.pipeline.scan(watch, start=d)
 
 
-def _classify(paths: list[str]) -> list[tuple[str, str]]:
-    """Each path as ``file`` (anything but a folder, symlinks included), ``dir`` or ``gone``."""
+    def _lstat_under(self, watch: Watch) -> Callable[[str], os.stat_result | None]:
+        """``lstat`` of a path of ``watch`` through its root's opener (None: not there)."""
+        def lstat(path: str) -> os.stat_result | None:
+            for root in watch.paths:
+                if path_rules.relative_parts(path, root):
+                    return self.pipeline.opener(root).lstat(path)
+            return None
+
+        return lstat
+
+
+def _classify(paths: list[str], lstat: Callable[[str], os.stat_result | None]) -> list[tuple[str, str]]:
+    """Each path as ``file`` (anything but a folder, symlinks included), ``dir`` or ``gone``,
+    looked up with ``lstat`` (the watch's opener: no symlinked folder on the way is followed)."""
     out = []
     for p in paths:
         try:
-            st = os.lstat(p)
-        except OSError:
+            st = lstat(p)
+        except Exception:  # unreadable but there: let the pipeline give it a status
+            out.append((p, "file"))
+            continue
+        if st is None:
             out.append((p, "gone"))
             continue
         out.append((p, "dir" if stat.S_ISDIR(st.st_mode) else "file"))

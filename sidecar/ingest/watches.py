@@ -7,7 +7,8 @@ configuration, not domain data: they live in ``ingest_watches`` and are not in t
 Validation (each failure is a 422 naming the field, e.g. ``paths.0``):
 
 * ``paths``: 1–50 absolute paths of existing directories, none inside another of the same watch;
-  stored normalised (``os.path.normpath``).
+  stored normalised (``os.path.normpath``); system folders, pseudo file systems and the whole
+  home folder are refused (:func:`sidecar.ingest.opener.unwatchable`).
 * ``fileExtensions``: extensions the readers support (``.md``, ``md`` and ``.MD`` all mean
   ``.md``); default: every supported extension.
 * ``dataTypes``: some of ``tasks | notes | timelines``; default: all three.
@@ -31,8 +32,9 @@ from pydantic import Field, StringConstraints, field_validator
 from sidecar import clock
 from sidecar.errors import NotFound, ValidationFailed
 from sidecar.ingest.atomic import atomic
+from sidecar.ingest.opener import unwatchable
 from sidecar.store.db import Store, Writer
-from sidecar.store.models import ApiModel, Id, Title
+from sidecar.store.models import ApiModel, Id, Offset, Title
 
 DataType = Literal["tasks", "notes", "timelines"]
 ALL_DATA_TYPES: tuple[DataType, ...] = ("tasks", "notes", "timelines")
@@ -61,6 +63,9 @@ def _check_paths(paths: list[str]) -> list[str]:
             raise ValueError(f"paths[{i}] {raw!r} does not exist")
         if not os.path.isdir(norm):
             raise ValueError(f"paths[{i}] {raw!r} is not a directory")
+        why = unwatchable(norm)
+        if why is not None:
+            raise ValueError(f"paths[{i}]: {why}")
         if norm in out:
             continue
         for other in out:
@@ -200,7 +205,7 @@ class WatchQuery(ApiModel):
     """Query of ``GET /v1/watches``."""
 
     limit: int = Field(default=100, ge=1, le=10_000)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
     enabled: bool | None = None
 
 

@@ -292,7 +292,59 @@ async def m006_list_indexes(db: aiosqlite.Connection) -> None:
     )
 
 
-async def m007_sync(db: aiosqlite.Connection) -> None:
+async def m007_search(db: aiosqlite.Connection) -> None:
+    """Search and memory (DESIGN §6): the index's cursors, the text of watched files for the
+    index, and the agent's memory (text encrypted; see :mod:`sidecar.search.memory`).
+
+    - ``search_cursors``: per LanceDB table, the change-log ``seq`` and ``search_files.version``
+      it has committed up to; the row ``name = 'active'`` names the table searches read.
+    - ``search_files``: one row per watched file's parsed text (``text`` NULL: a tombstone once
+      the file is gone); ``version`` increases on every change (the files feed's sequence).
+    - ``memories``: tier, an optional key (core), nonce + AEAD ciphertext of the text, a keyed
+      digest for near-duplicate detection, where it came from, confidence and use counts.
+    """
+    await _run(
+        db,
+        """CREATE TABLE search_cursors (
+            name TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL DEFAULT 0,
+            files_version INTEGER NOT NULL DEFAULT 0,
+            table_name TEXT,
+            updated_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE search_files (
+            path TEXT PRIMARY KEY,
+            file_id TEXT NOT NULL UNIQUE,
+            watch_id TEXT,
+            sha256 TEXT,
+            title TEXT,
+            text TEXT,
+            doc_date INTEGER,
+            version INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX search_files_version ON search_files(version)",
+        """CREATE TABLE memories (
+            id TEXT PRIMARY KEY,
+            tier TEXT NOT NULL CHECK (tier IN ('core', 'episodic', 'associative', 'proactive')),
+            key TEXT,
+            nonce BLOB NOT NULL,
+            ciphertext BLOB NOT NULL,
+            digest TEXT NOT NULL,
+            thread_id TEXT,
+            run_id TEXT,
+            confidence REAL,
+            hits INTEGER NOT NULL DEFAULT 1,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX memories_tier ON memories(tier, updated_at)",
+        "CREATE UNIQUE INDEX memories_core_key ON memories(key) WHERE tier = 'core'",
+        "CREATE INDEX memories_digest ON memories(tier, digest)",
+    )
+
+
+async def m008_sync(db: aiosqlite.Connection) -> None:
     """Cloud sync bookkeeping (DESIGN §6, ``sidecar/sync/state.py`` explains each table)."""
     await _run(
         db,
@@ -339,7 +391,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_agent", m004_agent),
     ("005_ingest", m005_ingest),
     ("006_list_indexes", m006_list_indexes),
-    ("007_sync", m007_sync),
+    ("007_search", m007_search),
+    ("008_sync", m008_sync),
 ]
 
 

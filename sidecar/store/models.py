@@ -27,6 +27,12 @@ LongText = Annotated[str, StringConstraints(max_length=1_000_000)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 #: Unix milliseconds, within years 1970..9999.
 EpochMs = Annotated[int, Field(ge=0, le=253_402_300_799_999)]
+#: Largest SQLite integer (signed 64-bit): bound of every offset and sequence number a client sends.
+MAX_INT64 = (1 << 63) - 1
+#: A list offset (rows to skip).
+Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
+#: A sequence number (change log ``seq``, stored event ``seq``) a client resumes after.
+Seq = Annotated[int, Field(ge=0, le=MAX_INT64)]
 
 
 class ApiModel(BaseModel):
@@ -212,8 +218,8 @@ class ListQuery(ApiModel):
 
     order: SortOrder = "desc"
     limit: int = Field(default=100, ge=1, le=10_000)
-    offset: int = Field(default=0, ge=0)
-    q: Annotated[str, StringConstraints(max_length=500)] | None = None
+    offset: Offset = 0
+    q: Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")] | None = None
 
 
 class TaskQuery(ListQuery):

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sidecar.app import after_handshake
 from sidecar.appstate import NOTIFICATIONS, READINESS, SECRETS, STORE, SYNC
+from sidecar.background import after_handshake
 from sidecar.sync.service import SyncService
 
 

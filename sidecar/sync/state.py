@@ -1,4 +1,4 @@
-"""Sync bookkeeping in the database (tables of migration ``007_sync``).
+"""Sync bookkeeping in the database (tables of migration ``008_sync``).
 
 * ``sync_outbox`` — this device's sealed batches, one per batch sequence number. A batch is
   written (blob included) before it is sent and resent byte-for-byte until the server

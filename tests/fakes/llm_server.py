@@ -369,6 +369,11 @@ class FakeLLMServer:
         self.disconnects = 0
         self._disconnect_event = asyncio.Event()
         self._request_event = asyncio.Event()
+        #: ``/v1/embeddings``: vector width, per-request delay (s), refuse with 503, calls answered
+        self.embedding_dim = 64
+        self.embedding_delay_s = 0.0
+        self.embeddings_down = False
+        self.embedding_calls = 0
         self._runner: web.AppRunner | None = None
         if script is not None:
             self.load(script)
@@ -445,6 +450,8 @@ class FakeLLMServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         app.router.add_post("/_fake/script", self._control_script)
@@ -471,6 +478,33 @@ class FakeLLMServer:
         await self.close()
 
     # -- handlers -------------------------------------------------------------------------
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI ``POST /v1/embeddings``: deterministic vectors (hashed bag of words, lower-cased,
+        ``embedding_dim`` wide), so equal words give close vectors; ``embedding_delay_s`` per
+        request; ``embeddings_down`` answers 503."""
+        import hashlib
+
+        body = await request.json()
+        self.requests.append(RecordedRequest(path=request.path, method=request.method, headers=dict(request.headers),
+                                             body=body))
+        self._request_event.set()
+        if self.embeddings_down:
+            return web.json_response({"error": {"message": "embeddings down", "type": "server_error"}}, status=503)
+        if self.embedding_delay_s:
+            await asyncio.sleep(self.embedding_delay_s)
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        data = []
+        for i, text in enumerate(texts):
+            vec = [0.0] * self.embedding_dim
+            for word in re.findall(r"\w+", str(text).lower()):
+                h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big")
+                vec[h % self.embedding_dim] += 1.0
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        self.embedding_calls += 1
+        return web.json_response({"object": "list", "data": data, "model": body.get("model", "fake-embed"),
+                                  "usage": {"prompt_tokens": 0, "total_tokens": 0}})
 
     async def _models(self, request: web.Request) -> web.Response:
         self.requests.append(RecordedRequest(request.path, request.method, dict(request.headers), None))

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.app import create_app
-from sidecar.appstate import HANDSHAKE_DONE, READINESS
+from sidecar.appstate import HANDSHAKE_DONE, INGEST, INGEST_OPTIONS, NATIVE_OBSERVER, READINESS
 from sidecar.ingest.options import IngestOptions
-from sidecar.ingest.service import INGEST, INGEST_OPTIONS, NATIVE_OBSERVER, IngestService
+from sidecar.ingest.service import IngestService
 from sidecar.settings import Settings
 from tests.conftest import Api
 

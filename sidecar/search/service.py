@@ -1,0 +1,339 @@
+"""Search and memory inside ``sidecar serve``: wiring into the app, the query path, embedder
+changes and readiness (DESIGN §6).
+
+:func:`setup` adds :func:`search_ctx` (a ``cleanup_ctx`` after the store's), the search,
+embedder and memory routes, and the commit listener that wakes the indexer. Everything heavy —
+importing LanceDB, loading the embedder, unlocking memory, catching up with the change log —
+starts after the handshake (:func:`sidecar.background.after_handshake`); until then
+``/v1/ready`` shows ``vectors: starting`` and a search answers 503 ``search_starting``.
+
+``/v1/ready`` component ``vectors``: ``ok`` (hybrid search; embedder, rows, fragments,
+unindexed rows), ``degraded`` (keyword-only, with the reason: no embedder configured, it
+failed to load or is unreachable, or the index is rebuilding for another embedder), and a
+``memory`` component: ``ok`` or ``degraded`` with why memory is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.appstate import AGENT, INGEST, NOTIFICATIONS, READINESS, SEARCH, SECRETS, SETTINGS, STORE
+from sidecar.background import after_handshake
+from sidecar.errors import Unavailable
+from sidecar.search.documents import SEARCH_KINDS
+from sidecar.search.embedders import (
+    EMBEDDER_SETTING_KEY,
+    Embedder,
+    EmbedderSettings,
+    EmbedderUnavailable,
+    load_embedder,
+    table_slug,
+)
+from sidecar.search.index import LanceStore, Mode, quote
+from sidecar.search.indexer import Indexer, Target
+from sidecar.search.memory import Memory
+from sidecar.store.db import Store
+
+log = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 240
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class SearchHit(dict[str, Any]):
+    """``{kind, entityId, title, snippet, highlights, score, source}`` (see ``GET /v1/search``)."""
+
+
+def snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> tuple[str, list[list[int]], int]:
+    """A window of ``text`` around the first query word found, the ``[start, end]`` offsets of
+    query words inside the window, and the window's offset in ``text``."""
+    words = {w.lower() for w in _WORD.findall(query) if len(w) > 1}
+    matches = [m for m in _WORD.finditer(text) if m.group().lower() in words or
+               any(m.group().lower().startswith(w[:5]) for w in words if len(w) >= 5)]
+    first = matches[0].start() if matches else 0
+    start = max(0, first - width // 3)
+    if start:
+        space = text.rfind(" ", 0, start)
+        start = space + 1 if space >= 0 and start - space < 20 else start
+    window = text[start:start + width]
+    highlights = [[m.start() - start, m.end() - start] for m in matches if m.end() - start <= len(window)]
+    return window, highlights, start
+
+
+class SearchService:
+    """The index, the embedder, memory and the query path for one app."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.store: Store = app[STORE]
+        self.lance: LanceStore | None = None
+        self.indexer: Indexer | None = None
+        self.memory = Memory(self.store, app[SECRETS])
+        self.embedder: Embedder | None = None
+        self.embedder_problem: str | None = "the index starts after the handshake"
+        self.settings = EmbedderSettings()
+        self._task: asyncio.Task[None] | None = None
+        self._changing = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open LanceDB, load the embedder, resume or build the index, unlock memory."""
+        self.lance = await asyncio.to_thread(LanceStore, self.app[SETTINGS].data_dir / "lancedb")
+        publish = self.app[NOTIFICATIONS].publish
+        self.indexer = Indexer(self.store, self.lance, self.memory.load_docs, publish=publish)
+        self.indexer.on_swap(self._swapped)
+        self.memory.nearest = self._nearest_memories
+        unlocked = await self.memory.unlock()
+        self.app[READINESS].set("memory", "ok" if unlocked else "degraded", self.memory.reason)
+        self.settings = await self._load_settings()
+        self.embedder = await self._try_load(self.settings)
+        desired = table_slug(self.embedder.id if self.embedder else None)
+        active_name = await self.indexer.active_name()
+        if active_name is None or active_name == desired:
+            target = await self.indexer.open_target(desired, self.embedder)
+            if active_name is None:
+                await self._mark_active(desired)
+            self.indexer.set_active(target)
+        else:  # an embedder change was under way: serve the old table by keyword, rebuild the new
+            old = await self.indexer.open_target(active_name, None)
+            self.indexer.set_active(old)
+            self.indexer.start_building(await self.indexer.open_target(desired, self.embedder))
+        self._task = asyncio.get_running_loop().create_task(self.indexer.run(), name="search-indexer")
+        self._task.add_done_callback(self._writer_done)
+        self.refresh_readiness()
+        if unlocked:
+            with contextlib.suppress(Exception):
+                await self.memory.derive_patterns()
+
+    def _swapped(self, t: Target) -> None:
+        self.embedder = t.embedder
+        self.refresh_readiness()
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("search indexer stopped", exc_info=task.exception())
+            self.app[READINESS].set("vectors", "degraded", f"the indexer stopped: {task.exception()}")
+
+    async def _mark_active(self, name: str) -> None:
+        async with self.store.write() as w:
+            await w.execute("INSERT INTO search_cursors (name, table_name, updated_at) VALUES ('active', ?, 0)"
+                            " ON CONFLICT(name) DO UPDATE SET table_name = excluded.table_name", (name,))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _load_settings(self) -> EmbedderSettings:
+        import json
+
+        row = await self.store.fetchone("SELECT value FROM settings WHERE key = ?", (EMBEDDER_SETTING_KEY,))
+        if row is None:
+            return EmbedderSettings()
+        try:
+            return EmbedderSettings.model_validate(json.loads(row[0]))
+        except ValueError:
+            return EmbedderSettings()
+
+    async def _try_load(self, settings: EmbedderSettings) -> Embedder | None:
+        api_key = await self.app[SECRETS].get(settings.api_key_secret) if settings.api_key_secret else None
+        try:
+            embedder = await load_embedder(settings, api_key)
+        except EmbedderUnavailable as exc:
+            self.embedder_problem = f"embedder unavailable: {exc.reason}; keyword search only"
+            log.warning("embedder unavailable", extra={"reason": exc.reason})
+            return None
+        self.embedder_problem = None if embedder else "no embedder configured (model \"none\"); keyword search only"
+        return embedder
+
+    # -- embedder changes ---------------------------------------------------------------------
+
+    async def set_embedder(self, settings: EmbedderSettings) -> None:
+        """Store the setting; load the embedder; re-embed into a new table in the background
+        and swap when done (search keeps answering from the current table meanwhile)."""
+        import json
+
+        from sidecar import clock
+
+        async with self.store.write() as w:
+            await w.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+                " SET value = excluded.value, updated_at = excluded.updated_at",
+                (EMBEDDER_SETTING_KEY, json.dumps(settings.model_dump(mode="json")), clock.now_ms()))
+        self.settings = settings
+        if self.indexer is None:
+            return  # start() reads the stored setting
+        async with self._changing:
+            embedder = await self._try_load(settings)
+            name = table_slug(embedder.id if embedder else None)
+            active = self.indexer.active
+            if active is not None and active.name == name:
+                self.embedder = embedder
+                active.embedder = embedder
+                self.indexer.building = None
+            else:
+                building = self.indexer.building
+                if building is not None and building.name != name:
+                    self.indexer.building = None
+                    await asyncio.to_thread(self.lance.drop, building.name) if self.lance else None
+                    await self.indexer._forget_cursor(building.name)
+                if self.indexer.building is None:
+                    target = await self.indexer.open_target(name, embedder)
+                    self.indexer.start_building(target)
+        self.refresh_readiness()
+
+    async def reindex(self) -> None:
+        """Rebuild the active table from scratch into a fresh one, then swap (``sidecar reindex``)."""
+        assert self.indexer is not None and self.lance is not None
+        active = self.indexer.active
+        name = table_slug(self.embedder.id if self.embedder else None)
+        fresh = name + "_r" if active is not None and active.name == name else name
+        target = await self.indexer.open_target(fresh, self.embedder)
+        self.indexer.start_building(target)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def _query_embedder(self, t: Target) -> Embedder | None:
+        """The embedder that made ``t``'s vectors, if we have it loaded."""
+        if t.embedder is not None:
+            return t.embedder
+        return None
+
+    async def search(self, q: str, *, kind: str | None = None, project_id: str | None = None,
+                     date_from: int | None = None, date_to: int | None = None, limit: int = 20,
+                     mode: Mode | None = None) -> tuple[list[dict[str, Any]], Mode]:
+        """Best documents first (one hit per document: its best chunk) and the mode used.
+
+        Raises:
+            Unavailable: the index has not started yet (code ``search_starting``).
+        """
+        if self.indexer is None or self.indexer.active is None:
+            raise Unavailable("the search index is starting", code="search_starting")
+        t = self.indexer.active
+        embedder = self._query_embedder(t)
+        want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
+        if want != "keyword" and embedder is None:
+            want = "keyword"
+        filters = ["kind != 'memory'"]
+        if kind:
+            filters.append(f"kind = {quote(kind)}")
+        if project_id:
+            filters.append(f"project_id = {quote(project_id)}")
+        if date_from is not None:
+            filters.append(f"date >= {int(date_from)}")
+        if date_to is not None:
+            filters.append(f"date <= {int(date_to)}")
+        vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
+        try:
+            rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(filters), limit * 4,
+                                           embedder.min_similarity if embedder else 0.0)
+        except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
+            log.debug("search query failed", extra={"reason": str(exc)})
+            rows = []
+        hits: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for r in rows:
+            if r["doc_id"] in seen:
+                continue
+            seen.add(r["doc_id"])
+            text, highlights, offset = snippet(r["text"] or "", q)
+            source = None
+            if r["kind"] == "file":
+                start = int(r["start"]) + offset  # the snippet's own place in the file's text
+                source = {"path": r["path"], "start": start, "end": start + len(text)}
+            hits.append({"kind": r["kind"], "entityId": r["entity_id"], "title": r["title"] or "",
+                         "snippet": text, "highlights": highlights, "score": round(float(r["_score"]), 6),
+                         "projectId": r["project_id"], "date": r["date"], "source": source})
+            if len(hits) >= limit:
+                break
+        return hits, want
+
+    async def _nearest_memories(self, text: str, tier: str, limit: int) -> list[tuple[str, float]]:
+        if self.indexer is None or self.indexer.active is None:
+            return []
+        t = self.indexer.active
+        embedder = self._query_embedder(t)
+        if embedder is None:
+            return []
+        vector = (await embedder.embed([text], count=False))[0]
+        rows = await asyncio.to_thread(t.table.query, "vector", None, vector,
+                                       f"kind = 'memory' AND title = {quote(tier)}", limit)
+        return [(r["entity_id"], float(r["_score"])) for r in rows]
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    def refresh_readiness(self) -> None:
+        """Put the ``vectors`` component into ``/v1/ready``."""
+        readiness = self.app[READINESS]
+        idx = self.indexer
+        if idx is None or idx.active is None:
+            readiness.set("vectors", "starting", "the search index starts after the handshake")
+            return
+        t = idx.active
+        try:
+            stats = t.table.stats()
+            counts = f"{stats.rows} chunks, {stats.fragments} fragments, {stats.unindexed_rows} not yet in the full-text index"
+        except Exception as exc:  # a broken table must not break /v1/ready
+            counts = f"stats unavailable ({type(exc).__name__})"
+        if idx.building is not None:
+            b = idx.building
+            readiness.set("vectors", "degraded" if t.embedder is None else "ok",
+                          f"re-embedding into {b.name} ({b.done_total}/{b.total}); serving {t.name}: {counts}")
+        elif idx.error:
+            readiness.set("vectors", "degraded", f"indexing failed: {idx.error}; {counts}")
+        elif t.embedder is None:
+            readiness.set("vectors", "degraded", f"{self.embedder_problem or 'no embedder'}; {counts}")
+        else:
+            readiness.set("vectors", "ok", f"hybrid search, embedder {t.embedder.id} ({t.embedder.dim}-d); {counts}")
+
+    def status(self) -> dict[str, Any]:
+        """The embedder view of ``GET /v1/settings/embedder``."""
+        idx = self.indexer
+        active = idx.active.name if idx and idx.active else None
+        building = idx.building.name if idx and idx.building else None
+        emb = idx.active.embedder if idx and idx.active else None
+        return {"settings": self.settings.model_dump(mode="json", by_alias=True),
+                "active": {"table": active, "embedder": emb.id if emb else None, "dim": emb.dim if emb else None},
+                "building": building, "problem": self.embedder_problem}
+
+
+async def search_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: the service exists while the app runs; heavy start after the handshake."""
+    service = SearchService(app)
+    app[SEARCH] = service
+    app[READINESS].set("vectors", "starting", "the search index starts after the handshake")
+    app[READINESS].set("memory", "starting", "memory starts after the handshake")
+    app[STORE].on_commit(lambda entries: service.indexer.wake() if service.indexer else None)
+    if AGENT in app:  # memory before and after each run, and the search tool
+        from sidecar.search.agent import SearchExtension
+
+        app[AGENT].extensions.append(SearchExtension(service))
+    if INGEST in app:  # the text of watched files, written with the ingest's own commit
+        from sidecar.search.files import FileTextSink
+
+        app[INGEST].pipeline.document_sinks.append(FileTextSink(service))
+    after_handshake(app, "search-start", service.start)
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+def setup(app: web.Application) -> None:
+    """Add search and memory to an application made by :func:`sidecar.app.create_app`."""
+    from sidecar.api import search as search_api
+
+    app.cleanup_ctx.append(search_ctx)
+    app.router.add_routes(search_api.routes)
+
+
+__all__ = ["SEARCH_KINDS", "SearchService", "setup"]

@@ -1,0 +1,76 @@
+"""Retrieval quality on the labelled query set (``quality_queries.json``) over the real public
+files of ``../shared/corpus``: hit@5 and MRR (document level) for keyword-only, vector-only and
+hybrid search, through the index's own code (reader text → chunks → LanceDB table → query).
+
+``python -m tests.search.quality`` prints the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sidecar.ingest.readers import read_document
+from sidecar.search.chunking import chunk_text
+from sidecar.search.embedders import WordLlamaEmbedder
+from sidecar.search.index import LanceStore, Mode
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parents[1] / ".." / "shared" / "corpus"
+MODES: tuple[Mode, ...] = ("keyword", "vector", "hybrid")
+
+
+def corpus_docs() -> dict[str, str]:
+    """Corpus file (relative name) → the reader's text."""
+    out = {}
+    for path in sorted(CORPUS.rglob("*")):
+        if path.is_file() and path.name != "SOURCES.md":
+            out[str(path.relative_to(CORPUS))] = read_document(path, max_bytes=5 << 20).text
+    return out
+
+
+async def evaluate(k: int = 5) -> dict[str, dict[str, float]]:
+    """``{mode: {"hit@5": …, "mrr": …, "queries": n}}``."""
+    queries = json.loads((HERE / "quality_queries.json").read_text())["queries"]
+    docs = corpus_docs()
+    embedder = await asyncio.to_thread(WordLlamaEmbedder.load_sync)
+    with tempfile.TemporaryDirectory() as tmp:
+        lance = LanceStore(Path(tmp))
+        table = lance.open("quality", embedder.dim)
+        rows: list[dict[str, Any]] = []
+        for name, text in docs.items():
+            for n, c in enumerate(chunk_text(text)):
+                rows.append({"id": f"file:{name}#{n}", "doc_id": f"file:{name}", "kind": "file", "entity_id": name,
+                             "project_id": None, "title": name, "text": c.text, "start": c.start, "end": c.end,
+                             "path": name, "date": None, "updated_at": 0,
+                             "text_hash": hashlib.sha256(c.text.encode()).hexdigest(), "embedder": embedder.id,
+                             "dim": embedder.dim})
+        vectors = await embedder.embed([r["text"] for r in rows])
+        for r, v in zip(rows, vectors, strict=True):
+            r["vector"] = v.tolist()
+        table.upsert(rows, sorted({r["doc_id"] for r in rows}))
+        table.maintain(force=True)
+        out: dict[str, dict[str, float]] = {}
+        for mode in MODES:
+            hits, rr = 0, 0.0
+            for item in queries:
+                vector = (await embedder.embed([item["q"]], count=False))[0]
+                ranked: list[str] = []
+                for r in table.query(mode, item["q"], vector, None, 100, embedder.min_similarity):
+                    if r["entity_id"] not in ranked:
+                        ranked.append(r["entity_id"])
+                if item["relevant"] in ranked[:k]:
+                    hits += 1
+                if item["relevant"] in ranked:
+                    rr += 1 / (ranked.index(item["relevant"]) + 1)
+            out[mode] = {"hit@5": hits / len(queries), "mrr": rr / len(queries), "queries": len(queries)}
+        return out
+
+
+if __name__ == "__main__":
+    for mode, m in asyncio.run(evaluate()).items():
+        print(f"{mode:8s} hit@5 {m['hit@5']:.3f}  MRR {m['mrr']:.3f}  ({int(m['queries'])} queries)")

@@ -1,0 +1,141 @@
+"""Search over notes and other entities through the real API: keyword within 2 s, by meaning
+once embedded, updates replace, deletes remove, restarts resume from the cursor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from sidecar.app import create_app
+from sidecar.appstate import HANDSHAKE_DONE, SEARCH
+from sidecar.settings import Settings
+from sidecar.store.db import Store
+from sidecar.store.repository import Repository
+from tests.conftest import Api
+from tests.fakes.memory_keyring import MemoryKeyring
+from tests.schema_check import PROBLEMS, validating_middleware
+from tests.search.helpers import ready_vectors, search, wait_found, wait_gone, wait_idle
+
+DEPLOY = ("Deployment notes", "The production rollout of the billing service failed because the database "
+          "migration timed out. We rolled back and will retry on Thursday.")
+
+
+async def test_note_found_by_keyword_then_by_meaning_update_and_delete(api: Api) -> None:
+    status = await ready_vectors(api)
+    assert status["state"] == "ok", status
+    assert "wordllama" in status["detail"]
+    note = await api.ok("POST", "/v1/notes", {"title": DEPLOY[0], "content": DEPLOY[1]}, status=201)
+    other = await api.ok("POST", "/v1/notes", {"title": "Groceries", "content": "Buy apples, bread and milk."},
+                         status=201)
+    took, hit = await wait_found(api, "migration", note["id"])
+    assert took < 2.0
+    assert hit["kind"] == "note" and hit["title"] == "Deployment notes" and hit["source"] is None
+    assert "migration" in hit["snippet"]
+    s, e = hit["highlights"][0]
+    assert hit["snippet"][s:e].lower() == "migration"
+    # a paraphrase sharing no word with the note
+    _, hit = await wait_found(api, "software release went wrong", note["id"], mode="vector")
+    res = await search(api, "software release went wrong")
+    assert res["mode"] == "hybrid"
+    assert res["items"][0]["entityId"] == note["id"], res
+    # update: old text no longer matches, new text does
+    await api.ok("PATCH", f"/v1/notes/{note['id']}", {"content": "Venue booked: the harbour hall for June."})
+    await wait_gone(api, "migration", note["id"], mode="keyword")
+    await wait_found(api, "harbour", note["id"], mode="keyword")
+    # delete removes it
+    await api.ok("DELETE", f"/v1/notes/{note['id']}")
+    await wait_gone(api, "harbour", note["id"], mode="keyword")
+    await wait_found(api, "apples", other["id"])
+
+
+async def test_kinds_and_filters(api: Api) -> None:
+    await ready_vectors(api)
+    project = await api.ok("POST", "/v1/projects", {"name": "Wedding venue"}, status=201)
+    task = await api.ok("POST", "/v1/tasks", {"title": "Call the caterer about the menu", "projectId": project["id"],
+                                               "dueDate": 1_800_000_000_000}, status=201)
+    await api.ok("POST", "/v1/tasks", {"title": "Caterer invoice for the office party"}, status=201)
+    comment = await api.ok("POST", f"/v1/tasks/{task['id']}/comments",
+                           {"author": "Ana", "content": "The caterer prefers a vegetarian menu"}, status=201)
+    tl = await api.ok("POST", "/v1/timelines", {"projectId": project["id"], "title": "Caterer tasting",
+                                                "date": 1_790_000_000_000}, status=201)
+    await wait_found(api, "caterer", comment["id"], kind="comment")
+    res = await search(api, "caterer", projectId=project["id"], mode="keyword")
+    ids = {h["entityId"] for h in res["items"]}
+    assert {task["id"], comment["id"], tl["id"]} <= ids and len(ids) == 3, res
+    res = await search(api, "caterer", kind="timeline")
+    assert [h["entityId"] for h in res["items"]] == [tl["id"]]
+    res = await search(api, "caterer", dateFrom=1_799_000_000_000, kind="task")
+    assert [h["entityId"] for h in res["items"]] == [task["id"]]
+    await wait_found(api, "wedding", project["id"], kind="project")
+    # deleting the project cascades to its milestone: gone from the index too
+    await api.ok("DELETE", f"/v1/projects/{project['id']}")
+    await wait_gone(api, "tasting", tl["id"], mode="keyword")
+
+
+async def test_bad_queries_are_4xx(api: Api) -> None:
+    await ready_vectors(api)
+    for query in ("", "?q=", "?q=x&kind=email", "?q=x&limit=0", "?q=x&limit=1000", "?q=x&projectId=a%20b"):
+        status, body = await api.call("GET", "/v1/search" + query)
+        assert status == 422, (query, status, body)
+    # FTS query syntax characters are just text
+    for q in ('"unbalanced', "a AND OR", "title:x", "(", "*", "'; DROP TABLE", "ü"):
+        res = await search(api, q)
+        assert res["items"] == [] or isinstance(res["items"], list)
+
+
+async def test_no_embedder_is_keyword_only_and_degraded(api: Api) -> None:
+    await ready_vectors(api)
+    before = await api.ok("POST", "/v1/notes", {"title": "Kept", "content": "Indexed before the change"}, status=201)
+    view = await api.ok("PUT", "/v1/settings/embedder", {"model": "none"})
+    assert view["settings"]["model"] == "none" and view["building"] == "chunks_keyword"
+    await wait_idle(api)
+    view = await api.ok("GET", "/v1/settings/embedder")
+    assert view["active"]["table"] == "chunks_keyword" and view["building"] is None
+    note = await api.ok("POST", "/v1/notes", {"title": DEPLOY[0], "content": DEPLOY[1]}, status=201)
+    _, hit = await wait_found(api, "rollout", note["id"])
+    assert hit["_mode"] == "keyword"
+    await wait_found(api, "indexed", before["id"])  # rebuilt from the database, not lost
+    await wait_idle(api)
+    ready = await api.ok("GET", "/v1/ready")
+    assert ready["components"]["vectors"]["state"] == "degraded"
+    assert "keyword search only" in ready["components"]["vectors"]["detail"]
+    view = await api.ok("GET", "/v1/settings/embedder")
+    assert view["active"]["embedder"] is None
+
+
+async def _app(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    app[PROBLEMS] = []
+    app.middlewares.insert(0, validating_middleware)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        app[HANDSHAKE_DONE].set()
+        yield Api(client)
+    assert not app[PROBLEMS], app[PROBLEMS]
+
+
+async def test_restart_loses_nothing_and_re_embeds_nothing(settings: Settings, memory_keyring: MemoryKeyring) -> None:
+    ids = []
+    async for api in _app(settings):
+        await ready_vectors(api)
+        for i in range(30):
+            n = await api.ok("POST", "/v1/notes", {"title": f"Note {i}", "content": f"Kestrel sighting number {i}"},
+                             status=201)
+            ids.append(n["id"])
+        await wait_found(api, "kestrel", ids[-1], limit=100)
+        await wait_idle(api)
+        before = api.app[SEARCH].indexer.active.table.stats().rows  # type: ignore[union-attr]
+    # while stopped, one more change lands in the database (as `sidecar chat` would write it)
+    store = await Store.open(settings.db_path)
+    offline = await Repository(store).create("notes", {"title": "Offline", "content": "Kestrel seen offline"})
+    await store.close()
+    async for api in _app(settings):
+        await ready_vectors(api)
+        service = api.app[SEARCH]
+        await wait_found(api, "kestrel", offline.id, limit=100)
+        await wait_idle(api)
+        # only the note written while stopped was embedded: the cursor resumed after the rest
+        assert service.embedder is not None and service.embedder.embedded == 1
+        assert service.indexer.active.table.stats().rows == before + 1  # type: ignore[union-attr]
+        res = await search(api, "kestrel", limit=100)
+        assert {h["entityId"] for h in res["items"]} == {*ids, offline.id}

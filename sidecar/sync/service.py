@@ -259,6 +259,9 @@ class SyncService:
             raise Conflict("sync is disabled: enable it with PUT /v1/settings/sync", code="sync_disabled")
         from sidecar.sync.client import CloudError
 
+        if not await self.client.health():  # answer at once when the cloud is not there
+            self._set("offline", f"offline: {self.settings.api_base} does not answer")
+            return await self.status()
         try:
             await self._round(retry_parked=True)
         except CloudError as exc:

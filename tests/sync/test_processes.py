@@ -126,12 +126,17 @@ def test_kill_9_during_push_and_during_apply_loses_nothing_and_applies_nothing_t
     for round_ in range(10):  # push: each run writes 60 notes, then dies while pushing
         sc = spawn_sidecar(data_dir=a_dir, env=env)
         cloud_process.clear_faults()
-        cloud_process.fault("slow", count=20, seconds=0.3, path="/api/v1/storage/records")
+        cloud_process.fault("slow", count=20, seconds=0.8, path="/api/v1/storage/records")
         for i in range(60):
             title = f"note {round_}-{i}"
             sc.ok("POST", "/v1/notes", {"title": title}, status=201)
             titles.add(title)
-        time.sleep(rng.uniform(0.3, 1.5))
+        # kill while a sealed batch is in flight (the server answers slowly), at a random moment
+        deadline = time.monotonic() + 20
+        while not _scalar(a_dir, "SELECT count(*) FROM sync_outbox WHERE acked_at IS NULL"):
+            assert time.monotonic() < deadline, "the sidecar never started pushing"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         sc.kill()
         sc.proc.wait(10)
         assert _integrity(a_dir) == "ok"

@@ -38,6 +38,8 @@ DATA: dict[str, tuple[str, ...]] = {
     # compiled helpers are extension modules (analysis collects them); their C sources are not
     # needed.
     "wordllama": ("**/*.c", "**/*.pyx", "**/*.so", "**/*.md", "**/__pycache__/**"),
+    # Language detection (ingest): its model, read when a document is not plain ASCII.
+    "py3langid": ("**/__pycache__/**",),
 }
 
 #: Distributions whose METADATA is read at run time (``importlib.metadata.version(...)`` at

@@ -45,7 +45,6 @@ EXCLUDES: dict[str, str] = {
     "prisma": "LiteLLM proxy database",
     "pandas": "optional LanceDB/openai/AgentScope interop; the sidecar passes lists and Arrow tables",
     "polars": "optional LanceDB interop and LiteLLM cost exports",
-    "PIL": "images (LiteLLM image prompts, pypdf image extraction): the readers extract text only",
     "torch": "LanceDB torch streaming/embedders: never used",
     "transformers": "local HF models: never used",
     "sentence_transformers": "local embedders: never used",

@@ -70,8 +70,9 @@ def make_pdf(lines: Sequence[str]) -> bytes:
     return bytes(out)
 
 
-def sample_files() -> dict[str, tuple[bytes, str]]:
-    """File name → (content, the task title the rules extractor must find in it)."""
+def sample_files() -> dict[str, tuple[bytes, str | None]]:
+    """File name → (content, the task title the rules extractor must find in it; ``None``: a
+    document in another language, which must load the language model and yield no task)."""
     ics = "\r\n".join([
         "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//sidecar//smoke//EN",
         "BEGIN:VTODO", "UID:smoke-todo-1@sidecar", "DTSTAMP:20260301T090000Z",
@@ -93,6 +94,8 @@ def sample_files() -> dict[str, tuple[bytes, str]]:
         "calendar.ics": (ics, "Smoke calendar task"),
         "followup.eml": (eml, "Smoke email task"),
         "notes.md": (md, "Smoke markdown task"),
+        "protokoll.md": ("# Protokoll der Sitzung\n\nWir haben über die Übergabe gesprochen. Müller "
+                         "prüft die Gebühren für nächste Woche und schickt die Unterlagen.\n".encode(), None),
     }
 
 
@@ -207,7 +210,15 @@ def check_readers() -> str:
             path = Path(tmp) / name
             path.write_bytes(content)
             doc = read_document(path, max_bytes=10 << 20)
-            titles = [i.title for i in extract(doc)]
+            items = extract(doc)
+            titles = [i.title for i in items if i.type == "task"]
+            if title is None:
+                from sidecar.ingest.rules.language import detect
+
+                if detect(doc.text) != "de" or titles:
+                    raise AssertionError(f"{name}: language {detect(doc.text)!r}, tasks {titles} (want de, none)")
+                found.append(f"{path.suffix}(de):{len(items)}")
+                continue
             if title not in titles:
                 raise AssertionError(f"{name}: expected task {title!r}, extracted {titles}; text {doc.text[:300]!r}")
             found.append(f"{path.suffix}:{len(titles)}")

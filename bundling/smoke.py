@@ -385,7 +385,7 @@ def ingest(api: Client, folder: Path, timeout: float = 60.0) -> dict[str, Any]:
     if bad:
         raise SmokeError(f"files not ingested: {bad}")
     titles = {t["title"] for t in api.ok("GET", "/v1/tasks?limit=1000")["items"]}
-    missing = {n: t for n, (_c, t) in files.items() if t not in titles}
+    missing = {n: t for n, (_c, t) in files.items() if t is not None and t not in titles}
     if missing:
         raise SmokeError(f"ingest did not extract {missing}; tasks: {sorted(titles)}")
     return {"files": len(files)}

@@ -51,6 +51,8 @@ from sidecar.store.repository import Repository
 from sidecar.sync import setup as sync_setup
 
 log = logging.getLogger(__name__)
+#: Period of the store's health check (file identity, free disk space), seconds.
+STORE_CHECK_S = 1.0
 
 #: Route tables of the foundation's API modules, in the order they are added.
 ROUTE_MODULES = (health, events, tasks, comments, projects, timelines, notes, clients, secrets)
@@ -68,6 +70,14 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[REPOSITORY] = Repository(store)
     readiness.set("store", "ok", f"SQLite {settings.db_path.name}, WAL, device {store.device_id}")
+    store.on_health(lambda state, detail: readiness.set("store", state, detail or "SQLite writes succeed"))
+
+    async def watch_health() -> None:  # file replaced, disk full: seen within STORE_CHECK_S
+        while True:
+            await asyncio.to_thread(store.check_health)
+            await asyncio.sleep(STORE_CHECK_S)
+
+    after_handshake(app, "store-health", watch_health)
     try:
         yield
     finally:

@@ -86,6 +86,18 @@ class ValidationFailed(SidecarError):
         return cls(f"invalid fields: {field}", detail=[{"field": field, "message": message, "type": type_}])
 
 
+class DiskFull(SidecarError):
+    """507: the disk holding the data dir is full; nothing was written (RFC 4918 §11.5)."""
+
+    status, code = 507, "disk_full"
+
+
+class StoreFailed(SidecarError):
+    """503: the database can no longer be written safely (e.g. its file was replaced)."""
+
+    status, code = 503, "store_error"
+
+
 class Unavailable(SidecarError):
     """503: a component the request needs is not usable (see ``/v1/ready`` for why)."""
 

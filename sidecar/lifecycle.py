@@ -30,6 +30,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from sidecar import PROTOCOL, __version__
+from sidecar.errors import SidecarError
 from sidecar.settings import Settings
 
 log = logging.getLogger("sidecar.lifecycle")
@@ -73,7 +75,7 @@ class ErrorLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event: Literal["error"] = "error"
-    code: str = Field(description="already_running | startup_failed | data_dir_unusable")
+    code: str = Field(description="already_running | startup_failed | data_dir_unusable | database_replaced")
     message: str
 
 
@@ -205,6 +207,20 @@ def _install_signals(stopper: _Stopper) -> None:
             signal.signal(sig, lambda s, _f: stopper.stop_threadsafe(signal.Signals(s).name))
 
 
+class NoWaitExecutor(ThreadPoolExecutor):
+    """The loop's default executor (what ``asyncio.to_thread`` runs on) for ``serve``.
+
+    When ``asyncio.run`` ends it shuts the default executor down and, on 3.11, waits for every
+    worker with no bound: a background import of LanceDB or a long PDF parse still running
+    would hold the process past the shell's exit bound (3 s). By then every cleanup context has
+    run and the database is closed, so what is left in a worker is abandoned work: shutdown
+    cancels what has not started and does not wait; the process then ends with ``os._exit``.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
+
+
 async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     from aiohttp import web
 
@@ -212,6 +228,7 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     from sidecar.appstate import HANDSHAKE_DONE
     from sidecar.server import make_runner
 
+    asyncio.get_running_loop().set_default_executor(NoWaitExecutor(thread_name_prefix="sidecar-worker"))
     stopper = _Stopper(asyncio.get_running_loop())
     _install_signals(stopper)
     app = create_app(settings)
@@ -222,7 +239,10 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
         await site.start()
     except Exception as exc:
         log.exception("start-up failed")
-        channel.error("startup_failed", f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SidecarError):  # a failure we can name (e.g. database_replaced)
+            channel.error(exc.code, exc.message)
+        else:
+            channel.error("startup_failed", f"{type(exc).__name__}: {exc}")
         await runner.cleanup()
         return ExitCode.STARTUP_FAILED
     port = runner.addresses[0][1]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-State = Literal["starting", "ok", "degraded", "disabled"]
+State = Literal["starting", "ok", "degraded", "error", "disabled"]
 
 #: Components the shell expects, in this order.
 COMPONENTS: tuple[str, ...] = ("store", "agent", "vectors", "watcher", "sync", "secrets")

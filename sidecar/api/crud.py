@@ -5,6 +5,14 @@ Each resource module (``tasks``, ``projects``, …) declares its routes with :fu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import gc
+import json
+import weakref
+from typing import Any
+
 from aiohttp import web
 from pydantic.alias_generators import to_camel
 
@@ -12,6 +20,43 @@ from sidecar.api.io import dump, json_ok, read_body, read_query
 from sidecar.appstate import REPOSITORY
 from sidecar.errors import NotFound
 from sidecar.store.entities import ENTITIES, EntitySpec
+
+#: Pages larger than this many rows are "heavy": bounded in number and serialised in a thread.
+HEAVY_LIST_ROWS = 1000
+#: Heavy pages built at once (per event loop); more wait their turn.
+HEAVY_LISTS = 2
+
+
+class _Heavy:
+    """The heavy pages of one event loop: a gate of :data:`HEAVY_LISTS` and how many are
+    waiting or running."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Semaphore(HEAVY_LISTS)
+        self.pending = 0
+
+
+_heavy_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Heavy] = weakref.WeakKeyDictionary()
+
+
+def _heavy() -> _Heavy:
+    loop = asyncio.get_running_loop()
+    heavy = _heavy_by_loop.get(loop)
+    if heavy is None:
+        heavy = _heavy_by_loop[loop] = _Heavy()
+    return heavy
+
+
+def _page_json(items: list[Any], total: int, limit: int, offset: int) -> str:
+    return json.dumps({"items": [dump(i) for i in items], "total": total, "limit": limit, "offset": offset},
+                      ensure_ascii=False)
+
+
+def release_memory() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def resource_routes(spec: EntitySpec, base: str, *, parent: tuple[str, str] | None = None) -> list[web.RouteDef]:
@@ -43,8 +88,24 @@ def resource_routes(spec: EntitySpec, base: str, *, parent: tuple[str, str] | No
         query = read_query(request, spec.query, **scope(request))
         if parent:
             await check_parent(request)
-        items, total = await request.app[REPOSITORY].list(spec.name, query)
-        return json_ok({"items": [dump(i) for i in items], "total": total, "limit": query.limit, "offset": query.offset})
+        if query.limit <= HEAVY_LIST_ROWS:
+            items, total = await request.app[REPOSITORY].list(spec.name, query)
+            return json_ok({"items": [dump(i) for i in items], "total": total, "limit": query.limit,
+                            "offset": query.offset})
+        # A large page: at most HEAVY_LISTS at a time, serialised off the event loop, and the
+        # memory handed back to the OS when the last one is done (health stays responsive).
+        heavy = _heavy()
+        heavy.pending += 1
+        try:
+            async with heavy.gate:
+                items, total = await request.app[REPOSITORY].list(spec.name, query)
+                text = await asyncio.to_thread(_page_json, items, total, query.limit, query.offset)
+                del items
+        finally:
+            heavy.pending -= 1
+        if heavy.pending == 0:
+            await asyncio.to_thread(release_memory)
+        return web.Response(text=text, content_type="application/json")
 
     async def create(request: web.Request) -> web.Response:
         body = await read_body(request, spec.create, **scope(request))

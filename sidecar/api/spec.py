@@ -320,7 +320,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "agui.run-agent-input": RunAgentInput,
 }
 
-ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 503)
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 503, 507)
 
 
 def find(method: str, path: str) -> Operation | None:

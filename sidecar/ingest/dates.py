@@ -27,7 +27,16 @@ import dateparser
 
 from sidecar import clock
 
-__all__ = ["DateMatch", "find_date", "numeric_date_order", "parse_date_phrase", "parse_numeric_date"]
+__all__ = [
+    "DateMatch",
+    "date_in_head",
+    "date_in_name",
+    "document_date",
+    "find_date",
+    "numeric_date_order",
+    "parse_date_phrase",
+    "parse_numeric_date",
+]
 
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|(?-i:May|MAY)|june?|july?|aug(?:ust)?"
@@ -174,3 +183,59 @@ def parse_numeric_date(text: str, order: str, base_ms: int, *, tz: dt.tzinfo | N
     if parsed is None:
         return None
     return clock.to_ms(parsed.replace(hour=0, minute=0, second=0, microsecond=0), zone)
+
+
+# --------------------------------------------------------------------------------------------
+# the document's own date
+
+#: An ISO date in a file name: ``standup-2026-03-04.txt``, ``2016_08_22 notes.md``, ``20260304-x``.
+_NAME_DATE = re.compile(r"(?<!\d)(?P<y>(?:19|20)\d{2})(?P<sep>[-_.]?)(?P<m>0[1-9]|1[0-2])(?P=sep)(?P<d>0[1-9]|[12]\d|3[01])(?!\d)")
+#: How many non-blank lines from the top may carry the document's date.
+HEAD_LINES = 6
+#: A date that names its year: ISO, a month name with a year, or d/m/yyyy (order from the text).
+_DATED = re.compile(
+    rf"\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH}\.?,?\s+\d{{4}}|{_MONTH}\.?\s+\d{{1,2}}{_ORD},?\s+\d{{4}}"
+    r"|(?<![\d/])\d{1,2}[/.]\d{1,2}[/.]\d{4}(?![\d/])",
+    re.IGNORECASE,
+)
+
+
+def date_in_head(text: str, *, tz: dt.tzinfo | None = None) -> int | None:
+    """Unix ms (00:00, ``tz``) of the first date *with a year* in the first :data:`HEAD_LINES`
+    non-blank lines of ``text`` (a title such as "Daily stand-up, 4 March 2026", a
+    ``Date: 2018-11-05`` line), or None. Numeric dates need a four-digit year and an order the
+    whole text proves (:func:`numeric_date_order`)."""
+    head = [ln for ln in text.split("\n", 200)[:200] if ln.strip()][:HEAD_LINES]
+    for line in head:
+        for m in _DATED.finditer(line):
+            phrase = m.group()
+            if re.fullmatch(r"\d{1,2}[/.]\d{1,2}[/.]\d{4}", phrase):
+                order = numeric_date_order(text)
+                ms = parse_numeric_date(phrase, order, 0, tz=tz) if order else None
+            else:
+                ms = parse_date_phrase(phrase, 0, tz=tz)
+            if ms is not None:
+                return ms
+    return None
+
+
+def date_in_name(name: str, *, tz: dt.tzinfo | None = None) -> int | None:
+    """Unix ms (00:00, ``tz``) of an ISO date in a file name (``standup-2026-03-04.txt``), or None."""
+    m = _NAME_DATE.search(name)
+    if not m:
+        return None
+    try:
+        return clock.to_ms(dt.date(int(m.group("y")), int(m.group("m")), int(m.group("d"))), tz)
+    except ValueError:
+        return None
+
+
+def document_date(text: str, name: str, *, tz: dt.tzinfo | None = None) -> int | None:
+    """The date a text document states for itself: a date in its title or first lines, else
+    an ISO date in its file name, else None (the caller falls back to the file's mtime).
+
+    Readers call this after the format's own date fields (front matter ``date:``, an email's
+    ``Date``, a calendar's ``DTSTAMP``), which come first (DESIGN §5).
+    """
+    found = date_in_head(text, tz=tz)
+    return found if found is not None else date_in_name(name, tz=tz)

@@ -110,13 +110,18 @@ class ExtractedItem(BaseModel):
         return self
 
     def fingerprint(self) -> str:
-        """Stable identity: hex SHA-256 of ``type`` and the normalised title.
+        """Stable identity: hex SHA-256 of ``type``, the normalised title and, for a timeline
+        entry, its day (UTC day number of ``date``).
 
-        Offsets, dates and confidence are deliberately left out, so the same checkbox found
-        again after the file was edited above it gets the same fingerprint.
+        Offsets, due dates and confidence are deliberately left out, so the same checkbox found
+        again after the file was edited above it gets the same fingerprint. A timeline's day is
+        part of it because two entries with one title on different days ("Next meeting", a
+        calendar's moved occurrence of "Busy") are different events.
         """
-        payload = f"{self.type}\x1f{normalise_title(self.title)}".encode()
-        return hashlib.sha256(payload).hexdigest()
+        payload = f"{self.type}\x1f{normalise_title(self.title)}"
+        if self.type == "timeline" and self.date is not None:
+            payload += f"\x1f{self.date // 86_400_000}"  # the UTC day number: no calendar range limit
+        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 class CalendarComponent(BaseModel):

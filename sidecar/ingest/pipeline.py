@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sidecar import clock
-from sidecar.errors import NotFound
+from sidecar.errors import DiskFull, NotFound, StoreFailed
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.atomic import atomic, wait_event
 from sidecar.ingest.items import Document, ExtractedItem
@@ -534,12 +534,30 @@ class Pipeline:
             counted, run_id = await self._process_file(c, watch)
         except asyncio.CancelledError:
             raise
+        except (DiskFull, StoreFailed) as exc:  # not the file's fault: it waits, it is not failed
+            log.warning("ingest paused: the store cannot be written", extra={"code": exc.code})
+            await self._back_to_pending(c)
+            return
         except Exception as exc:
             log.exception("ingest of a file failed", extra={"path": c.path})
             with contextlib.suppress(Exception):
                 counted, run_id = await self._commit(
                     c, watch, Examined("error", f"internal error ({type(exc).__name__})"))
         await self._after(run_id, counted=counted)
+
+    async def _back_to_pending(self, c: Claimed, every_s: float = 2.0) -> None:
+        """Return a claimed row to ``pending`` once the store takes writes again (disk full):
+        the worker waits, retrying every ``every_s``; a replaced database never takes them."""
+        while True:
+            try:
+                async with self.store.write() as w:
+                    await w.execute("UPDATE ingest_files SET status = 'pending', updated_at = ? WHERE id = ?",
+                                    (clock.now_ms(), c.id))
+                return
+            except DiskFull:
+                await asyncio.sleep(every_s)
+            except StoreFailed:
+                return  # the next start refuses this database; the row is reset there or never
 
     async def _process_file(self, c: Claimed, watch: Watch) -> tuple[bool, str | None]:
         if c.attempts > self.options.max_attempts:

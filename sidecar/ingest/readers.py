@@ -10,7 +10,8 @@ extension                 kind       library
 ``.eml`` ``.mbox``        email      stdlib :mod:`email` (``policy.default``), :mod:`mailbox`,
                                      html2text for HTML-only bodies
 ``.ics``                  calendar   icalendar
-``.pdf``                  pdf        pypdf
+``.pdf``                  pdf        pypdf; pdfplumber when the text layer is one word
+                                     per line (lines rebuilt from character positions)
 ``.html`` ``.htm``        html       html2text
 ========================  =========  ===========================================================
 
@@ -25,6 +26,11 @@ Choices:
   warning is recorded — never fatal), a BOM is honoured (UTF-8/16/32), otherwise
   charset-normalizer's best guess. Bytes that decode to mostly control characters or NULs
   are ``ReadError("binary content")``.
+* The document's own date (``Document.doc_date_ms``, the reference for "tomorrow"): front
+  matter ``date:`` (Markdown), the message ``Date`` (email, per message), the first ``DTSTAMP``
+  (calendar); else a date with a year in the title or first lines, else an ISO date in the file
+  name (:func:`sidecar.ingest.dates.document_date`); for a PDF, then its info CreationDate.
+  ``None`` lets the caller fall back to the file's mtime.
 * Empty files: an empty text/markdown/html/email/calendar file is a valid, empty document
   (nothing to extract). A 0-byte PDF is an error: a PDF without even a header is broken.
 * ``.mbox``: one :class:`Document` for the whole mailbox; each message is rendered in turn
@@ -65,6 +71,7 @@ from charset_normalizer import from_bytes
 from pypdf.errors import DependencyError
 
 from sidecar import clock
+from sidecar.ingest.dates import document_date
 from sidecar.ingest.items import CalendarComponent, Document, DocumentKind, EmailMessageInfo, Span
 
 __all__ = ["SUPPORTED_EXTENSIONS", "ReadError", "decode_text", "read_document"]
@@ -304,6 +311,8 @@ def _read_plain(path: Path, data: bytes, kind: DocumentKind) -> Document:
         if title is None:
             heading = _ATX_HEADING.search(text)
             title = heading.group(1).strip() if heading else None
+    if doc_date is None:
+        doc_date = document_date(_FRONT_MATTER.sub("", text, count=1), path.name)
     return Document(
         path=path,
         kind=kind,
@@ -376,6 +385,7 @@ def _read_html(path: Path, data: bytes) -> Document:
         kind="html",
         text=text,
         title=_html_title(markup),
+        doc_date_ms=document_date(text, path.name),
         metadata={"encoding": encoding},
         warnings=warnings,
     )
@@ -543,6 +553,7 @@ def _read_mbox(path: Path, data: bytes) -> Document:
 # iCalendar (RFC 5545)
 
 _COMPONENT_KINDS = ("VEVENT", "VTODO", "VJOURNAL")
+_VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE[ \t]*\r?$.*?^END:VTIMEZONE[ \t]*\r?\n?", re.MULTILINE | re.DOTALL)
 _BEGIN_END = re.compile(r"^(BEGIN|END):(VEVENT|VTODO|VJOURNAL)[ \t]*$", re.MULTILINE | re.IGNORECASE)
 
 
@@ -677,13 +688,24 @@ def _read_ics(path: Path, data: bytes) -> Document:
     try:
         calendars = icalendar.Calendar.from_ical(text, multiple=True)
     except Exception as exc:
-        raise ReadError(f"not a valid iCalendar file ({_short(exc)})") from None
+        # A broken VTIMEZONE (iCloud writes historical offsets icalendar refuses, e.g. +5328)
+        # must not cost the events: drop the definitions and resolve TZIDs by IANA name.
+        without_zones = _VTIMEZONE.sub("", text)
+        if without_zones == text:
+            raise ReadError(f"not a valid iCalendar file ({_short(exc)})") from None
+        try:
+            calendars = icalendar.Calendar.from_ical(without_zones, multiple=True)
+        except Exception:
+            raise ReadError(f"not a valid iCalendar file ({_short(exc)})") from None
+        warnings.append(f"time zone definitions ignored ({_short(exc)}); TZIDs read as IANA names")
     located = _component_spans(text)
     used = {k: 0 for k in _COMPONENT_KINDS}
     components: list[CalendarComponent] = []
     title: str | None = None
+    method: str | None = None
     for cal in calendars:
         title = title or _ical_text(cal, "X-WR-CALNAME")
+        method = method or _ical_text(cal, "METHOD")
         for component in cal.walk():
             name = str(component.name).upper()
             if name not in _COMPONENT_KINDS:
@@ -702,7 +724,8 @@ def _read_ics(path: Path, data: bytes) -> Document:
         text=text,
         title=title,
         doc_date_ms=stamps[0] if stamps else None,
-        metadata={"encoding": encoding, "component_count": len(components)},
+        metadata={"encoding": encoding, "component_count": len(components)}
+        | ({"method": method.upper()} if method else {}),
         calendar_components=components,
         warnings=warnings,
     )
@@ -751,6 +774,8 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         texts.append(_PDF_JUNK.sub(" ", _normalise_newlines(page_text)).strip("\n"))
     if pages and all(w.startswith("page ") for w in warnings) and len(warnings) == len(pages):
         raise ReadError("broken PDF (no page could be read)")
+    if _fragmented("\n".join(texts)):
+        texts = _layout_texts(data, texts, warnings)
     text = ""
     page_offsets: list[int] = []
     for page_text in texts:
@@ -760,7 +785,10 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         text += page_text
     if not text.strip():
         warnings.append("PDF has no text layer (scanned?)")
-    title, doc_date = _pdf_info(reader)
+    title, info_date = _pdf_info(reader)
+    doc_date = document_date(text, path.name)
+    if doc_date is None:
+        doc_date = info_date
     return Document(
         path=path,
         kind="pdf",
@@ -770,6 +798,36 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         metadata={"pages": len(pages), "page_offsets": page_offsets, "encrypted": bool(reader.is_encrypted)},
         warnings=warnings,
     )
+
+
+def _fragmented(text: str) -> bool:
+    """True when a text layer came out one word per line (some generators place every word on
+    its own; pypdf then loses the lines): most of at least 20 non-blank lines are one word."""
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(lines) < 20:
+        return False
+    single = sum(1 for ln in lines if len(ln.split()) == 1)
+    return single / len(lines) >= 0.6
+
+
+def _layout_texts(data: bytes, fallback: list[str], warnings: list[str]) -> list[str]:
+    """Page texts rebuilt from character positions by pdfplumber (words joined into lines by
+    their baseline); the pypdf texts are kept if pdfplumber fails on the file."""
+    import pdfplumber  # imported here: only fragmented PDFs need it, and it is slower than pypdf
+
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            texts = [
+                _PDF_JUNK.sub(" ", _normalise_newlines(page.extract_text() or "")).strip("\n")
+                for page in pdf.pages
+            ]
+    except Exception as exc:
+        warnings.append(f"layout text not recovered ({_short(exc)})")
+        return fallback
+    if len(texts) != len(fallback):
+        return fallback
+    warnings.append("text layer was one word per line: lines rebuilt from the page layout")
+    return texts
 
 
 def _pdf_info(reader: pypdf.PdfReader) -> tuple[str | None, int | None]:

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sidecar.errors import DiskFull
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.atomic import wait_event
 from sidecar.ingest.opener import stored_path
@@ -109,6 +110,9 @@ class FolderWatcher:
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ops = asyncio.Lock()
+        self._overflow_handler: _OverflowHandler | None = None
+        self._overflowed: str | None = None  # set while events were lost and not yet reconciled
+        self._reconcile: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -120,9 +124,16 @@ class FolderWatcher:
         self._native = factory()
         self._native.start()
         self._task = asyncio.get_running_loop().create_task(self._flusher(), name="ingest-hints")
+        self._overflow_handler = _OverflowHandler(self)
+        logging.getLogger(_INOTIFY_LOGGER).addHandler(self._overflow_handler)
 
     async def stop(self) -> None:
         """Stop observing (bounded: observer threads are joined for at most ~2 s)."""
+        if self._overflow_handler is not None:
+            logging.getLogger(_INOTIFY_LOGGER).removeHandler(self._overflow_handler)
+            self._overflow_handler = None
+        if self._reconcile is not None:
+            self._reconcile.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,11 +233,30 @@ class FolderWatcher:
         if not self._roots:
             return "ok", "no folders watched"
         problems = [r.problem for r in self._roots.values() if r.problem]
+        if self._overflowed:
+            problems.append(self._overflowed)
         native = sum(1 for r in self._roots.values() if r.mode == "native")
         detail = f"watching {native} folder{'s' if native != 1 else ''} with OS events"
         if problems:
             return "degraded", "; ".join([*problems, detail])
         return "ok", detail
+
+    def on_overflow(self) -> None:
+        """The OS dropped events (inotify queue overflow; in the loop): ``degraded`` until a
+        reconciliation scan of every watch has caught up."""
+        self._overflowed = "the OS event queue overflowed and events were lost; reconciling with a scan"
+        log.warning("file events lost (inotify overflow); reconciliation scan")
+        self._status_changed()
+        if self._reconcile is None or self._reconcile.done():
+            self._reconcile = asyncio.get_running_loop().create_task(self._reconcile_all(), name="ingest-reconcile")
+
+    async def _reconcile_all(self) -> None:
+        try:
+            for watch in list(self._watches.values()):
+                await self.pipeline.scan(watch)
+        finally:
+            self._overflowed = None
+            self._status_changed()
 
     def _status_changed(self) -> None:
         if self._on_status is not None:
@@ -323,12 +353,19 @@ class FolderWatcher:
             files = [p for p, k in kinds if k == "file"]
             gone = [p for p, k in kinds if k == "gone"]
             dirs = [p for p, k in kinds if k == "dir"]
-            if files:
-                await self.pipeline.enqueue(watch, files)
-            if gone:
-                await self.pipeline.sources_gone(watch, gone)
-            for d in dirs:
-                await self.pipeline.scan(watch, start=d)
+            try:
+                if files:
+                    await self.pipeline.enqueue(watch, files)
+                if gone:
+                    await self.pipeline.sources_gone(watch, gone)
+                for d in dirs:
+                    await self.pipeline.scan(watch, start=d)
+            except DiskFull:  # keep the hints: acted on once the disk has room again
+                log.warning("file events kept for later: the disk is full", extra={"watch_id": wid})
+                later = time.monotonic() + DISK_FULL_RETRY_S
+                for path, is_dir in items:
+                    self._hints.setdefault((wid, path), (later, is_dir))
+                self._kick.set()
 
 
     def _lstat_under(self, watch: Watch) -> Callable[[str], os.stat_result | None]:
@@ -340,6 +377,26 @@ class FolderWatcher:
             return None
 
         return lstat
+
+
+#: How long hints wait before being tried again while the disk is full (seconds).
+DISK_FULL_RETRY_S = 2.0
+#: watchdog's inotify module; it logs a warning when the kernel queue overflowed.
+_INOTIFY_LOGGER = "watchdog.observers.inotify_c"
+
+
+class _OverflowHandler(logging.Handler):
+    """Turns watchdog's "Inotify queue overflowed" warning (its only signal of lost events)
+    into :meth:`FolderWatcher.on_overflow` on the loop."""
+
+    def __init__(self, bridge: FolderWatcher) -> None:
+        super().__init__(logging.WARNING)
+        self.bridge = bridge
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+                self.bridge.loop.call_soon_threadsafe(self.bridge.on_overflow)
 
 
 def _classify(paths: list[str], lstat: Callable[[str], os.stat_result | None]) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ import aiosqlite
 import uuid6
 from pydantic import BaseModel
 
+from sidecar.errors import DiskFull, StoreFailed
 from sidecar.store import hlc as hlc_mod
 from sidecar.store.migrations import MIGRATIONS, Migration, migrate
 
@@ -32,6 +33,19 @@ log = logging.getLogger(__name__)
 Op = Literal["insert", "update", "delete"]
 Origin = Literal["local", "remote"]
 BUSY_TIMEOUT_MS = 5_000
+#: Free space (bytes) on the data dir's disk below which the store reports ``degraded``.
+LOW_SPACE_BYTES = 256 * 1024
+HealthState = Literal["ok", "degraded", "error"]
+HealthListener = Callable[[HealthState, str], None]
+
+
+def _is_disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+
+
+def tripwire_path(path: Path) -> Path:
+    """The file left next to the database when it was replaced under a running sidecar."""
+    return path.with_name(path.name + ".replaced")
 
 
 class ChangeEntry(BaseModel):
@@ -67,6 +81,14 @@ class ChangeEntry(BaseModel):
 
 
 CommitListener = Callable[[list[ChangeEntry]], None]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
@@ -159,6 +181,10 @@ class Store:
         self._reader = reader
         self._lock = asyncio.Lock()
         self._listeners: list[CommitListener] = []
+        self._health_listeners: list[HealthListener] = []
+        #: ``(state, detail)``: ``degraded`` while the disk is full, ``error`` once the file was replaced
+        self.health: tuple[HealthState, str] = ("ok", "")
+        self._identity = _identity(path)
         self.device_id = ""
         self.hlc = hlc_mod.HybridLogicalClock("")
 
@@ -168,8 +194,15 @@ class Store:
 
         Raises:
             sqlite3.DatabaseError: the file is not a usable SQLite database.
+            StoreFailed: ``database_replaced`` — a previous run found the file replaced or
+                deleted under it (:func:`tripwire_path` says when and how to go on).
         """
         path.parent.mkdir(parents=True, exist_ok=True)
+        trip = tripwire_path(path)
+        if trip.exists():
+            raise StoreFailed(f"{trip.read_text(encoding='utf-8', errors='replace').strip()}; acknowledged writes may"
+                              f" be missing from {path.name}. Restore the right file, or delete {trip.name} to"
+                              " start with the database now in place", code="database_replaced")
         writer = await _connect(path)
         try:
             applied = await migrate(writer, migrations if migrations is not None else MIGRATIONS)
@@ -207,6 +240,54 @@ class Store:
             await self._reader.close()
             await self._writer.close()
 
+    # -- health ---------------------------------------------------------------------------
+
+    def on_health(self, listener: HealthListener) -> None:
+        """Call ``listener(state, detail)`` whenever :attr:`health` changes."""
+        self._health_listeners.append(listener)
+
+    def _set_health(self, state: HealthState, detail: str) -> None:
+        if self.health == (state, detail) or self.health[0] == "error":  # error is final
+            return
+        self.health = (state, detail)
+        (log.info if state == "ok" else log.error)("store health", extra={"state": state, "detail": detail})
+        for listener in self._health_listeners:
+            try:
+                listener(state, detail)
+            except Exception:
+                log.exception("store health listener failed")
+
+    def check_identity(self) -> None:
+        """Raise :class:`StoreFailed` (and report ``error``) when the file at :attr:`path` is no
+        longer the one opened (device/inode): replaced or deleted under us. Writes then stop; a
+        tripwire file makes the next start refuse with a clear error."""
+        if self.health[0] == "error":
+            raise StoreFailed(self.health[1])
+        if _identity(self.path) == self._identity:
+            return
+        detail = f"the database file {self.path} was replaced or deleted while the sidecar ran"
+        with contextlib.suppress(OSError):
+            tripwire_path(self.path).write_text(detail + "\n", encoding="utf-8")
+        self._set_health("error", detail)
+        raise StoreFailed(detail)
+
+    def check_health(self) -> None:
+        """The periodic check (call every few seconds): identity, then free disk space."""
+        import shutil
+
+        with contextlib.suppress(StoreFailed):
+            self.check_identity()
+        if self.health[0] == "error":
+            return
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        if free < LOW_SPACE_BYTES:
+            self._set_health("degraded", f"disk full: {free} bytes free on the data dir's disk; writes may fail")
+        elif self.health[0] == "degraded":
+            self._set_health("ok", "disk space is back")
+
     def on_commit(self, listener: CommitListener) -> None:
         """Call ``listener(entries)`` after every commit that logged changes (in commit order)."""
         self._listeners.append(listener)
@@ -217,7 +298,8 @@ class Store:
 
         An exception inside rolls everything back, change-log rows included, and propagates.
         """
-        async with self._lock:
+        async with self._lock, self._disk_full_as_507():
+            self.check_identity()
             w = Writer(self)
             try:
                 await asyncio.shield(self._writer.execute("BEGIN IMMEDIATE"))
@@ -237,13 +319,32 @@ class Store:
                 raise
             # Shielded so that a cancelled caller cannot leave the commit half-way; the
             # transaction's fate is decided by SQLite either way.
-            await asyncio.shield(self._writer.execute("COMMIT"))
+            try:
+                await asyncio.shield(self._writer.execute("COMMIT"))
+            except sqlite3.Error:  # e.g. SQLITE_FULL at commit: never leave the transaction open
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self._writer.execute("ROLLBACK"))
+                raise
+            if self.health[0] == "degraded":
+                self._set_health("ok", "writes succeed again")
         if w.changes:
             for listener in self._listeners:
                 try:
                     listener(w.changes)
                 except Exception:  # a broken listener must not undo or hide a commit
                     log.exception("commit listener failed")
+
+    @asynccontextmanager
+    async def _disk_full_as_507(self) -> AsyncIterator[None]:
+        """SQLITE_FULL anywhere in a write → :class:`DiskFull` and ``degraded`` (rolled back)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if not _is_disk_full(exc):
+                raise
+            self._set_health("degraded", "disk full: the last write failed and was rolled back")
+            raise DiskFull("the disk holding the data dir is full; nothing was written. Free some space"
+                           " and try again") from None
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """One row of committed data."""

@@ -47,7 +47,8 @@ def test_no_operation_answers_with_a_server_error(case: Any, live: Sidecar) -> N
     kwargs = case.as_transport_kwargs(base_url=f"http://127.0.0.1:{live.port}",
                                       headers={"Authorization": f"Bearer {live.token}"})
     kwargs.pop("timeout", None)
-    with requests.request(**kwargs, stream=True, timeout=10) as resp:
+    # generous: the first settings change may load LiteLLM (seconds on a busy machine); a hang still fails
+    with requests.request(**kwargs, stream=True, timeout=60) as resp:
         ctype = resp.headers.get("Content-Type", "")
         if ctype.startswith("text/event-stream"):
             assert resp.status_code == 200, (case.as_curl_command(), resp.status_code)

@@ -20,7 +20,11 @@ def pdf_with_text(*lines: str) -> bytes:
         escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         ops.append(f"({escaped}) Tj T*")
     ops.append("ET")
-    stream = "\n".join(ops).encode("latin-1")
+    return _one_page_pdf("\n".join(ops).encode("latin-1"))
+
+
+def _one_page_pdf(stream: bytes) -> bytes:
+    """A valid one-page PDF (Helvetica as /F1) with ``stream`` as its page content."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -63,3 +67,17 @@ def write(tmp_path: Path) -> Callable[[str, bytes | str], Path]:
         return path
 
     return _write
+
+
+def pdf_word_by_word(*lines: str) -> bytes:
+    """Like :func:`pdf_with_text`, but every word is its own text object placed by absolute
+    position on a flipped page (as some generators write it): pypdf then gives one word per
+    line; the lines exist only in the layout."""
+    ops = ["1 0 0 -1 0 792 cm"]  # a top-down page, text matrices flipped back (as Google Docs writes)
+    for row, line in enumerate(lines):
+        x = 72.0
+        for word in line.split():
+            escaped = word.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"BT /F1 12 Tf 1 0 0 -1 {x:.1f} {72 + 14 * row} Tm 0 -10 Td ({escaped}) Tj ET")
+            x += 7.0 * len(word) + 4.0
+    return _one_page_pdf("\n".join(ops).encode("latin-1"))

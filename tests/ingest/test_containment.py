@@ -245,3 +245,61 @@ async def test_files_per_watch_are_capped_with_a_clear_status(settings: Settings
         assert len(await h.files(w["id"])) == 4
         runs = await h.runs(w["id"])
         assert runs[0]["status"] == "partial" and any("more than 4" in e for e in runs[0]["errors"]), runs
+
+
+class DeafObserver:
+    """A native observer that delivers no events at all, like a kernel queue that overflowed."""
+
+    def schedule(self, handler: object, path: str, recursive: bool = False) -> object:
+        return object()
+
+    def unschedule(self, watch: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+
+async def test_inotify_overflow_is_degraded_then_reconciled(settings: Settings, memory_keyring: MemoryKeyring,
+                                                           inbox: Path) -> None:
+    import logging
+
+    from sidecar.appstate import READINESS
+
+    async with running(settings, native_observer=DeafObserver) as h:
+        readiness = h.app[READINESS]
+        history: list[tuple[str, str]] = []
+        real_set = readiness.set
+
+        def recording(component: str, state: str, detail: str) -> None:
+            if component == "watcher":
+                history.append((state, detail))
+            real_set(component, state, detail)  # type: ignore[arg-type]
+
+        readiness.set = recording  # type: ignore[method-assign]
+        w = await h.create_watch(inbox)
+        await h.settle(w["id"])
+        for i in range(3):  # events for these are lost
+            (inbox / f"lost-{i}.md").write_text(f"- [ ] Lost {i}\n")
+        await asyncio.sleep(0.5)
+        assert await h.files(w["id"]) == []
+        # watchdog's only signal of an overflow, from its observer thread:
+        t = threading.Thread(target=logging.getLogger("watchdog.observers.inotify_c").warning,
+                             args=("Inotify queue overflowed; filesystem events were lost",))
+        t.start()
+        t.join()
+        for _ in range(200):
+            state = readiness.get("watcher")
+            files = await h.files(w["id"])
+            if len(files) == 3 and all(f["status"] == "done" for f in files) and state.state == "ok":
+                break
+            await asyncio.sleep(0.05)
+        assert any(s == "degraded" and "overflowed" in d for s, d in history), history
+        assert sorted(f["status"] for f in await h.files(w["id"])) == ["done"] * 3
+        assert h.app[READINESS].get("watcher").state == "ok"

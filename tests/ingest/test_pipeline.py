@@ -163,3 +163,78 @@ def test_walk_and_plan(tmp_path: Path) -> None:
     p = plan(found, known)
     assert p.enqueue == ["/w/new.md", "/w/changed.md", "/w/back.md"] and p.gone == ["/w/gone.md"]
     assert plan(found, known, retry_errors=True).enqueue[-1] == "/w/broken.md"
+
+
+# ---- the two race guards ----------------------------------------------------------------------
+
+
+def _old_file(path: Path, text: str) -> str:
+    """Write ``text`` and date it a minute back (past the settle time)."""
+    path.write_text(text, encoding="utf-8")
+    past = os.stat(path).st_mtime - 60
+    os.utime(path, (past, past))
+    return str(path)
+
+
+def test_a_file_changed_while_being_read_is_read_again_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guard 1 (``examine``): size/mtime differ after the read → ``later``, not a half-read
+    document. The change is made by the reader itself, while it reads."""
+    from sidecar.ingest import pipeline as pl
+    from sidecar.ingest import readers
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = _old_file(inbox / "plan.md", "- [ ] first\n")
+    real_read = readers.read_document
+
+    def read_while_appending(p: Path, *, max_bytes: int, data: bytes | None = None) -> object:
+        doc = real_read(p, max_bytes=max_bytes, data=data)
+        with open(p, "a", encoding="utf-8") as f:  # the editor saves again mid-read
+            f.write("- [ ] second\n")
+        return doc
+
+    monkeypatch.setattr(readers, "read_document", read_while_appending)
+    from sidecar.ingest.opener import WatchRoot
+
+    root = WatchRoot(os.path.realpath(inbox))
+    ex = pl.examine(str(path), root, prev_sha=None, options=IngestOptions(),
+                    extract=pl.rules_extractor(Watch.model_construct(data_types=["tasks"], skip_done=False)))
+    assert ex.outcome == "later" and ex.items is None
+    monkeypatch.setattr(readers, "read_document", real_read)
+    again = pl.examine(str(path), root, prev_sha=None, options=IngestOptions(settle_ms=0),
+                       extract=pl.rules_extractor(Watch.model_construct(data_types=["tasks"], skip_done=False)))
+    assert again.outcome == "document" and [i.title for i in again.items or []] == ["first", "second"]
+
+
+async def test_a_file_changed_before_the_commit_is_processed_again(
+    store: Store, repo: Repository, tmp_path: Path
+) -> None:
+    """Guard 2 (``_commit``): an event for the file while it was processed moves the row's
+    ``gen``; the commit then leaves the row ``pending`` so the newer content is read too
+    (without the guard the row ends ``done`` with the old content and "second" is lost)."""
+    from sidecar.ingest import pipeline as pl
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    real_inbox = str(inbox.resolve())
+    pipeline = Pipeline(store, repo, IngestOptions(settle_ms=0))
+    watch = await pipeline.watches.create(WatchCreate(name="Inbox", paths=[str(inbox)]))
+    path = _old_file(inbox / "plan.md", "- [ ] first\n")
+    await pipeline.enqueue(watch, [path])
+    [claimed] = await pipeline.queue.claim(1)
+    from sidecar.ingest.opener import WatchRoot
+
+    ex = await asyncio.to_thread(pl.examine, claimed.path, WatchRoot(real_inbox), prev_sha=None,
+                                 options=pipeline.options, extract=pl.rules_extractor(watch))
+    assert ex.outcome == "document"
+    _old_file(inbox / "plan.md", "- [ ] first\n- [ ] second\n")  # saved again meanwhile …
+    await pipeline.enqueue(watch, [path])  # … and its watchdog event arrives before the commit
+    await pipeline._commit(claimed, watch, ex, extractor=("rules", "test"))
+    row = await store.fetchone("SELECT status FROM ingest_files WHERE id = ?", (claimed.id,))
+    assert row is not None and row[0] == "pending"
+    [again] = await pipeline.queue.claim(1)
+    await pipeline._process_file(again, watch)
+    tasks, _ = await repo.list("tasks")
+    assert sorted(t.title for t in tasks) == ["first", "second"]
+    row = await store.fetchone("SELECT status FROM ingest_files WHERE id = ?", (claimed.id,))
+    assert row is not None and row[0] == "done"

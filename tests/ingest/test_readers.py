@@ -8,13 +8,14 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from sidecar import clock
 from sidecar.ingest import rules
 from sidecar.ingest.readers import SUPPORTED_EXTENSIONS, ReadError, decode_text, read_document
-from tests.ingest.conftest import encrypted_pdf, pdf_with_text
+from tests.ingest.conftest import encrypted_pdf, pdf_with_text, pdf_word_by_word
 
 Write = Callable[[str, bytes | str], Path]
 MAX = 1_000_000
@@ -453,3 +454,33 @@ def test_mbox_vanishing_between_reads(write: Write, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(mailbox, "mbox", gone)
     with pytest.raises(ReadError, match="vanished"):
         read_document(path, max_bytes=MAX)
+
+
+BROKEN_ZONE_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\n"
+    "BEGIN:STANDARD\r\nDTSTART:18931101T000000\r\nTZOFFSETFROM:+5328\r\nTZOFFSETTO:+0100\r\n"
+    "END:STANDARD\r\nEND:VTIMEZONE\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTART;TZID=Europe/Berlin:20161103T180000\r\n"
+    "SUMMARY:Friseur\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_ics_with_a_broken_time_zone_definition_keeps_its_events(write: Write) -> None:
+    """iCloud exports carry historical offsets (+5328) icalendar refuses; the events still count."""
+    doc = read_document(write("icloud.ics", BROKEN_ZONE_ICS), max_bytes=MAX)
+    [event] = doc.calendar_components
+    assert event.summary == "Friseur"
+    assert event.start_ms == clock.to_ms(dt.datetime(2016, 11, 3, 18, 0, tzinfo=ZoneInfo("Europe/Berlin")))
+    assert doc.metadata["method"] == "REQUEST"
+    assert any("time zone definitions ignored" in w for w in doc.warnings)
+
+
+def test_pdf_with_one_word_per_line_gets_its_lines_back(write: Write) -> None:
+    """A text layer pypdf gives word by word is rebuilt from the layout (pdfplumber), so the
+    line rules see "Action: …" lines instead of single words."""
+    lines = [f"Action: review item number {i} by Friday" for i in range(6)]
+    doc = read_document(write("m.pdf", pdf_word_by_word(*lines)), max_bytes=MAX)
+    assert doc.text.split("\n") == lines
+    assert any("rebuilt from the page layout" in w for w in doc.warnings)
+    assert len(rules.extract(doc)) == 6
+    normal = read_document(write("n.pdf", pdf_with_text(*lines)), max_bytes=MAX)
+    assert normal.text.split("\n") == lines and normal.warnings == []

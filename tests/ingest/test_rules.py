@@ -135,12 +135,12 @@ def test_ai_owner_forms() -> None:
         "*AI:* group, always discuss secure context.\n"
     )
     assert [(i.title, i.assignees) for i in items] == [
-        ("Try it and see if it breaks.", ["lukewagner"]),
-        ("Change back to i32.", ["Ben Smith"]),
-        ("talk to Brian about using that tool.", ["JF"]),
-        ("update the repo, and JF to update the tracking issue.", ["Ben", "JF"]),
+        ("Try it and see if it breaks", ["lukewagner"]),
+        ("Change back to i32", ["Ben Smith"]),
+        ("talk to Brian about using that tool", ["JF"]),
+        ("update the repo, and JF to update the tracking issue", ["Ben", "JF"]),
         ("book the room", ["Ana"]),
-        ("group, always discuss secure context.", []),
+        ("group, always discuss secure context", []),
     ]
 
 
@@ -292,7 +292,9 @@ def test_trailing_todo_and_done_markers() -> None:
     ]
 
 
-def test_todo_file_top_level_items() -> None:
+def test_todo_file_items() -> None:
+    """Every item of a to-do file; under an action item sub-items are its notes, under a group
+    label ("PAM", "Design issues:") they are the tasks."""
     text = (
         "Documentation:\n\n- Update the docs\n  - Update README\n\n- Install FAQ?\n"
         "- Link order is incorrect for some systems using Kerberos 4 and AFS. Result\n"
@@ -302,7 +304,8 @@ def test_todo_file_top_level_items() -> None:
     assert [(i.title, i.signal) for i in todo] == [
         ("Update the docs", "todo-file"),
         ("Install FAQ?", "todo-file"),
-        ("Link order is incorrect for some systems using Kerberos 4 and AFS.", "todo-file"),
+        ("Link order is incorrect for some systems using Kerberos 4 and AFS", "todo-file"),
+        ("See above PAM notes", "todo-file"),
     ]
     assert todo[2].description == "Result is multiple inclusion of DES symbols."
     assert rules.extract(Document(path=Path("notes.txt"), kind="text", text=text)) == []
@@ -337,7 +340,7 @@ def test_pdf_text_action_table() -> None:
     items = rules.extract(Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=WED))
     assert [(i.title, i.assignees, i.due_date, i.status) for i in items] == [
         (
-            "Develop and agree product design diagrams, including; (1) wireframes, (2) ERD",
+            "Develop and agree product design diagrams",  # the ", including …" clause goes to the description
             ["JC", "AN", "CM"],
             day(2019, 3, 4),
             "todo",
@@ -345,6 +348,7 @@ def test_pdf_text_action_table() -> None:
         ("Create file structure", ["CM"], day(2019, 3, 4), "todo"),
         ("A row with no date at the end Get end to end demo", [], day(2019, 3, 30), "in_progress"),
     ]
+    assert items[0].description == "including; (1) wireframes, (2) ERD"
 
 
 def test_ambiguous_numeric_dates_are_not_guessed() -> None:
@@ -449,3 +453,60 @@ def test_email_quotes_and_signatures_are_not_scanned() -> None:
 def test_email_note_title_fallbacks() -> None:
     (note,) = rules.extract(_email("First line of body\nsecond\n", subject=""))
     assert note.title == "First line of body"
+
+
+def test_same_title_on_other_days_are_separate_timeline_entries() -> None:
+    """An override instance or a weekly "Busy" keeps its own day (fingerprint includes the day)."""
+    cal = Document(
+        path=Path("c.ics"),
+        kind="calendar",
+        text="x",
+        calendar_components=[
+            _component(kind="VEVENT", summary="Busy", start_ms=day(2021, 3, 24)),
+            _component(kind="VEVENT", summary="Busy", start_ms=day(2021, 3, 25)),
+            _component(kind="VEVENT", summary="Busy", start_ms=day(2021, 3, 25) + 3_600_000),
+        ],
+    )
+    assert [i.date for i in rules.extract(cal)] == [day(2021, 3, 24), day(2021, 3, 25)]
+
+
+def test_itip_reply_events_are_not_calendar_entries() -> None:
+    """A METHOD:REPLY calendar is an attendee's answer ("Declined: …"), RFC 5546 §1.4."""
+    components = [_component(kind="VEVENT", summary="Declined: Review", start_ms=1000)]
+    reply = Document(path=Path("r.ics"), kind="calendar", text="x", metadata={"method": "REPLY"},
+                     calendar_components=components)
+    request = reply.model_copy(update={"metadata": {"method": "REQUEST"}})
+    assert rules.extract(reply) == []
+    assert [i.title for i in rules.extract(request)] == ["Declined: Review"]
+
+
+def test_todo_file_nested_groups() -> None:
+    text = (
+        "- parser bits and pieces:\n\t* allow comments in config\n\t* accept tabs as separators\n\n"
+        "- theme stuff\n\t* dark mode toggle\n\n# Todo\n\n* edit and delete design, inc:\n"
+        "  - RESTful handler\n  - for delete\n    - add 'deleted' status\n"
+    )
+    todo = rules.extract(Document(path=Path("TODO.md"), kind="markdown", text=text))
+    assert [i.title for i in todo] == [
+        "allow comments in config", "accept tabs as separators", "dark mode toggle", "RESTful handler",
+        "add 'deleted' status",
+    ]
+
+
+def test_standup_will_do_lines() -> None:
+    text = "Feb 09/2016\n\nLee I:\n    Done: Use cases\n    Will Do: Test cases for all use cases\n    Blockers: Midterm\n"
+    items = run(text, kind="text", name="minutes.txt")
+    assert [(i.title, i.assignees, i.signal) for i in items] == [
+        ("Test cases for all use cases", ["Lee I"], "will-do-line"),
+    ]
+
+
+def test_markdown_structure_from_the_parser() -> None:
+    """Setext headings open sections (a line regex would take the underline for a rule); HTML
+    blocks and fences inside list items hold no tasks."""
+    text = (
+        "Action items\n------------\n\n- Book the venue\n- Order the cake\n\n"
+        "<!--\nTODO: hidden in a comment\n-->\n\n"
+        "## Notes\n\n- step one\n\n  ```\n  TODO: inside a fenced block in a list\n  ```\n"
+    )
+    assert titles(text) == ["Book the venue", "Order the cake"]

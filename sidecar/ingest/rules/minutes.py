@@ -1,0 +1,252 @@
+"""Meeting minutes (and email requests): actions written as sentences, dated events.
+
+Minutes rarely mark actions with a keyword; they are written as who-does-what sentences. In a
+document that :func:`looks_like_minutes` (a meeting header: two of *minutes*, *attendees*,
+*present*, *agenda*, *scribe*, *members*, *apologies*, *meeting*), a line — a list item, a
+paragraph line or a heading, optionally after a speaker prefix such as ``JB:`` or ``Rich:`` —
+that *starts* with one of these forms is a task (signal ``minutes-action``):
+
+* ``NAME to VERB …``, ``NAME will VERB …``, ``NAME volunteered/agreed/offered to VERB …``,
+  ``NAME is going to VERB …``, ``NAME will take action to VERB …`` — NAME (one or more
+  capitalised names or ``@handles``) is the owner;
+* after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
+  the owner;
+* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group.
+
+Only the line's first sentence is the title. Reports ("NAME worked on …"), plans in the middle
+of a sentence ("Ultimately, Sam will …") and verbs that name no action ("will be", "to do") are
+not tasks. Email bodies (the newest part) use the request forms (``Please …``, ``Could you …``).
+
+Dated events (signal ``dated-event``): in minutes, a line that names an event (meeting, call,
+release, deadline, due date, milestone, cutoff, summit, conference, workshop, demo, session, board
+meeting, …) together with an explicit absolute date (``16 May, 2024``, ``2023-04-30``,
+``17/02/2020`` when the document proves the day/month order) is a timeline entry at that date.
+A line that only says ``due date: DATE`` takes its title from the heading above it. The date
+the meeting itself was held (the document's date) is not an event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sidecar.ingest.dates import DateMatch, find_date, numeric_date_order, parse_numeric_date
+from sidecar.ingest.items import Document
+
+#: Words of a meeting header; two distinct ones near the top make a document minutes.
+_MINUTES_WORDS = re.compile(
+    r"\b(minutes|attendees|present|agenda|scribes?|members|apologies|meeting|action items?)\b", re.I
+)
+_HEAD_CHARS = 3000
+
+#: ``JB:`` / ``TBL:`` / ``eP:`` / ``Rich:`` / ``Michael D:`` at the start of a line (after a bullet).
+_SPEAKER = re.compile(r"^(?P<speaker>[A-Za-z][A-Za-z]{0,3}|[A-Z][a-z]{2,12}(?:[ \t][A-Z]\.?)?)[ \t]*:[ \t]+(?=\S)")
+#: Field labels that look like a speaker prefix but are not a person.
+_NOT_SPEAKERS = frozenset(
+    {
+        "note", "notes", "date", "time", "url", "action", "actions", "ai", "todo", "decision", "proposal",
+        "location", "call", "chat", "repository", "status", "issue", "goals", "members", "attendees",
+        "agenda", "subject", "re", "fwd", "from", "to", "sent", "cc", "question", "answer", "q", "a",
+        "summary", "topic", "item", "edit", "fyi", "update", "next", "link", "links", "see", "via",
+        "result", "results", "outcome", "tbd", "http", "https", "mailto", "due", "deadline", "owner",
+        "who", "what", "when", "where", "why", "how", "step", "steps", "goal", "plan", "title",
+    }
+)
+_NAME = r"(?:@[\w.-]+|[A-Z][\w'’.-]*(?:[ \t][A-Z][\w'’.-]*)?)"
+_NAMES = rf"{_NAME}(?:(?:[ \t]*[,/&+][ \t]*|[ \t]+and[ \t]+|[ \t]*\(or[ \t]+){_NAME}\)?)*"
+#: Subjects that are not owners.
+_NOT_OWNERS = frozenset(
+    {"i", "we", "it", "this", "that", "there", "they", "he", "she", "you", "these", "those", "which",
+     "what", "who", "someone", "nobody", "nothing", "one", "each", "if", "when", "then", "so", "but"}
+)
+_LINK = r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to|volunteered[ \t]+to|agreed[ \t]+to|offered[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
+#: A verb that names no action on its own.
+_NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
+_OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+_SELF_ACTION = re.compile(
+    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|Will)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
+    rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+)
+_REQUEST = re.compile(
+    rf"^(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    re.I,
+)
+_EMAIL_REQUEST = re.compile(
+    rf"^(?:(?:could|can|would)[ \t]+you[ \t]+(?:please[ \t]+)?|please[ \t]+|pls[ \t]+|kindly[ \t]+)(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*?)\??$",
+    re.I,
+)
+_BULLET = re.compile(r"^[ \t]*(?:[-*+•●○■□▪◦·‣⁃]|\d{1,3}(?:\.\d{1,3})*[.)])[ \t]+")
+_HEADING_MARK = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+")
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z(+])|[.!;]?[ \t]*$")
+
+_EVENT_WORDS = re.compile(
+    r"\b(?:meeting|meet-?up|call|release[ds]?|deadline|due(?:[ \t]+date)?|milestone|cut-?off|summit|conference|"
+    r"workshop|demo|session|hackathon|launch|presentation|review|vote|election|interview|event|day|"
+    r"submission|retreat|webinar|board)\b",
+    re.I,
+)
+_ABSOLUTE = re.compile(
+    r"\d{4}-\d{2}-\d{2}|\b\d{1,2}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?[A-Z][a-z]{2,8}\.?,?(?:[ \t]+\d{4})?\b"
+    r"|\b[A-Z][a-z]{2,8}\.?[ \t]+\d{1,2}(?:st|nd|rd|th)?\b",
+)
+_NUMERIC_DATE = re.compile(r"(?<![\d/])\d{1,2}[/.]\d{1,2}[/.](?:\d{4}|\d{2})(?![\d/])")
+_DUE_ONLY = re.compile(r"^(?:tentative[ \t]+)?(?:due[ \t]+date|deadline|target[ \t]+date)[ \t]*:?[ \t]*$", re.I)
+_FIELD_LINE = re.compile(r"^[ \t]*[-*]?[ \t]*\**(?:date|time|when)\**[ \t]*:", re.I)
+_NEXT_MEETING = re.compile(r"\bnext[ \t]+(?:meeting|minutes|call)\b", re.I)
+
+
+_PEOPLE_LABEL = re.compile(
+    r"^[ \t#*_]*(?:present|attendees|attendance|members(?:[ \t]+present)?|participants|chairs?|scribes?|regrets|apologies"
+    r"|group[ \t]+members[ \t]+present)\b[^:\n]{0,20}:?", re.I
+)
+_NAME_LINE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?(?!#)[^.!?;]{1,120}$")
+_PERSON_WORD = re.compile(r"@?\b[A-Z][\w'’-]*|@[\w.-]+")
+_SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3})[ \t]*:[ \t]", re.M)
+
+
+def people(doc: Document) -> frozenset[str]:
+    """Lower-cased name words of the people a meeting record lists ("Present", "Attendees",
+    "Members" …, the lines after such a label up to a blank line or heading) and the speaker
+    initials it uses (``JB:`` twice or more). Owners of minutes actions must be among them."""
+    names: set[str] = set()
+    lines = doc.text.split("\n")
+    i = 0
+    while i < len(lines):
+        m = _PEOPLE_LABEL.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        chunk = [lines[i][m.end():]]
+        j = i + 1
+        if not chunk[0].strip(" \t:*_#"):
+            while j < len(lines) and not lines[j].strip():
+                j += 1  # "## Present", a blank line, then the list
+            # the names: short lines (one person each, or a comma list) up to a blank line
+            while j < len(lines) and j < i + 60 and _NAME_LINE.match(lines[j]):
+                chunk.append(lines[j])
+                j += 1
+        for text in chunk:
+            text = re.sub(r"\]\([^)]*\)|https?://\S+", " ", text)
+            names.update(w.lstrip("@").lower() for w in _PERSON_WORD.findall(text))
+        i = j
+    counts: dict[str, int] = {}
+    for m in _SPEAKER_ANYWHERE.finditer(doc.text):
+        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    names.update(k.lower() for k, n in counts.items() if n >= 2 and k.lower() not in _NOT_SPEAKERS)
+    return frozenset(names)
+
+
+def looks_like_minutes(doc: Document) -> bool:
+    """True when the top of ``doc`` reads like a meeting record (see the module docstring)."""
+    head = f"{doc.title or ''}\n{doc.path.stem}\n{doc.text[:_HEAD_CHARS]}"
+    return len({m.group(1).lower().rstrip("s") for m in _MINUTES_WORDS.finditer(head)}) >= 2
+
+
+def strip_prefixes(text: str) -> tuple[str, str | None]:
+    """``(text, speaker)``: a line without its bullet, heading marks, emphasis and speaker prefix."""
+    text = _HEADING_MARK.sub("", _BULLET.sub("", text)).strip()
+    text = re.sub(r"^(\*\*|__)(.+?)\1[ \t]*", r"\2 ", text).strip()
+    m = _SPEAKER.match(text)
+    if m and m.group("speaker").lower() not in _NOT_SPEAKERS:
+        return text[m.end() :].strip(), m.group("speaker")
+    return text, None
+
+
+def first_sentence(text: str) -> str:
+    """The text up to the end of its first sentence."""
+    m = _SENTENCE_END.search(text)
+    return text[: m.start()] if m else text
+
+
+def minutes_action(text: str, known: frozenset[str]) -> tuple[str, str | None] | None:
+    """``(title text, owner hint)`` when a sentence of a minutes line states an action (module
+    docstring): the line's first sentence, else a later one ("JB: Can take the lead. Will make
+    a github issue").
+
+    ``known``: :func:`people` of the document; a ``NAME to/will …`` owner must be one of them.
+    """
+    body, speaker = strip_prefixes(text)
+    if not body:
+        return None
+    found = _sentence_action(body, speaker, known)
+    if found is not None:
+        return found
+    for m in _LATER_SENTENCE.finditer(body):
+        found = _sentence_action(body[m.end() :], speaker, known)
+        if found is not None:
+            return found
+    return None
+
+
+_LATER_SENTENCE = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z])")
+
+
+def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> tuple[str, str | None] | None:
+    m = _OWNER_ACTION.match(body)
+    if m:
+        first = m.group("owners").split()[0].lower().strip(",").lstrip("@")
+        if first not in _NOT_OWNERS and first in known:
+            return first_sentence(m.group("rest")), m.group("owners")
+    m = _SELF_ACTION.match(body)
+    if m and (speaker is not None or not body.startswith("Will")):
+        return first_sentence(m.group("rest")), speaker
+    m = _REQUEST.match(body)
+    if m:
+        return first_sentence(m.group("rest")), None
+    return None
+
+
+def email_request(text: str) -> str | None:
+    """The action of a request line in an email ("Please send …", "Could you check …?")."""
+    body, _ = strip_prefixes(text)
+    m = _EMAIL_REQUEST.match(first_sentence(body))
+    return m.group("rest") if m else None
+
+
+def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
+    """An explicit *absolute* date in ``text`` (a month name, ISO, or a numeric date whose
+    day/month order the document proves), or None. Relative words ("next week") are not enough
+    for an event."""
+    found = find_date(text, base_ms)
+    if found is not None and (_ABSOLUTE.search(found.text) or re.match(r"\d{4}-", found.text)):
+        if not re.search(r"\d{4}", found.text) and found.ms - base_ms > 300 * 86_400_000:
+            # "January 26th" in minutes of 26 January is that day, not next year's
+            earlier = dt.datetime.fromtimestamp(found.ms / 1000)
+            try:
+                ms = int(earlier.replace(year=earlier.year - 1).timestamp() * 1000)
+            except ValueError:  # 29 February
+                ms = found.ms
+            if ms >= base_ms - 86_400_000:
+                return DateMatch(ms=ms, start=found.start, end=found.end, text=found.text, has_time=found.has_time)
+        return found
+    m = _NUMERIC_DATE.search(text)
+    if m:
+        order = numeric_date_order(doc.text)
+        numeric = parse_numeric_date(m.group(), order, base_ms) if order else None
+        if numeric is not None:
+            return DateMatch(ms=numeric, start=m.start(), end=m.end(), text=m.group(), has_time=False)
+    return None
+
+
+def dated_event(text: str, doc: Document, base_ms: int, heading: str | None) -> tuple[str, int] | None:
+    """``(title, date ms)`` when a minutes line names a dated event (module docstring)."""
+    if _FIELD_LINE.match(text):
+        return None  # "Date: …" in a header is when the meeting was held
+    body, _ = strip_prefixes(text)
+    body = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", body)  # Markdown links: their text
+    body = re.sub(r"<?https?://\S+>?", " ", body)  # a URL's digits are no date
+    found = event_date(body, doc, base_ms)
+    if found is None:
+        return None
+    rest = (body[: found.start] + " " + body[found.end :]).strip()
+    rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
+    rest = " ".join(rest.split()).strip(" .,;:-–()")
+    if _DUE_ONLY.match(rest) and heading:
+        return heading, found.ms
+    if _NEXT_MEETING.search(rest):
+        return "Next meeting", found.ms
+    if not _EVENT_WORDS.search(rest) or len(rest.split()) > 25:
+        return None
+    if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000:
+        return None  # the day of the meeting itself
+    return first_sentence(rest), found.ms

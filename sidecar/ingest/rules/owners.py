@@ -1,0 +1,154 @@
+"""Owners, priority and due date of one task line (shared by every document kind).
+
+Owners come only from explicit forms — a leading or trailing ``@name``, ``(Owner: …)`` /
+``Owner: …``, a leading ``Name to …``/``Name will …`` where the caller allows it, ``Name - …`` in
+an action section, an owner hint (table column, ``AI(…)`` label). Priority comes only from
+explicit markers: ``!high`` / ``!medium`` / ``!low``, ``(P0)``–``(P3)``, ``priority: high``, the
+words *urgent* and *ASAP*. Due dates come from explicit date phrases
+(:func:`sidecar.ingest.dates.find_date`) read relative to the reference time given.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sidecar.ingest.dates import find_date
+from sidecar.ingest.items import Priority
+from sidecar.ingest.rules.titles import clean_markup, tidy
+
+_NAME = r"@?[A-Z][\w.'-]*(?:[ \t][A-Z][\w.'-]*)?"
+_LEADING_OWNERS = re.compile(
+    rf"^(?P<owners>{_NAME}(?:(?:[ \t]*,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*){_NAME})*)[ \t]+(?:to|will)[ \t]+"
+    r"(?!(?:the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|be|do)\b)(?P<rest>[a-z]\S*.*)$"
+)
+_MORE_OWNERS = re.compile(
+    rf"(?:,[ \t]*(?:and[ \t]+)?|[.;][ \t]+|[ \t]and[ \t]+)(?P<owners>{_NAME})[ \t]+(?:to|will)[ \t]+[a-z]"
+)
+_DASH_OWNERS = re.compile(
+    r"^(?P<owners>[A-Z][\w'.]*(?:[ \t]*(?:/|\+|&|,|and)[ \t]*[A-Za-z][\w'.]*){0,3})[ \t]+[-–—][ \t]+(?P<rest>\S.*)$"
+)
+_LEADING_MENTIONS = re.compile(
+    r"^(?P<owners>@[\w.-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w.-]+)*)[ \t:,-]*(?:(?:to|will)[ \t]+)?"
+)
+_TRAILING_MENTIONS = re.compile(r"(?P<owners>(?:[ \t,]+@[\w.-]*\w)+)[ \t.]*$")
+_OWNER_FIELD = re.compile(
+    r"[(\[]?\b(?:owners?|assignees?|assigned[ \t]+to)[ \t]*:[ \t]*(?P<owners>[^()\[\];]{1,80}?)[)\]]?(?=$|[;.)\]])",
+    re.I,
+)
+_GENERIC_OWNERS = frozenset(
+    {
+        "all",
+        "all members",
+        "everyone",
+        "everybody",
+        "team",
+        "group",
+        "others",
+        "other",
+        "we",
+        "someone",
+        "anyone",
+        "tbd",
+        "n/a",
+    }
+)
+
+_PRIORITY_MARKERS: tuple[tuple[re.Pattern[str], Priority, bool], ...] = (
+    (re.compile(r"(?<!\w)!(?:high|urgent)\b|!!!", re.I), "high", True),
+    (re.compile(r"(?<!\w)!(?:medium|med)\b", re.I), "medium", True),
+    (re.compile(r"(?<!\w)!low\b", re.I), "low", True),
+    (re.compile(r"[(\[]P[01][)\]]"), "high", True),
+    (re.compile(r"[(\[]P2[)\]]"), "medium", True),
+    (re.compile(r"[(\[]P3[)\]]"), "low", True),
+    (re.compile(r"[(\[]?priority[ \t]*:[ \t]*high[)\]]?", re.I), "high", True),
+    (re.compile(r"[(\[]?priority[ \t]*:[ \t]*medium[)\]]?", re.I), "medium", True),
+    (re.compile(r"[(\[]?priority[ \t]*:[ \t]*low[)\]]?", re.I), "low", True),
+    (
+        re.compile(
+            r"^(?:urgent|asap)[ \t]*[:!-][ \t]*|[(\[](?:urgent|asap)[)\]]|[,;–-][ \t]*(?:urgent|asap)[.!]*$",
+            re.I,
+        ),
+        "high",
+        True,
+    ),
+    (re.compile(r"\b(?:urgent|urgently|ASAP)\b", re.I), "high", False),
+)
+
+def split_owners(raw: str) -> list[str]:
+    """Owner names from ``"Ana, Bo and Cy"``, ``"Innes/George"`` or ``"@li @sam"``; generic words dropped."""
+    if "@" in raw:
+        return [m for m in re.findall(r"@([\w.-]*\w)", raw) if m.lower() not in _GENERIC_OWNERS]
+    names = []
+    for part in re.split(r"[ \t]*(?:,|&|/|\+|\band\b)[ \t]*", raw):
+        name = part.strip().lstrip("@").strip(" .")
+        if name and name.lower() not in _GENERIC_OWNERS and len(name) <= 60:
+            names.append(name)
+    return names
+
+
+@dataclass
+class Fields:
+    title: str
+    assignees: list[str] = field(default_factory=list)
+    due_ms: int | None = None
+    priority: Priority | None = None
+
+
+def task_fields(
+    raw: str,
+    base_ms: int,
+    *,
+    owner_hint: str | None = None,
+    dash_owner: bool = False,
+    lead_owner: bool = False,
+) -> Fields:
+    """Title cleaned of markup, owner, priority and date tokens, plus what they said.
+
+    ``lead_owner`` allows ``Name to …``/``Name will …`` (labelled lines and action sections
+    only); ``dash_owner`` allows ``Name - …`` (action sections).
+    """
+    text = clean_markup(raw)
+    assignees: list[str] = split_owners(owner_hint) if owner_hint else []
+    priority: Priority | None = None
+    for pattern, level, remove in _PRIORITY_MARKERS:
+        if pattern.search(text):
+            priority = priority or level
+            if remove:
+                text = pattern.sub(" ", text)
+    for field_match in list(_OWNER_FIELD.finditer(text)):
+        assignees += split_owners(field_match.group("owners"))
+    text = _OWNER_FIELD.sub(" ", text).strip()
+    m: re.Match[str] | None = _LEADING_MENTIONS.match(text)
+    if m and m.end() < len(text):
+        assignees += split_owners(m.group("owners"))
+        text = text[m.end() :]
+    due = find_date(text, base_ms)
+    if due is not None:
+        text = text[: due.start] + " " + text[due.end :]
+    m = _TRAILING_MENTIONS.search(text)
+    if m and m.start() > 0:
+        assignees += split_owners(m.group("owners"))
+        text = text[: m.start()]
+    text = text.strip()
+    m = _LEADING_OWNERS.match(text) if lead_owner else None
+    if m:
+        owners = split_owners(m.group("owners"))
+        if owners:
+            assignees += owners
+            text = m.group("rest")
+            # "Ben to update the repo, and JF to update the tracking issue": JF owns a part too
+            for more in _MORE_OWNERS.finditer(text):
+                assignees += split_owners(more.group("owners"))
+    elif dash_owner:
+        m = _DASH_OWNERS.match(text)
+        if m:
+            assignees += split_owners(m.group("owners"))
+            text = m.group("rest")
+            if text.lower().startswith("to "):
+                text = text[3:]
+    unique: list[str] = []
+    for name in assignees:
+        if name not in unique:
+            unique.append(name)
+    return Fields(title=tidy(text), assignees=unique, due_ms=due.ms if due else None, priority=priority)

@@ -1,0 +1,224 @@
+"""Minutes written as sentences, dated events, clean titles, the document's own date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from sidecar import clock
+from sidecar.ingest import rules
+from sidecar.ingest.dates import date_in_head, date_in_name, document_date
+from sidecar.ingest.items import Document
+from sidecar.ingest.readers import read_document
+from sidecar.ingest.rules.titles import clean_task_title
+from tests.ingest.conftest import pdf_with_text
+
+MINUTES = """# Editors meeting
+
+* Date: 2024-05-01
+
+## Present
+
+* Hadrian Zbarcea
+* Tim Berners-Lee
+* Kjetil Kjernsmo
+
+## Minutes
+
+* KK: I will review as soon as possible.
+* JB: Will submit review by next week (maybe sooner)
+* Hadrian to reach out to PA about the charter
+* Ultimately, Tim will make the final decision
+* Someone to be named later
+* Plans were discussed at length; Fred will send the notes
+* Please comment on the PR
+* eP: there is a scheduled meeting for Web of Things and Solid on 16 May, 2024.
+* The meeting on 1 May, 2024 was short.
+
+### Milestone 0.11.0
+* SC: Tentative due date: 2024-06-30.
+"""
+
+
+def day(y: int, m: int, d: int) -> int:
+    return clock.to_ms(dt.date(y, m, d))
+
+
+def _minutes(text: str = MINUTES) -> list[tuple[str, str, list[str]]]:
+    doc = Document(path=Path("2024-05-01.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    return [(i.type, i.title, i.assignees) for i in rules.extract(doc)]
+
+
+def test_minutes_sentences_become_tasks_with_owners() -> None:
+    items = _minutes()
+    tasks = [(t, a) for kind, t, a in items if kind == "task"]
+    assert tasks == [
+        ("review as soon as possible", ["KK"]),
+        ("submit review", ["JB"]),
+        ("reach out to PA about the charter", ["Hadrian"]),
+        ("comment on the PR", []),
+    ]
+
+
+def test_owner_must_be_a_listed_person() -> None:
+    """"Fred" is in no attendee list and "Ultimately, Tim" does not start with the name."""
+    titles = [t for _, t, _ in _minutes()]
+    assert not any("final decision" in t or "send the notes" in t for t in titles)
+
+
+def test_dated_events_in_minutes() -> None:
+    events = [(t, a) for kind, t, a in _minutes() if kind == "timeline"]
+    assert [t for t, _ in events] == ["there is a scheduled meeting for Web of Things and Solid", "Milestone 0.11.0"]
+    doc = Document(path=Path("m.md"), kind="markdown", text=MINUTES, doc_date_ms=day(2024, 5, 1))
+    dates = [i.date for i in rules.extract(doc) if i.type == "timeline"]
+    assert dates == [day(2024, 5, 16), day(2024, 6, 30)]
+
+
+def test_not_minutes_no_sentence_rules() -> None:
+    doc = Document(path=Path("essay.md"), kind="markdown", text="Hadrian to reach out to PA.\n", doc_date_ms=0)
+    assert rules.extract(doc) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "title", "aside"),
+    [
+        ("88.1- Fix the build.", "Fix the build", None),
+        ("○ Review the design;", "Review the design", None),
+        ("implement in CSS: https://github.com/solid/community-server/issues/720", "implement in CSS", None),
+        ("put into the assessment phase for now +1 JB +1 KK", "put into the assessment phase for now", None),
+        ("direct edit in the browser (i.e.: to override files)", "direct edit in the browser", "i.e.: to override files"),
+        ("Include data?", "Include data?", None),
+        ("text", "", None),
+    ],
+)
+def test_task_titles_are_clean(raw: str, title: str, aside: str | None) -> None:
+    assert clean_task_title(raw) == (title, aside)
+
+
+# ---- the document's own date ------------------------------------------------------------------
+
+
+def test_date_in_title_line() -> None:
+    assert date_in_head("Daily stand-up, 4 March 2026 (example)\n\nOlu: done\n") == day(2026, 3, 4)
+    assert date_in_head("# Minutes\n\n* Date: 2021-07-20\n") == day(2021, 7, 20)
+    assert date_in_head("Notes\n\nWe met on 3 March.\n") is None  # no year: not the document's date
+    assert date_in_head("\n".join(["x"] * 10 + ["4 March 2026"])) is None  # too far down
+
+
+def test_date_in_file_name() -> None:
+    assert date_in_name("standup-2026-03-04.txt") == day(2026, 3, 4)
+    assert date_in_name("2016_08_22 notes.md") == day(2016, 8, 22)
+    assert date_in_name("notes-2026-13-40.md") is None
+    assert document_date("no date here\n", "sync-2020-02-26.md") == day(2020, 2, 26)
+    assert document_date("Weekly sync, 5 May 2021\n", "sync-2020-02-26.md") == day(2021, 5, 5)
+
+
+def test_standup_example_tomorrow_is_the_day_after_the_document(tmp_path: Path) -> None:
+    """README quick start: "tomorrow" in standup-2026-03-04.txt is 5 March 2026, whatever the mtime."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "inbox" / "standup-2026-03-04.txt"
+    doc = read_document(example, max_bytes=1_000_000)
+    assert doc.doc_date_ms == day(2026, 3, 4)
+    [icons] = [i for i in rules.extract(doc, now_ms=day(2031, 1, 1)) if "icon set" in i.title]
+    assert icons.due_date == day(2026, 3, 5)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        # front matter beats everything
+        ("n-2020-01-01.md", "---\ndate: 2022-02-02\n---\n# Notes, 3 March 2023\n- [ ] call Bo tomorrow\n", (2022, 2, 3)),
+        # a date in the title / first lines beats the file name
+        ("n-2020-01-01.md", "# Notes, 3 March 2023\n\n- [ ] call Bo tomorrow\n", (2023, 3, 4)),
+        # the file name when the text has none
+        ("n-2020-01-01.txt", "TODO: call Bo tomorrow\n", (2020, 1, 2)),
+        # an email's Date header
+        ("m.eml", "From: a@b.c\nSubject: x\nDate: Tue, 10 Feb 2015 09:00:00 +0000\n\nTODO: call Bo tomorrow\n",
+         (2015, 2, 11)),
+        # a calendar's DTSTAMP
+        ("c.ics", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:1\r\nDTSTAMP:20190301T120000Z\r\n"
+                  "SUMMARY:call Bo\r\nEND:VTODO\r\nEND:VCALENDAR\r\n", (2019, 3, 1)),
+    ],
+)
+def test_each_source_of_the_document_date(tmp_path: Path, name: str, content: str, expected: tuple[int, int, int]) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    doc = read_document(path, max_bytes=1_000_000)
+    items = rules.extract(doc, now_ms=day(2031, 1, 1))
+    if doc.kind == "calendar":
+        assert doc.doc_date_ms is not None
+        assert clock.to_ms(dt.datetime.fromtimestamp(doc.doc_date_ms / 1000).date()) == day(*expected)
+    else:
+        [task] = items
+        assert task.due_date == day(*expected)
+
+
+def test_pdf_date_in_first_lines(tmp_path: Path) -> None:
+    path = tmp_path / "minutes.pdf"
+    path.write_bytes(pdf_with_text("Team meeting, 9 September 2023", "TODO: send the slides tomorrow"))
+    doc = read_document(path, max_bytes=1_000_000)
+    [task] = rules.extract(doc, now_ms=day(2031, 1, 1))
+    assert task.due_date == day(2023, 9, 10)
+
+
+# ---- other languages --------------------------------------------------------------------------
+
+GERMAN = (
+    "# Protokoll der Sitzung\n\nAnwesend: Anna Müller, Jörg Weiß\n\n"
+    "Action: Anna wird das Budget prüfen und die Räume für Dienstag buchen\n"
+    "- [ ] Räume buchen für Dienstag\n\n"
+    "Die nächste Besprechung findet im März statt. Wir haben über die Planung gesprochen, "
+    "die Aufgaben verteilt und die Ergebnisse der Umfrage besprochen. Jörg übernimmt die Einladung.\n"
+)
+SWEDISH = (
+    "Hej Person B,\n\nBerättar gärna. Enklast är om vi kan ta ett kort samtal under dagen. Jag är "
+    "flexibel fram till kl 15 idag, och vi kan gå igenom rollen och företaget då.\n\nMed vänlig hälsning\n"
+)
+
+
+def test_other_language_keeps_only_language_neutral_items() -> None:
+    doc = Document(path=Path("protokoll.md"), kind="markdown", text=GERMAN, doc_date_ms=day(2026, 3, 1))
+    assert [(i.title, i.signal) for i in rules.extract(doc)] == [("Räume buchen für Dienstag", "checkbox")]
+
+
+def test_other_language_without_neutral_items_is_one_note() -> None:
+    doc = Document(path=Path("svar.txt"), kind="text", text=SWEDISH, doc_date_ms=day(2024, 12, 5))
+    [note] = rules.extract(doc)
+    assert (note.type, note.signal, note.title) == ("note", "language-note", "Hej Person B")
+    assert note.description is not None and note.description.startswith("[sv] ")
+
+
+def test_english_text_is_not_sent_to_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pure-ASCII text is taken as English without loading the language model."""
+    from sidecar.ingest.rules import language
+
+    def no_model() -> None:
+        raise AssertionError("model loaded for ASCII text")
+
+    monkeypatch.setattr(language, "_model", no_model)
+    doc = Document(path=Path("n.md"), kind="markdown", text="Action: book the venue by Friday\n" * 5, doc_date_ms=0)
+    assert [i.title for i in rules.extract(doc)] == ["book the venue"]
+
+
+# ---- email: the newest part ---------------------------------------------------------------------
+
+THREAD = (
+    "From: Ana <ana@example.com>\nTo: bo@example.com\nSubject: Re: slides\n"
+    "Date: Mon, 02 Mar 2026 09:00:00 +0100\n\n"
+    "Hi Bo,\n\nPlease send the slides by Friday.\n\nThanks, Ana\n\n"
+    "Am So., 1. März 2026 um 17:22 Uhr schrieb Bo <bo@example.com>:\n\n"
+    "TODO: book the projector\nAction: ask IT for a room\n"
+)
+
+
+def test_email_requests_in_the_newest_part_only(tmp_path: Path) -> None:
+    """The request in the newest part is a task; the quoted German history (no '>' quoting)
+    is cut off by mail-parser-reply, so its TODO/Action lines are not."""
+    path = tmp_path / "re.eml"
+    path.write_text(THREAD, encoding="utf-8")
+    doc = read_document(path, max_bytes=1_000_000)
+    items = rules.extract(doc, now_ms=day(2031, 1, 1))
+    assert [(i.title, i.signal, i.due_date) for i in items] == [
+        ("send the slides", "email-request", day(2026, 3, 6)),
+    ]

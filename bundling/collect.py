@@ -40,6 +40,9 @@ DATA: dict[str, tuple[str, ...]] = {
     "wordllama": ("**/*.c", "**/*.pyx", "**/*.so", "**/*.md", "**/__pycache__/**"),
     # Language detection (ingest): its model, read when a document is not plain ASCII.
     "py3langid": ("**/__pycache__/**",),
+    # Sync's recovery key as BIP39 words: the word lists, read when sync is enabled (not in the
+    # traced workload, so declared here and exercised by bundle-selftest).
+    "mnemonic": ("**/__pycache__/**",),
 }
 
 #: Distributions whose METADATA is read at run time (``importlib.metadata.version(...)`` at

@@ -330,12 +330,25 @@ def check_embedder() -> str:
     return f"wordllama from {wordllama_package_dir().name}/: 256-d, similar {near:.2f} > unrelated {far:.2f}"
 
 
+def check_recovery_words() -> str:
+    """Sync's recovery key as BIP39 words round-trips (mnemonic's word list is bundled)."""
+    from mnemonic import Mnemonic
+
+    words = Mnemonic("english")
+    key = bytes(range(32))
+    phrase = words.to_mnemonic(key)
+    if words.to_entropy(phrase) != key or not words.check(phrase):
+        raise AssertionError("recovery words do not round-trip")
+    return f"BIP39 english: {len(phrase.split())} words, checksum ok"
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "agent_stack": check_agent_stack,
     "model_module": check_model_module,
     "readers": check_readers,
     "lancedb": check_lancedb,
     "embedder": check_embedder,
+    "recovery_words": check_recovery_words,
     "tls_time": check_tls_and_time,
     "keyring": check_keyring,
     "ag_ui": check_agui,

@@ -83,6 +83,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ign
     _command("sidecar.search.cli"),
     _command("sidecar.doctor"),
     _command("sidecar.schemas"),
+    _command("sidecar.sync.cli"),
 ]
 
 

@@ -214,16 +214,30 @@ def check_watches(db_path: Path) -> Check:
     return Check("watches", "warn" if missing or statuses.get("error") else "ok", "; ".join(parts))
 
 
-def check_sync() -> Check:
-    return Check("sync", "ok", "disabled (cloud sync is not part of this version; nothing leaves the device)")
+def check_sync(db_path: Path) -> Check:
+    from sidecar.sync.cli import status_from_db
+
+    if not db_path.exists():
+        return Check("sync", "ok", "disabled (nothing leaves the device)")
+    try:
+        s = status_from_db(db_path)
+    except sqlite3.Error as exc:
+        return Check("sync", "warn", f"sync state unreadable: {exc}")
+    if not s["enabled"]:
+        return Check("sync", "ok", "disabled (nothing leaves the device)")
+    bad = sum(q["count"] for q in s["quarantined"])
+    return Check("sync", "warn" if bad else "ok",
+                 f"enabled, {s['apiBase']}; {s['pendingEvents']} event(s) to push, {s['devicesSeen']} other device(s)"
+                 + (f"; {bad} record(s) quarantined or held" if bad else ""))
 
 
 def run_checks(data_dir: Path, *, probe_model: bool = True) -> list[Check]:
     """All checks, in display order."""
     db_path = data_dir / "sidecar.db"
     steps: list[Callable[[], Check]] = [
-        check_runtime, lambda: check_data_dir(data_dir), lambda: check_database(db_path), check_vectors, lambda: check_index(data_dir),
-        check_keyring, lambda: check_model(db_path, probe_model), lambda: check_watches(db_path), check_sync,
+        check_runtime, lambda: check_data_dir(data_dir), lambda: check_database(db_path), check_vectors,
+        lambda: check_index(data_dir), check_keyring, lambda: check_model(db_path, probe_model),
+        lambda: check_watches(db_path), lambda: check_sync(db_path),
     ]
     out = []
     for step in steps:

@@ -28,8 +28,8 @@ from sidecar.search.embedders import EmbedderSettings
 from sidecar.search.memory import MemoryItem, MemoryPatch, MemoryQuery
 from sidecar.store import models as m
 from sidecar.store.models import ApiModel
-from sidecar.sync.api import KeyImport, KeyImported, RecoveryKey, SyncSettingsView
-from sidecar.sync.service import SyncStatus
+from sidecar.sync.api import KeyImport, KeyImported, RecoveryKey, RestoreBody, SyncSettingsView
+from sidecar.sync.service import BackupResult, RestoreResult, SyncStatus
 from sidecar.sync.settings import SyncSettings
 
 T = TypeVar("T")
@@ -297,6 +297,9 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/v1/sync/now", "Push and pull now", SyncStatus),
     Operation("POST", "/v1/sync/key/export", "The sync key as recovery words", RecoveryKey),
     Operation("POST", "/v1/sync/key/import", "Learn the sync key from recovery words", KeyImported, body=KeyImport),
+    Operation("POST", "/v1/backup", "Back up now (cloud and/or the local backup folder)", BackupResult),
+    Operation("POST", "/v1/backup/restore", "Restore the newest backup on a fresh data dir, then pull",
+              RestoreResult, body=RestoreBody),
 ]
 
 #: Stand-alone documents (not HTTP bodies) exported as JSON Schema files.

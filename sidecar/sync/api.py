@@ -19,6 +19,8 @@ class SyncSettingsView(ApiModel):
     enabled: bool
     api_base: str | None
     pull_interval_s: float
+    backup_dir: str | None
+    backup_cron: str | None
     key_set: bool
     token_set: bool
 
@@ -40,11 +42,20 @@ class KeyImported(ApiModel):
     key_id: str
 
 
+class RestoreBody(ApiModel):
+    """``POST /v1/backup/restore``: the recovery key of the device that made the backup (if this
+    device does not have it yet), and a local backup file (default: the newest in the cloud)."""
+
+    recovery_key: str | None = Field(default=None, max_length=1000)
+    path: str | None = Field(default=None, max_length=4096)
+
+
 async def _view(request: web.Request) -> SyncSettingsView:
     service = request.app[SYNC]
     s = service.settings
     token = await request.app[SECRETS].get(TOKEN_SECRET)
     return SyncSettingsView(enabled=s.enabled, api_base=s.api_base, pull_interval_s=s.pull_interval_s,
+                            backup_dir=s.backup_dir, backup_cron=s.backup_cron,
                             key_set=await service.keychain() is not None, token_set=bool(token))
 
 
@@ -87,6 +98,17 @@ async def import_key(request: web.Request) -> web.Response:
     return json_ok(KeyImported(key_id=key.key_id))
 
 
+async def post_backup(request: web.Request) -> web.Response:
+    """A backup now → ``BackupResult``; 409 ``no_backup_target``."""
+    return json_ok(await request.app[SYNC].backup())
+
+
+async def post_restore(request: web.Request) -> web.Response:
+    """Restore on a fresh data dir → ``RestoreResult``; 409 ``not_fresh``, 422 ``backup_invalid``."""
+    body = await read_body(request, RestoreBody)
+    return json_ok(await request.app[SYNC].restore(body.recovery_key, body.path))
+
+
 routes = [
     web.get("/v1/settings/sync", get_settings, allow_head=False),
     web.put("/v1/settings/sync", put_settings),
@@ -94,4 +116,6 @@ routes = [
     web.post("/v1/sync/now", post_now),
     web.post("/v1/sync/key/export", export_key),
     web.post("/v1/sync/key/import", import_key),
+    web.post("/v1/backup", post_backup),
+    web.post("/v1/backup/restore", post_restore),
 ]

@@ -29,7 +29,7 @@ from typing import Any
 from sidecar import clock
 from sidecar.store.db import Store
 from sidecar.sync.apply import Applier, Deferred, Refused
-from sidecar.sync.client import CloudClient, RecordMeta, checksum
+from sidecar.sync.client import CloudClient, RecordMeta, Rejected, checksum
 from sidecar.sync.envelope import BatchHeader, EnvelopeError, open_batch
 from sidecar.sync.keys import Keychain
 from sidecar.sync.state import mark_record, set_meta
@@ -58,7 +58,7 @@ class Puller:
 
     async def run(self) -> PullResult:
         """Page through the listing from the first unseen record; raises the client's errors."""
-        seen_row = await self.store.fetchone("SELECT count(*) FROM sync_records")
+        seen_row = await self.store.fetchone("SELECT count(*) FROM sync_records WHERE position >= 0")
         page = int(seen_row[0]) // PAGE + 1 if seen_row else 1
         while True:
             metas = await self.client.list_records(page, PAGE)
@@ -79,7 +79,12 @@ class Puller:
         if await self.store.fetchone("SELECT 1 FROM sync_records WHERE record_id = ?", (meta.id,)) is not None:
             return
         self.result.records += 1
-        blob, header_sum = await self.client.get_record(meta.id)
+        try:
+            blob, header_sum = await self.client.get_record(meta.id)
+        except Rejected as exc:
+            if exc.status == 404:  # deleted since it was listed: nothing to apply
+                return
+            raise
         actual = checksum(blob)
         if actual != meta.checksum.lower() or (header_sum and header_sum.lower() != actual):
             await self._quarantine(meta.id, meta.checksum, "checksum_mismatch", None, None)

@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import logging
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from sidecar import clock
 from sidecar.errors import Conflict
 from sidecar.notify import Notifications
 from sidecar.readiness import Readiness
@@ -79,6 +81,27 @@ class SyncStatus(ApiModel):
     requests: int = Field(description="HTTP requests to the cloud since start-up")
 
 
+class BackupResult(ApiModel):
+    """``POST /v1/backup``: where the backup went and what it is."""
+
+    timestamp: int
+    size_bytes: int
+    plain_bytes: int = Field(description="size of the database snapshot before compression and encryption")
+    chunk_count: int
+    checksum: str
+    cloud_id: str | None
+    path: str | None
+
+
+class RestoreResult(ApiModel):
+    """``POST /v1/backup/restore``."""
+
+    source: Literal["cloud", "file"]
+    rows: int
+    events: int
+    pulled_events: int
+
+
 class SyncService:
     """Owns the sync settings, the key and the background loop of one data dir."""
 
@@ -100,6 +123,7 @@ class SyncService:
         self.last_error: str | None = None
         self.requests = 0
         self._task: asyncio.Task[None] | None = None
+        self._backup_task: asyncio.Task[None] | None = None
         self._dirty = asyncio.Event()
         self._wake = asyncio.Event()
         self._round_lock = asyncio.Lock()
@@ -116,23 +140,27 @@ class SyncService:
             self._set("offline", "starting")
             self.readiness.set("sync", "starting", f"connecting to {self.settings.api_base}")
 
-    async def start(self) -> None:
-        """Start the loop when sync is on (after the handshake)."""
-        await self._restart()
+    async def start(self, *, loop: bool = True) -> None:
+        """Start the loop when sync is on (after the handshake). ``loop=False``: only make the
+        client, for a caller that runs rounds itself (``sidecar sync now``)."""
+        await self._restart(loop=loop)
 
     async def stop(self) -> None:
-        """Stop the loop and close the client (bounded: the loop is cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        """Stop the loops and close the client (bounded: the loops are cancelled)."""
+        for task in (self._task, self._backup_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._backup_task = None
         if self.client is not None:
             await self.client.close()
             self.client = None
 
-    async def _restart(self) -> None:
+    async def _restart(self, *, loop: bool = True) -> None:
         await self.stop()
+        if loop and self.settings.backup_cron and (self.settings.enabled or self.settings.backup_dir):
+            self._backup_task = asyncio.get_running_loop().create_task(self._backup_loop(), name="sync-backups")
         if not self.settings.enabled:
             self._set("disabled", "sync is off: PUT /v1/settings/sync {\"enabled\": true, \"apiBase\": …}")
             return
@@ -142,7 +170,8 @@ class SyncService:
         self.client = CloudClient(self.settings.api_base, self.secrets, policy=self.policy,
                                   on_request=self._count)
         self._set("offline", f"connecting to {self.settings.api_base}")
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="sync-loop")
+        if loop:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="sync-loop")
 
     def _count(self, method: str, path: str) -> None:
         self.requests += 1
@@ -156,15 +185,21 @@ class SyncService:
     async def configure(self, new: SyncSettings) -> None:
         """Store new settings and restart the loop. Enabling without a key generates one and
         stores it in the OS keyring (Unavailable when there is no secure keyring)."""
-        from sidecar.sync.keys import Keychain, SyncKey, save_keychain
-
-        if new.enabled and await self.keychain() is None:
-            chain = Keychain.of(SyncKey.generate())
-            await save_keychain(self.secrets, chain)
-            self.chain = chain
+        if new.enabled:
+            await self._ensure_key()
         await sync_settings.save(self.store, new)
         self.settings = new
         await self._restart()
+
+    async def _ensure_key(self) -> Keychain:
+        from sidecar.sync.keys import Keychain, SyncKey, save_keychain
+
+        chain = await self.keychain()
+        if chain is None:
+            chain = Keychain.of(SyncKey.generate())
+            await save_keychain(self.secrets, chain)
+            self.chain = chain
+        return chain
 
     async def keychain(self) -> Keychain | None:
         """The keychain (cached after the first read)."""
@@ -186,6 +221,8 @@ class SyncService:
             chain.add(key, make_current=True)
         await save_keychain(self.secrets, chain)
         self.chain = chain
+        async with self.store.write() as w:  # records no key could open before: look again
+            await w.execute("DELETE FROM sync_records WHERE status = 'quarantined' AND reason = 'unknown_key'")
         self._wake.set()
         return key
 
@@ -222,6 +259,9 @@ class SyncService:
             raise Conflict("sync is disabled: enable it with PUT /v1/settings/sync", code="sync_disabled")
         from sidecar.sync.client import CloudError
 
+        if not await self.client.health():  # answer at once when the cloud is not there
+            self._set("offline", f"offline: {self.settings.api_base} does not answer")
+            return await self.status()
         try:
             await self._round(retry_parked=True)
         except CloudError as exc:
@@ -297,3 +337,94 @@ class SyncService:
                 log.exception("sync round failed")
                 self.last_error = "internal error (see the log)"
             await self._wait(self.settings.pull_interval_s, dirty=True)
+
+    # --- backup -------------------------------------------------------------------------------
+
+    async def backup(self) -> BackupResult:
+        """Snapshot, seal and send a backup to the cloud (sync on) and/or the local folder.
+
+        Raises:
+            Conflict: ``no_backup_target`` — sync is off and no ``backupDir`` is set.
+        """
+        from sidecar.sync import backup as backup_mod
+
+        local = Path(self.settings.backup_dir) if self.settings.backup_dir else None
+        if local is None and (not self.settings.enabled or self.client is None):
+            raise Conflict("nowhere to back up to: enable sync or set backupDir in /v1/settings/sync",
+                           code="no_backup_target")
+        chain = await self._ensure_key()
+        out = local or self.store.path.parent / ".backups"
+        made = await backup_mod.create(self.store, chain, out)
+        cloud_id = None
+        try:
+            if self.settings.enabled and self.client is not None:
+                blob = await asyncio.to_thread(made.path.read_bytes)
+                cloud_id = await self.client.put_backup(blob, version=backup_mod.FORMAT_VERSION,
+                                                        timestamp_ms=made.timestamp, chunks=made.chunks)
+        finally:
+            if local is None:
+                await asyncio.to_thread(made.path.unlink, True)
+        return BackupResult(timestamp=made.timestamp, size_bytes=made.size_bytes, plain_bytes=made.plain_bytes,
+                            chunk_count=made.chunks, checksum=made.checksum, cloud_id=cloud_id,
+                            path=str(made.path) if local else None)
+
+    async def restore(self, recovery: str | None, path: str | None) -> RestoreResult:
+        """Restore the newest cloud backup (or the file at ``path``) into this fresh data dir,
+        then pull what is newer (when sync is on).
+
+        Raises:
+            Conflict: ``not_fresh``; ``no_backup`` (the cloud has none); ``sync_disabled``.
+            BackupInvalid: truncated, altered, or sealed with another key.
+        """
+        async with self._round_lock:  # no pull may run in between: the data dir must stay fresh
+            return await self._restore(recovery, path)
+
+    async def _restore(self, recovery: str | None, path: str | None) -> RestoreResult:
+        from sidecar.errors import NotFound
+        from sidecar.sync import backup as backup_mod
+
+        if recovery:
+            await self.import_key(recovery)
+        chain = await self.keychain()
+        if chain is None:
+            raise Conflict("no sync key: give the recoveryKey of the device that made the backup", code="no_sync_key")
+        if not await backup_mod.is_fresh(self.store):
+            raise Conflict("restore needs a fresh data dir: this one already has data", code="not_fresh")
+        if path is not None:
+            source: Literal["cloud", "file"] = "file"
+            sealed = Path(path)
+            if not await asyncio.to_thread(sealed.is_file):
+                raise NotFound(f"no backup file at {path}", code="no_backup")
+            result = await backup_mod.restore(self.store, chain, sealed)
+        else:
+            source = "cloud"
+            if not self.settings.enabled or self.client is None:
+                raise Conflict("restoring from the cloud needs sync enabled (apiBase and token)", code="sync_disabled")
+            got = await self.client.get_backup()
+            if got is None:
+                raise NotFound("the cloud holds no backup yet", code="no_backup")
+            tmp = self.store.path.parent / f".restore-{clock.now_ms()}{backup_mod.SUFFIX}"
+            await asyncio.to_thread(tmp.write_bytes, got[0])
+            try:
+                result = await backup_mod.restore(self.store, chain, tmp)
+            finally:
+                await asyncio.to_thread(tmp.unlink, True)
+        pulled = 0
+        if self.settings.enabled and self.client is not None:
+            from sidecar.sync.pull import pull
+
+            pulled = (await pull(self.store, self.client, chain)).events
+        return RestoreResult(source=source, rows=result["rows"], events=result["events"], pulled_events=pulled)
+
+    async def _backup_loop(self) -> None:
+        from sidecar.ingest.scheduler import next_fire_ms
+
+        assert self.settings.backup_cron is not None
+        while True:
+            due = next_fire_ms(self.settings.backup_cron, clock.now_ms())
+            await asyncio.sleep(max(0.0, (due - clock.now_ms()) / 1000))
+            try:
+                await self.backup()
+            except Exception as exc:  # a failed scheduled backup is reported, the schedule goes on
+                log.warning("scheduled backup failed", extra={"error": str(exc)})
+                self.last_error = f"scheduled backup failed: {exc}"

@@ -22,11 +22,37 @@ class SyncSettings(ApiModel):
         api_base: the cloud's base URL (``https://api.example.com``); the API is under
             ``{apiBase}/api/v1``. Required when enabled.
         pull_interval_s: seconds between pulls while online (1 s – 1 day).
+        backup_dir: a local folder that receives every backup too (for people without the
+            cloud, or a second copy); ``None`` = cloud only.
+        backup_cron: cron schedule of automatic backups (``0 3 * * *``), in the user's time
+            zone; ``None`` = only on ``POST /v1/backup``.
     """
 
     enabled: bool = False
     api_base: str | None = Field(default=None, max_length=2000)
     pull_interval_s: float = Field(default=60.0, ge=1.0, le=86_400.0)
+    backup_dir: str | None = Field(default=None, max_length=4096)
+    backup_cron: str | None = Field(default=None, max_length=200)
+
+    @field_validator("backup_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        from pathlib import Path
+
+        if value is not None and not Path(value).is_absolute():
+            raise ValueError("an absolute folder path")
+        return value
+
+    @field_validator("backup_cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r} (e.g. '0 3 * * *')")
+        return value
 
     @field_validator("api_base")
     @classmethod

@@ -7,6 +7,8 @@
 * ``sync_records`` — every server record this device has looked at, with what became of it:
   ``applied``, ``own`` (this device's batch), ``duplicate``, ``quarantined`` (never applied,
   with ``reason``), ``held`` (waiting for an earlier batch of its device, blob kept).
+  ``position`` is the record's place in the server's listing (negative: a batch of the old
+  device a backup was restored from, known without having been listed).
 * ``sync_batches`` — the batches applied per device and sequence (replay/rollback detection).
 * ``meta`` keys ``sync_last_push``, ``sync_last_pull`` (Unix ms).
 """
@@ -35,7 +37,7 @@ async def mark_record(w: Writer, record_id: str, checksum: str, status: str, *, 
     """Remember what became of a server record (replacing an earlier ``held`` entry)."""
     row = await w.fetchone("SELECT position FROM sync_records WHERE record_id = ?", (record_id,))
     if row is None:
-        row = await w.fetchone("SELECT count(*) FROM sync_records")
+        row = await w.fetchone("SELECT count(*) FROM sync_records WHERE position >= 0")
     position = int(row[0]) if row else 0
     await w.execute(
         "INSERT OR REPLACE INTO sync_records (record_id, position, device_id, batch_seq, checksum, status, reason, blob,"

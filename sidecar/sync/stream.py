@@ -97,6 +97,8 @@ def decrypt_file(keys: Mapping[str, SyncKey], src: Path, dst: Path) -> int:
         size = int(str(header["chunk"])) + _TAG
         count = 0
         current = fin.read(size)
+        if not current:
+            raise StreamError("truncated", "the backup is truncated (no chunk after its header)")
         while True:
             following = fin.read(size) if len(current) == size else b""
             last = not following

@@ -96,3 +96,18 @@ async def test_offline_server_is_reported_and_retried_with_backoff(api: Api, clo
     before = status["requests"]
     await asyncio.sleep(2.0)
     assert (await api.ok("GET", "/v1/sync"))["requests"] - before <= 3  # backoff: no hot loop
+
+
+async def test_backup_to_a_local_folder_without_the_cloud(api: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    status, body = await api.call("POST", "/v1/backup")
+    assert status == 409 and body["error"]["code"] == "no_backup_target"
+    folder = tmp_path / "my backups"
+    await api.ok("PUT", "/v1/settings/sync", {"enabled": False, "backupDir": str(folder), "backupCron": "0 3 * * *"})
+    await api.ok("POST", "/v1/notes", {"title": "kept locally"}, status=201)
+    made = await api.ok("POST", "/v1/backup")
+    assert made["cloudId"] is None and made["path"] and (folder / made["path"].rsplit("/", 1)[1]).exists()
+    assert api.app[SYNC].client is None  # still no socket
+    status, body = await api.call("POST", "/v1/backup/restore", {"path": made["path"]})
+    assert status == 409 and body["error"]["code"] == "not_fresh"
+    status, body = await api.call("PUT", "/v1/settings/sync", {"backupCron": "every day"})
+    assert status == 422

@@ -126,12 +126,17 @@ def test_kill_9_during_push_and_during_apply_loses_nothing_and_applies_nothing_t
     for round_ in range(10):  # push: each run writes 60 notes, then dies while pushing
         sc = spawn_sidecar(data_dir=a_dir, env=env)
         cloud_process.clear_faults()
-        cloud_process.fault("slow", count=20, seconds=0.3, path="/api/v1/storage/records")
+        cloud_process.fault("slow", count=20, seconds=0.8, path="/api/v1/storage/records")
         for i in range(60):
             title = f"note {round_}-{i}"
             sc.ok("POST", "/v1/notes", {"title": title}, status=201)
             titles.add(title)
-        time.sleep(rng.uniform(0.3, 1.5))
+        # kill while a sealed batch is in flight (the server answers slowly), at a random moment
+        deadline = time.monotonic() + 20
+        while not _scalar(a_dir, "SELECT count(*) FROM sync_outbox WHERE acked_at IS NULL"):
+            assert time.monotonic() < deadline, "the sidecar never started pushing"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         sc.kill()
         sc.proc.wait(10)
         assert _integrity(a_dir) == "ok"
@@ -208,3 +213,27 @@ def test_socket_audit_sync_off_then_on_with_the_server_down(spawn_sidecar: Spawn
     assert len(network) <= 4  # backoff: a few probes in 2.5 s, not a hot loop
     lookups = {r["host"] for r in records if r["event"] == "getaddrinfo"}
     assert lookups <= {"127.0.0.1", "localhost", "None"}, lookups
+
+
+def test_restore_from_the_cloud_on_a_fresh_process_then_pull_newer(spawn_sidecar: SpawnFn,
+                                                                    cloud_process: Cloud) -> None:
+    words = SyncKey.generate().recovery_words
+    a = spawn_sidecar(env=_env(words))
+    _enable(a, cloud_process.base)
+    for i in range(20):
+        a.ok("POST", "/v1/tasks", {"title": f"before backup {i}"}, status=201)
+    a.ok("POST", "/v1/sync/now", timeout=60)
+    made = a.ok("POST", "/v1/backup", timeout=60)
+    assert made["cloudId"] and made["chunkCount"] >= 1
+    a.ok("POST", "/v1/notes", {"title": "after the backup"}, status=201)
+    a.ok("POST", "/v1/sync/now", timeout=60)
+    # a new laptop: no key yet (memory keyring), only the cloud token
+    b = spawn_sidecar(env={k: v for k, v in _env(words).items() if k != "SIDECAR_SECRET_SYNC_KEY"})
+    _enable(b, cloud_process.base)
+    bad = b.request("POST", "/v1/backup/restore", {"recoveryKey": " ".join(words.split()[::-1])})
+    assert bad.status == 422 and bad.error_code() == "invalid_recovery_key"
+    restored = b.ok("POST", "/v1/backup/restore", {"recoveryKey": words}, timeout=60)
+    assert restored["source"] == "cloud" and restored["pulledEvents"] == 1
+    assert _hash(a.data_dir) == _hash(b.data_dir)
+    again = b.request("POST", "/v1/backup/restore", {"recoveryKey": words})
+    assert again.status == 409 and again.error_code() == "not_fresh"

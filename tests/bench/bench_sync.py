@@ -1,0 +1,207 @@
+"""Sync and backup benchmark (issue 11). Prints figures; not a test.
+
+    python -m tests.bench.bench_sync [--events N] [--backup-mb M]
+
+Against the reference cloud server on loopback (in this process), with real stores on disk:
+
+1. Push of N local events (sealing, compression, upload), pull + apply of them on a second
+   device, and apply alone (decrypted batches applied through ``Store.write``): events/s
+   (apply target ≥ 10,000 events/s).
+2. Bytes the server stores per event vs the event's plaintext JSON; requests per N events.
+3. Two devices × N events each: time until both hold the same data.
+4. HTTP create throughput (``POST /v1/notes``) with 1 and 8 concurrent clients.
+5. Backup of a database of about M MB: time, sealed size, restore time on a fresh data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from sidecar.store.db import Store
+from sidecar.store.repository import Repository
+from sidecar.sync import backup
+from sidecar.sync.apply import Applier
+from sidecar.sync.envelope import open_batch
+from sidecar.sync.keys import Keychain, SyncKey
+from tests.fakes.cloud_server import STATE, make_app
+from tests.sync.harness import domain_hash, open_device
+
+TOKEN = "bench-token"
+WORDS = ("budget review launch vendor contract design draft meeting invoice schedule report quarterly "
+         "roadmap hiring feedback customer renewal pricing migration outage retro").split()
+
+
+def _text(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+async def _write(repo: Repository, n: int, rng: random.Random, per_tx: int = 500) -> None:
+    """``n`` local changes (creates and updates of notes and tasks), many per transaction."""
+    ids: list[tuple[str, str]] = []
+    done = 0
+    while done < n:
+        async with repo.transaction() as tx:
+            for _ in range(min(per_tx, n - done)):
+                if ids and rng.random() < 0.3:
+                    entity, eid = rng.choice(ids)
+                    await tx.update(entity, eid, {"title": _text(rng, 4)})
+                elif rng.random() < 0.5:
+                    row = await tx.create("notes", {"title": _text(rng, 4), "content": _text(rng, 40)})
+                    ids.append(("notes", row.id))
+                else:
+                    row = await tx.create("tasks", {"title": _text(rng, 5), "priority": "high"})
+                    ids.append(("tasks", row.id))
+                done += 1
+
+
+async def bench_push_pull(base: str, app_state, tmp: Path, n: int) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(1)
+    chain = Keychain.of(SyncKey.generate())
+    a = await open_device(tmp / "a", base, chain, TOKEN)
+    b = await open_device(tmp / "b", base, Keychain.parse(chain.dump()), TOKEN)
+    await _write(a.repo, n, rng)
+    plain = sum(len(json.dumps({k: r[k] for k in ("event_id", "device_id", "hlc", "entity", "entity_id", "op")}
+                               | {"fields": json.loads(r["fields"])}))
+                for r in await a.store.fetchall("SELECT * FROM change_log"))
+    before = app_state.stats["requests"]
+    t = time.perf_counter()
+    pushed = await a.push()
+    push_s = time.perf_counter() - t
+    push_req = app_state.stats["requests"] - before
+    stored = sum(r["size"] for r in app_state.records)
+    before = app_state.stats["requests"]
+    t = time.perf_counter()
+    pulled = await b.pull()
+    pull_s = time.perf_counter() - t
+    pull_req = app_state.stats["requests"] - before
+    print(f"push: {pushed.events} events in {push_s:.2f} s = {pushed.events / push_s:,.0f} events/s "
+          f"({pushed.batches} batches, {push_req} requests)")
+    print(f"pull+apply: {pulled.events} events in {pull_s:.2f} s = {pulled.events / pull_s:,.0f} events/s "
+          f"({pull_req} requests)")
+    print(f"stored: {stored / n:.1f} bytes/event on the server vs {plain / n:.1f} bytes/event plaintext JSON "
+          f"(ratio {stored / plain:.2f}); requests per {n:,} events: push {push_req}, pull {pull_req}")
+    # apply alone: the same decrypted batches into a fresh store
+    blobs = [(app_state.data / "records" / f"{r['id']}.bin").read_bytes() for r in app_state.records]
+    batches = [open_batch(chain.keys, blob)[1] for blob in blobs]
+    c = await Store.open(tmp / "c" / "sidecar.db")
+    t = time.perf_counter()
+    applied = 0
+    for events in batches:
+        async with c.write() as w:
+            applied += await Applier(w).apply(events)
+    apply_s = time.perf_counter() - t
+    print(f"apply only: {applied} events in {apply_s:.2f} s = {applied / apply_s:,.0f} events/s (target 10,000)")
+    await c.close()
+    await a.close()
+    await b.close()
+
+
+async def bench_converge(base: str, tmp: Path, n: int) -> None:
+    chain = Keychain.of(SyncKey.generate())
+    a = await open_device(tmp / "ca", base, chain, TOKEN)
+    b = await open_device(tmp / "cb", base, Keychain.parse(chain.dump()), TOKEN)
+    await _write(a.repo, n, random.Random(2))
+    await _write(b.repo, n, random.Random(3))
+    t = time.perf_counter()
+    await a.sync()
+    await b.sync()
+    await a.pull()
+    s = time.perf_counter() - t
+    same = await domain_hash(a.store) == await domain_hash(b.store)
+    print(f"two devices x {n:,} events: converged={same} in {s:.2f} s")
+    await a.close()
+    await b.close()
+
+
+async def bench_http(tmp: Path, seconds: float = 4.0) -> None:
+    import keyring
+
+    from sidecar.app import create_app
+    from sidecar.appstate import HANDSHAKE_DONE
+    from sidecar.settings import Settings
+    from tests.fakes.memory_keyring import MemoryKeyring
+
+    keyring.set_keyring(MemoryKeyring())
+    for clients in (1, 8):
+        app = create_app(Settings(data_dir=tmp / f"http{clients}", token="t" * 40))
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        app[HANDSHAKE_DONE].set()
+        url = str(server.make_url("/v1/notes"))
+        count = 0
+        deadline = time.perf_counter() + seconds
+        async with ClientSession(headers={"Authorization": "Bearer " + "t" * 40}) as http:
+            async def worker(url: str, deadline: float) -> None:
+                nonlocal count
+                while time.perf_counter() < deadline:
+                    async with http.post(url, json={"title": "bench"}) as resp:
+                        assert resp.status == 201
+                        count += 1
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(url, deadline) for _ in range(clients)))
+            took = time.perf_counter() - start
+        await server.close()
+        print(f"HTTP creates, {clients} client(s): {count / took:,.0f} ops/s (one durable commit per change)")
+
+
+async def bench_backup(tmp: Path, mb: int) -> None:
+    rng = random.Random(4)
+    store = await Store.open(tmp / "big" / "sidecar.db")
+    repo = Repository(store)
+    while (tmp / "big" / "sidecar.db").stat().st_size + (tmp / "big" / "sidecar.db-wal").stat().st_size < mb << 20:
+        async with repo.transaction() as tx:
+            for _ in range(500):
+                await tx.create("notes", {"title": _text(rng, 5), "content": _text(rng, 600)})
+    await store.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = (tmp / "big" / "sidecar.db").stat().st_size
+    chain = Keychain.of(SyncKey.generate())
+    t = time.perf_counter()
+    made = await backup.create(store, chain, tmp / "backups")
+    backup_s = time.perf_counter() - t
+    fresh = await Store.open(tmp / "fresh" / "sidecar.db")
+    t = time.perf_counter()
+    await backup.restore(fresh, chain, made.path)
+    restore_s = time.perf_counter() - t
+    same = await domain_hash(fresh) == await domain_hash(store)
+    print(f"backup of a {size / 1e6:.0f} MB database: {backup_s:.2f} s, sealed {made.size_bytes / 1e6:.1f} MB "
+          f"({made.chunks} chunks); restore {restore_s:.2f} s, identical={same}")
+    await fresh.close()
+    await store.close()
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--backup-mb", type=int, default=100)
+    args = p.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for name in ("push_pull", "converge"):  # a fresh cloud account each
+            app = make_app(tmp / f"cloud-{name}", token=TOKEN)
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server()
+            base = str(server.make_url("")).rstrip("/")
+            try:
+                if name == "push_pull":
+                    await bench_push_pull(base, app[STATE], tmp, args.events)
+                else:
+                    await bench_converge(base, tmp, args.events)
+            finally:
+                await server.close()
+        await bench_http(tmp)
+        await bench_backup(tmp, args.backup_mb)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sidecar import clock
 from sidecar.store.db import ChangeEntry, Store
+from sidecar.store.entities import ENTITIES
 from sidecar.sync.apply import event_of
 from sidecar.sync.client import CloudClient, Rejected, checksum
 from sidecar.sync.envelope import seal
@@ -39,11 +40,22 @@ async def _next_batch(store: Store, chain: Keychain, retry_parked: bool) -> sqli
     async with store.write() as w:
         last = await w.fetchone("SELECT coalesce(max(last_seq), 0), coalesce(max(seq), 0) FROM sync_outbox")
         after, batch_seq = (int(last[0]), int(last[1])) if last else (0, 0)
-        rows = await w.fetchall(
-            "SELECT * FROM change_log WHERE seq > ? AND origin = 'local' AND synced_at IS NULL ORDER BY seq LIMIT ?",
-            (after, BATCH_EVENTS))
-        if not rows:
-            return None
+        while True:
+            rows = await w.fetchall(
+                "SELECT * FROM change_log WHERE seq > ? AND origin = 'local' AND synced_at IS NULL ORDER BY seq LIMIT ?",
+                (after, BATCH_EVENTS))
+            if not rows:
+                return None
+            # Device-local entities never leave the device: the agent's memory (search's
+            # `memories`, sealed with this device's key) is not a synced table, and another
+            # device would refuse its events. They count as synced so the outbox moves on.
+            local = [r["seq"] for r in rows if r["entity"] not in ENTITIES]
+            if local:
+                await w.execute(f"UPDATE change_log SET synced_at = ? WHERE seq IN ({','.join('?' * len(local))})",
+                                (clock.now_ms(), *local))
+            rows = [r for r in rows if r["entity"] in ENTITIES]
+            if rows:
+                break
         events = [event_of(ChangeEntry.from_row(r)) for r in rows]
         blob = seal(chain.current_key, device=store.device_id, seq=batch_seq + 1, events=events, salt=os.urandom(32))
         plain = sum(len(r["fields"]) for r in rows)

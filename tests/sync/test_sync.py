@@ -168,3 +168,20 @@ async def test_a_flipped_byte_on_the_server_disk_is_caught_by_the_checksum(devic
     result = await b.pull()
     assert [q["reason"] for q in result.quarantined] == ["checksum_mismatch"]
     assert (await b.store.fetchone("SELECT count(*) FROM notes"))[0] == 0  # type: ignore[index]
+
+
+async def test_device_local_memory_events_stay_on_the_device(devices: list[Device], cloud: Cloud) -> None:
+    """The agent's memory (search's ``memories`` change-log entries) is not a synced table: its
+    events are never pushed (another device would quarantine them as ``bad_event``), and the
+    outbox moves past them, so the task written after them still arrives."""
+    a, b, _ = devices
+    async with a.store.write() as w:
+        await w.record("memories", "0190aaaa-0000-7000-8000-00000000cafe", "insert", {"tier": "core", "updatedAt": 1})
+    await a.repo.create("tasks", {"title": "after a memory"})
+    await a.push()
+    result = await b.pull()
+    assert result.quarantined == []
+    titles = {r[0] for r in await b.store.fetchall("SELECT title FROM tasks")}
+    assert titles == {"after a memory"}
+    row = await a.store.fetchone("SELECT count(*) FROM change_log WHERE origin = 'local' AND synced_at IS NULL")
+    assert row is not None and row[0] == 0

@@ -360,9 +360,14 @@ def verify(excludes: dict[str, str] | None = None, trace: dict[str, list[str]] |
         problems += trace_problems(trace, excludes=excludes)
         have = bundled_modules() if (WORK / "sidecar" / "PYZ-00.pyz").exists() else None
         if have is not None:
+            sys.path.insert(0, str(HERE))
+            from collect import PYARROW_SKIP
+
             internal = BUNDLE / "_internal"
             for mod in trace["modules"]:
                 if mod.startswith(_TRACE_ONLY) or _excluded(mod, excludes) or mod in have:
+                    continue
+                if mod.startswith(PYARROW_SKIP):  # optional imports the frozen app does without
                     continue
                 if not (internal / mod.replace(".", "/")).is_dir():  # namespace package of data
                     problems.append(f"the runtime trace loads {mod!r}, which the bundle does not carry")

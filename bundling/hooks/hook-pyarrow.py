@@ -13,18 +13,14 @@ add, delete, async API) loads exactly the modules kept here; ``bundle-selftest``
 the frozen app.
 """
 
+import sys
+from pathlib import Path
+
 from PyInstaller.utils.hooks import collect_submodules
 
-_SKIP = (
-    "pyarrow.tests", "pyarrow.flight", "pyarrow._flight", "pyarrow._s3fs", "pyarrow._gcsfs",
-    "pyarrow._azurefs", "pyarrow._hdfs", "pyarrow.orc", "pyarrow._orc", "pyarrow._dataset_orc",
-    "pyarrow.cuda", "pyarrow._cuda", "pyarrow.gandiva", "pyarrow.interchange", "pyarrow.pandas_compat",
-    "pyarrow.benchmark", "pyarrow.conftest", "pyarrow.jvm", "pyarrow.parquet.encryption",
-    "pyarrow._parquet_encryption", "pyarrow._dataset_parquet_encryption",
-    # Shared libraries that pkgutil mistakes for modules (``libarrow_python.so`` → ``pyarrow.libarrow_python``):
-    # the versioned libraries extensions really link come in through binary analysis.
-    "pyarrow.libarrow", "pyarrow._pyarrow_cpp_tests",
-)
+# The skip list is declared once, in bundling/collect.py (the post-build check reads it too).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from collect import PYARROW_SKIP as _SKIP
 
 hiddenimports = collect_submodules("pyarrow", filter=lambda name: not name.startswith(_SKIP))
 excludedimports = list(_SKIP)

@@ -8,6 +8,7 @@ import random
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,14 @@ def wait_idle(sc: Sidecar, timeout: float = 60.0) -> dict:
 
 
 @pytest.mark.e2e
+def _run_in_progress(sc: Any) -> bool:
+    """Whether any watch has an ingest run with status ``running`` now."""
+    for watch in sc.ok("GET", "/v1/watches")["items"]:
+        if any(r["status"] == "running" for r in sc.ok("GET", f"/v1/watches/{watch['id']}/runs")["items"]):
+            return True
+    return False
+
+
 def test_sigkill_during_ingest_ten_times(tmp_path: Path) -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -62,7 +71,12 @@ def test_sigkill_during_ingest_ten_times(tmp_path: Path) -> None:
             write_file(folder, i, titles, extra=f"File {i} cycle {cycle} task")
         for j in range(5):
             write_file(folder, FILES + cycle * 5 + j, titles)
-        time.sleep(rng.uniform(0.05, 1.5))
+        # Kill while a run is in progress (a fixed random sleep missed it when start-up work
+        # shifted the run's timing), at a random moment inside it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _run_in_progress(sc):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
         assert sc.alive(), sc.diagnostics()
         sc.kill()
         kills += 1

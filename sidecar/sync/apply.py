@@ -35,6 +35,7 @@ from sidecar import clock
 from sidecar.store.db import Writer
 from sidecar.store.entities import ENTITIES, EntitySpec, referencing
 from sidecar.store.hlc import decode
+from sidecar.store.repository import _to_db  # the one column encoding of the write path
 
 #: a remote HLC further ahead of the local wall clock than this is refused: merging it would drag
 #: every later local stamp into the future (issue 11)
@@ -119,16 +120,6 @@ async def _load_history(w: Writer, events: list[dict[str, Any]]) -> tuple[set[st
         if (entity, entity_id) in keys:
             history.note(entity, entity_id, op, hlc, json.loads(fields))
     return known, history
-
-
-def _to_db(spec: EntitySpec, column: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if column in spec.json_columns:
-        return json.dumps(value, ensure_ascii=False)
-    if column in spec.bool_columns:
-        return int(bool(value))
-    return value
 
 
 class Applier:

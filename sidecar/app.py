@@ -44,7 +44,7 @@ from sidecar.notify import Notifications
 from sidecar.readiness import Readiness
 from sidecar.search import service as search_service
 from sidecar.secrets import SecretStore
-from sidecar.security import MIDDLEWARES
+from sidecar.security import MIDDLEWARES, cors_on_prepare
 from sidecar.settings import Settings
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_secrets_ctx)
     app.on_shutdown.append(_on_shutdown)
+    app.on_response_prepare.append(cors_on_prepare)
     for module in ROUTE_MODULES:
         app.router.add_routes(module.routes)
     for part in PARTS:

@@ -9,6 +9,8 @@ Applied to every route, present and future, in this order (outermost first):
    ``[::1]:PORT`` (DNS-rebinding defence) → 403.
 3. :func:`origin_middleware` — a request with ``Origin`` is refused (403) unless the origin is in
    the allowlist; CORS preflights are answered only for allowed origins, never with ``*``.
+   :func:`cors_on_prepare` (the app's ``on_response_prepare`` hook) adds the CORS headers to every
+   answer, streamed ones too, and ``Vary: Origin``.
 4. :func:`auth_middleware` — exactly one ``Authorization: Bearer <token>`` header, compared
    byte for byte in constant time → 401.
 5. :func:`body_middleware` — bodies must be JSON (415) and at most the size cap (413).
@@ -24,6 +26,7 @@ import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 from sidecar.appstate import SETTINGS
 from sidecar.errors import (
@@ -133,8 +136,30 @@ async def host_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-def _cors_headers(origin: str) -> dict[str, str]:
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+#: The allowed ``Origin`` of this request, set by :func:`origin_middleware` once it is checked.
+CORS_ORIGIN = web.RequestKey("cors_origin", str)
+
+
+def _add_vary_origin(headers: CIMultiDict[str]) -> None:
+    vary = headers.get("Vary", "")
+    if "origin" not in {v.strip().lower() for v in vary.split(",")}:
+        headers["Vary"] = f"{vary}, Origin" if vary.strip() else "Origin"
+
+
+async def cors_on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` hook: runs just before any response's headers go out — JSON
+    answers, errors and event streams alike (a streamed response is prepared inside its handler,
+    after which a middleware can no longer add headers).
+
+    Every answer says ``Vary: Origin`` — what the server sends depends on ``Origin`` (an echo,
+    a 403 or neither), so a cache must not serve one origin's answer to another (Fetch standard,
+    "CORS protocol and HTTP caches"). An allowed origin gets ``Access-Control-Allow-Origin``
+    echoed, never ``*``.
+    """
+    _add_vary_origin(response.headers)
+    origin = request.get(CORS_ORIGIN)
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
 
 
 @web.middleware
@@ -144,25 +169,20 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     if origin not in request.app[SETTINGS].allow_origins:
         raise Forbidden(f"origin {origin!r} is not allowed (see --allow-origin)", code="forbidden_origin")
+    # Its answers, errors (401, 415, …) included, carry the CORS headers (cors_on_prepare), so an
+    # allowed origin can read them instead of an opaque failure.
+    request[CORS_ORIGIN] = origin
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
         # Preflight: browsers send no credentials here, so it is answered before auth.
         return web.Response(
             status=204,
             headers={
-                **_cors_headers(origin),
                 "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
                 "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID, X-Request-Id",
                 "Access-Control-Max-Age": "600",
             },
         )
-    try:
-        response = await handler(request)
-    except SidecarError as exc:
-        # An allowed origin can read its errors (401, 415, …) instead of an opaque failure.
-        return error_response(exc, _cors_headers(origin))
-    if not response.prepared:
-        response.headers.update(_cors_headers(origin))
-    return response
+    return await handler(request)
 
 
 @web.middleware

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -107,6 +108,37 @@ async def test_preflight_answered_only_for_allowed_origin(api: Api) -> None:
     assert resp.status == 403
     resp = await api.client.options("/v1/tasks", headers=pre)  # no Origin: not a CORS preflight
     assert resp.status == 401
+
+
+def _vary(resp: Any) -> list[str]:
+    return [v.strip().lower() for h in resp.headers.getall("Vary", []) for v in h.split(",")]
+
+
+async def test_every_answer_says_it_varies_by_origin(api: Api) -> None:
+    # The same URL answers differently per Origin (an echo, a 403, or neither): a cache must know.
+    pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    answers = [
+        await api.client.get("/v1/health", headers=auth()),  # no Origin: still varies by it
+        await api.client.get("/v1/health", headers=auth({"Origin": "app://-"})),
+        await api.client.get("/v1/health", headers=auth({"Origin": "https://evil.example"})),  # 403
+        await api.client.get("/v1/health", headers={"Origin": "app://-"}),  # 401
+        await api.client.get("/v1/tasks/nope", headers=auth({"Origin": "app://-"})),  # 404
+        await api.client.options("/v1/tasks", headers={"Origin": "app://-", **pre}),  # preflight
+    ]
+    for resp in answers:
+        assert _vary(resp).count("origin") == 1, (resp.status, resp.headers.getall("Vary", []))
+    assert [r.status for r in answers] == [200, 200, 403, 401, 404, 204]
+
+
+async def test_an_allowed_origin_can_read_an_event_stream(api: Api) -> None:
+    # A stream is prepared inside its handler; its headers must still carry the CORS echo, or a
+    # renderer's fetch() of /v1/events fails (the headers were added only to unprepared answers).
+    async with api.client.get("/v1/events", headers=auth({"Origin": "app://-"})) as resp:
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        assert resp.headers.getall("Access-Control-Allow-Origin") == ["app://-"]
+        assert _vary(resp).count("origin") == 1
+    async with api.client.get("/v1/events", headers=auth()) as resp:
+        assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers
 
 
 async def test_non_json_body_is_415(api: Api) -> None:

@@ -19,6 +19,7 @@ from sidecar.api.agent import EventsAfterQuery, ThreadsQuery
 from sidecar.api.events import ChangeEvent, EventsQuery
 from sidecar.api.search import SearchQuery
 from sidecar.api.secrets import SecretBody
+from sidecar.ingest.journey import JourneyMessage, JourneyStart, JourneyTurn
 from sidecar.ingest.queue import FileQuery, FileRow
 from sidecar.ingest.runs import Run, RunQuery
 from sidecar.ingest.watches import Watch, WatchCreate, WatchPatch, WatchQuery
@@ -280,6 +281,11 @@ OPERATIONS: list[Operation] = [
     Operation("DELETE", "/v1/watches/{id}", "Delete a watch (extracted items stay)", Deleted),
     Operation("POST", "/v1/watches/{id}/run", "Run a watch now", Run, 202),
     Operation("GET", "/v1/watches/{id}/runs", "A watch's runs, newest first", Page[Run], query=RunQuery),
+    Operation("POST", "/v1/watches/journey", "Start the setup journey (the model's first question)", JourneyTurn,
+              201, body=JourneyStart),
+    Operation("POST", "/v1/watches/journey/{sessionId}/messages",
+              "Answer the journey's question (next question, or done with the promptTemplate)", JourneyTurn,
+              body=JourneyMessage),
     Operation("GET", "/v1/ingest/files", "Per-file extraction status", FilePage, query=FileQuery),
     Operation("GET", "/v1/search", "Hybrid search (full text + vectors, reciprocal-rank fusion)", SearchResults,
               query=SearchQuery),

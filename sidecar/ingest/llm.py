@@ -145,16 +145,20 @@ def chunks(text: str, size: int, limit: int) -> list[tuple[int, str]]:
     return out or [(0, "")]
 
 
+def strip_fence(text: str) -> str:
+    """``text`` stripped, without a Markdown code fence (```` ```json … ``` ````) around it."""
+    body = text.strip()
+    m = _FENCE.match(body)
+    return m.group(1).strip() if m else body
+
+
 def parse_answer(text: str) -> LlmOutput:
     """The model's answer as :class:`LlmOutput`.
 
     Raises:
         ValueError: not JSON, or JSON that breaks the schema (the message says where).
     """
-    body = text.strip()
-    m = _FENCE.match(body)
-    if m:
-        body = m.group(1).strip()
+    body = strip_fence(text)
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -208,6 +212,23 @@ def to_items(out: LlmOutput, doc: Document, offset: int, piece: str, *, want: Co
     return items
 
 
+async def complete_text(model: Any, msgs: list[Any]) -> str:
+    """The text of ``model.complete(msgs)`` (AgentScope messages in, no tools).
+
+    Raises:
+        LlmUnavailable: the model could not be called (``reason`` = ``"<code>: <message>"``).
+    """
+    from agentscope.message import TextBlock
+
+    from sidecar.agent.model import ModelError
+
+    try:
+        response = await model.complete(msgs)
+    except ModelError as exc:
+        raise LlmUnavailable(f"{exc.code}: {exc.message}") from None
+    return "".join(b.text for b in response.content if isinstance(b, TextBlock))
+
+
 class LlmExtractor:
     """Extracts with a model that has ``async complete(msgs) -> ChatResponse``."""
 
@@ -217,15 +238,7 @@ class LlmExtractor:
         self.max_chunks = max_chunks
 
     async def _ask(self, msgs: list[Any]) -> str:
-        from agentscope.message import TextBlock
-
-        from sidecar.agent.model import ModelError
-
-        try:
-            response = await self.model.complete(msgs)
-        except ModelError as exc:
-            raise LlmUnavailable(f"{exc.code}: {exc.message}") from None
-        return "".join(b.text for b in response.content if isinstance(b, TextBlock))
+        return await complete_text(self.model, msgs)
 
     async def extract(self, doc: Document, *, prompt_template: str, want: Collection[str], skip_done: bool,
                       now_ms: int) -> list[ExtractedItem]:

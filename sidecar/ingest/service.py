@@ -43,6 +43,7 @@ from sidecar.appstate import (
 from sidecar.background import after_handshake
 from sidecar.errors import SidecarError
 from sidecar.ingest.atomic import wait_event
+from sidecar.ingest.journey import JourneyService
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.pipeline import Pipeline
 from sidecar.ingest.runs import Run, Trigger
@@ -65,6 +66,7 @@ class IngestService:
             app[STORE], app[REPOSITORY], options,
             publish=app[NOTIFICATIONS].publish, load_model=self._load_model,
         )
+        self.journeys = JourneyService(app[STORE], self.pipeline.watches, self._load_model, self._write_template)
         self.watcher: Any = None  # FolderWatcher, created at start (imports watchdog)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ops = asyncio.Lock()
@@ -80,6 +82,9 @@ class IngestService:
         from sidecar.ingest.llm import load_model
 
         return await load_model(self.app[STORE], self.app[SECRETS].get)
+
+    async def _write_template(self, watch_id: str, template: str) -> None:
+        await self.update_watch(watch_id, WatchPatch(prompt_template=template))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         if self._stopping:
@@ -269,8 +274,10 @@ def setup(app: web.Application) -> None:
     ``cleanup_ctx`` (after the store's, so it stops before the database closes), the watches
     and ingest routes, and the ``watcher`` readiness (set by the context)."""
     from sidecar.api import ingest as ingest_api
+    from sidecar.api import journey as journey_api
     from sidecar.api import watches as watches_api
 
     app.cleanup_ctx.append(ingest_ctx)
+    app.router.add_routes(journey_api.routes)  # before /v1/watches/{id}: "journey" is no watch id
     app.router.add_routes(watches_api.routes)
     app.router.add_routes(ingest_api.routes)

@@ -384,6 +384,24 @@ async def m008_sync(db: aiosqlite.Connection) -> None:
     )
 
 
+async def m009_journey(db: aiosqlite.Connection) -> None:
+    """Setup-journey sessions (``sidecar/ingest/journey.py``): the conversation that writes a
+    watch's prompt template, kept so a session survives a restart."""
+    await _run(
+        db,
+        """CREATE TABLE ingest_journeys (
+            id TEXT PRIMARY KEY,
+            watch_id TEXT,
+            transcript TEXT NOT NULL CHECK (json_valid(transcript) AND json_type(transcript) = 'array'),
+            questions INTEGER NOT NULL DEFAULT 0 CHECK (questions >= 0),
+            done INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1)),
+            prompt_template TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        )""",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_domain_tables", m001_domain_tables),
     ("002_change_log", m002_change_log),
@@ -393,6 +411,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("006_list_indexes", m006_list_indexes),
     ("007_search", m007_search),
     ("008_sync", m008_sync),
+    ("009_journey", m009_journey),
 ]
 
 

@@ -356,6 +356,10 @@ class JourneyService:
             except LlmUnavailable as exc:
                 raise Unavailable(f"the model could not answer ({exc.reason}); send the message again",
                                   code="model_unavailable") from None
+            except Exception as exc:  # a provider library failing in a way the model layer did not map
+                log.warning("journey: the model call failed", exc_info=True)
+                raise Unavailable(f"the model could not answer ({type(exc).__name__}); send the message again",
+                                  code="model_unavailable") from None
             outcome = parse_reply(text)
             if outcome.kind == "done" and not allow_done:
                 why = "Ask your first question before writing the instructions."

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from pypdf import PdfWriter
+
+from sidecar.settings import Settings
+from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.memory_keyring import MemoryKeyring
+from tests.ingest.harness import Harness, running
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeLLMServer]:
+    """The scripted OpenAI-compatible model server on 127.0.0.1 (see :func:`harness.configure_model`)."""
+    async with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
+    """A started app with fast ingest tuning (:func:`tests.ingest.harness.running`)."""
+    async with running(settings) as h:
+        yield h
 
 
 def pdf_with_text(*lines: str) -> bytes:

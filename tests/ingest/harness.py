@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from sidecar.agent.history import History
 from sidecar.app import create_app
-from sidecar.appstate import HANDSHAKE_DONE, INGEST, INGEST_OPTIONS, NATIVE_OBSERVER, READINESS
+from sidecar.appstate import HANDSHAKE_DONE, INGEST, INGEST_OPTIONS, NATIVE_OBSERVER, READINESS, STORE
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.service import IngestService
 from sidecar.settings import Settings
@@ -88,6 +89,12 @@ class Harness(Api):
     async def runs(self, watch_id: str) -> list[dict[str, Any]]:
         data = await self.ok("GET", f"/v1/watches/{watch_id}/runs?limit=1000")
         return data["items"]  # type: ignore[no-any-return]
+
+
+async def configure_model(h: Api, api_base: str) -> None:
+    """Point the app's model settings at ``api_base`` (the scripted server): no retries, 10 s."""
+    await History(h.app[STORE]).put_setting(
+        "model", {"model": "openai/fake-model", "apiBase": api_base, "maxRetries": 0, "requestTimeoutS": 10})
 
 
 async def until(pred: Callable[[], bool], timeout: float, what: str) -> None:

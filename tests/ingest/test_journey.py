@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from sidecar.agent.history import History
-from sidecar.appstate import STORE
 from sidecar.settings import Settings
 from tests.fakes.llm_server import ErrorReply, FakeLLMServer, Rule, TextReply, message_text
 from tests.fakes.memory_keyring import MemoryKeyring
-from tests.ingest.harness import Harness, running
+from tests.ingest.harness import Harness, configure_model, running
 
 TEMPLATE = ("Extract action items for the Falcon team only. Prefix every task title with 'FALCON:'. "
             "A task that mentions the customer is high priority. 'RK' means Rosa Kim.")
@@ -39,21 +34,7 @@ def done(template: str, message: str = "Your folder agent is ready.") -> TextRep
     return reply({"done": True, "message": message, "promptTemplate": template})
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as server:
-        yield server
 
-
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
-
-
-async def configure(h: Harness, api_base: str) -> None:
-    await History(h.app[STORE]).put_setting(
-        "model", {"model": "openai/fake-model", "apiBase": api_base, "maxRetries": 0, "requestTimeoutS": 10})
 
 
 def roles(messages: list[dict[str, Any]]) -> list[str]:
@@ -69,7 +50,7 @@ def assert_alternates(messages: list[dict[str, Any]]) -> None:
 
 async def test_five_questions_then_a_template_the_extractor_uses(ing: Harness, fake: FakeLLMServer,
                                                                  tmp_path: Path) -> None:
-    await configure(ing, fake.base_url)
+    await configure_model(ing, fake.base_url)
     # the third question in plain text, as small models answer: it still counts as a question
     fake.push(question(QUESTIONS[0]), question(QUESTIONS[1]), reply(QUESTIONS[2]), question(QUESTIONS[3]),
               question(QUESTIONS[4]), done(TEMPLATE))
@@ -112,7 +93,7 @@ async def test_five_questions_then_a_template_the_extractor_uses(ing: Harness, f
 
 
 async def test_the_five_question_cap_is_enforced_in_code(ing: Harness, fake: FakeLLMServer) -> None:
-    await configure(ing, fake.base_url)
+    await configure_model(ing, fake.base_url)
     fake.add_rule(Rule(reply=question("And another thing?")))  # a model that never stops asking
     turn = await ing.ok("POST", "/v1/watches/journey", {}, status=201)
     sid = turn["sessionId"]
@@ -136,7 +117,7 @@ async def test_refining_a_watch_survives_a_restart_and_writes_its_template(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     async with running(settings) as h:
-        await configure(h, fake.base_url)
+        await configure_model(h, fake.base_url)
         watch = await h.create_watch(inbox, useLlm=True, promptTemplate="Old rules: extract every TODO line.")
         fake.push(question("Should the TODO lines stay the only source?"))
         turn = await h.ok("POST", "/v1/watches/journey", {"watchId": watch["id"]}, status=201)
@@ -162,7 +143,7 @@ async def test_errors(ing: Harness, fake: FakeLLMServer) -> None:
     status, body = await ing.call("POST", "/v1/watches/journey/0190a000-0000-7000-8000-000000000000/messages",
                                   {"message": "hi"})
     assert status == 404 and body["error"]["code"] == "not_found"
-    await configure(ing, fake.base_url)
+    await configure_model(ing, fake.base_url)
     status, body = await ing.call("POST", "/v1/watches/journey", {"watchId": "no-such-watch"})
     assert status == 404
     for bad in ({"watchId": 3}, {"watch_id": "x"}, {"other": 1}):

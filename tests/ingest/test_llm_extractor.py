@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sidecar.agent.history import History
 from sidecar.appstate import STORE
 from sidecar.ingest.llm import chunks, parse_answer
 from sidecar.settings import Settings
 from tests.fakes.llm_server import FakeLLMServer, TextReply
 from tests.fakes.memory_keyring import MemoryKeyring
-from tests.ingest.harness import FAST, Harness, running
+from tests.ingest.harness import FAST, Harness, configure_model, running
 
 NOTES = "Weekly sync\n\nMaya will draft the rota by Friday.\nLaunch review is on 2026-04-10.\n- [ ] Rules-only checkbox\n"
 
@@ -28,21 +26,7 @@ def answer(items: list[dict[str, Any]]) -> TextReply:
     return TextReply(text=json.dumps({"items": items}), stream=False)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeLLMServer]:
-    async with FakeLLMServer() as server:
-        yield server
 
-
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
-
-
-async def configure(h: Harness, api_base: str) -> None:
-    await History(h.app[STORE]).put_setting(
-        "model", {"model": "openai/fake-model", "apiBase": api_base, "maxRetries": 0, "requestTimeoutS": 10})
 
 
 async def llm_watch(h: Harness, folder: Path) -> dict[str, Any]:
@@ -57,7 +41,7 @@ def inbox(tmp_path: Path) -> Path:
 
 
 async def test_valid_json_becomes_items(ing: Harness, fake: FakeLLMServer, inbox: Path) -> None:
-    await configure(ing, fake.base_url)
+    await configure_model(ing, fake.base_url)
     fake.push(answer([
         {"type": "task", "title": "Draft the rota", "dueDate": "2026-03-06", "assignees": ["Maya"],
          "quote": "Maya will draft the rota by Friday."},
@@ -88,7 +72,7 @@ async def test_valid_json_becomes_items(ing: Harness, fake: FakeLLMServer, inbox
 
 
 async def test_invalid_then_valid_is_retried_once(ing: Harness, fake: FakeLLMServer, inbox: Path) -> None:
-    await configure(ing, fake.base_url)
+    await configure_model(ing, fake.base_url)
     fake.push(TextReply(text="Sure! Here are the tasks: draft the rota.", stream=False),
               TextReply(text="```json\n" + json.dumps({"items": [{"type": "task", "title": "Draft the rota"}]})
                         + "\n```", stream=False))
@@ -102,7 +86,7 @@ async def test_invalid_then_valid_is_retried_once(ing: Harness, fake: FakeLLMSer
 
 
 async def test_invalid_twice_is_an_error_with_the_reason(ing: Harness, fake: FakeLLMServer, inbox: Path) -> None:
-    await configure(ing, fake.base_url)
+    await configure_model(ing, fake.base_url)
     fake.push(answer([{"type": "timeline", "title": "No date"}]),
               TextReply(text='{"items": [{"type": "chore"}]}', stream=False))
     (inbox / "sync.md").write_text(NOTES)
@@ -120,7 +104,7 @@ async def test_unreachable_model_falls_back_to_rules_and_the_run_is_partial(ing:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    await configure(ing, f"http://127.0.0.1:{port}/v1")
+    await configure_model(ing, f"http://127.0.0.1:{port}/v1")
     (inbox / "sync.md").write_text(NOTES)
     (inbox / "more.md").write_text("- [ ] Second file\n")
     w = await llm_watch(ing, inbox)
@@ -150,7 +134,7 @@ async def test_long_documents_are_chunked(settings: Settings, memory_keyring: Me
         fake.push(answer([{"type": "task", "title": f"From chunk {i}" if i < 3 else "From chunk 0"}]))
     (inbox / "long.md").write_text(text)
     async with running(settings, replace(FAST, llm_chunk_chars=200)) as h:
-        await configure(h, fake.base_url)
+        await configure_model(h, fake.base_url)
         await llm_watch(h, inbox)
         f = await h.wait_file(inbox / "long.md")
         assert f["status"] == "done"

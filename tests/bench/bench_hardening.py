@@ -9,7 +9,8 @@ fast a full disk shows. Prints figures; not a test.
    ``GET /v1/tasks?limit=10000`` run over ``--tasks`` tasks.
 2. The sidecar's RSS (psutil, MB): after start-up, once background indexing of the seeded tasks
    has settled, at the lists' peak, and 3 s after.
-3. Disk full: a sidecar on a 16 MiB tmpfs (root only); the time from the disk filling (a filler
+3. ``/v1/health`` p50/p99/max while the agent libraries load after a model is configured.
+4. Disk full: a sidecar on a 16 MiB tmpfs (root only); the time from the disk filling (a filler
    file written until ENOSPC) to ``/v1/ready`` saying ``store: degraded``, and back to ``ok``
    once the filler is removed.
 """
@@ -168,6 +169,36 @@ def bench_lists(work: Path, tasks: int, lists: int) -> None:
         stop_all([sc])
 
 
+def bench_warmup(work: Path) -> None:
+    """Health while the agent libraries load in the background (right after a model is set):
+    each request on a new connection, every 10 ms, for 8 s."""
+    sc = spawn(work / "warmup", log_dir=work / "logs")
+    try:
+        sc.wait_ready(60)
+        lat: list[float] = []
+        stop = threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                _get(sc, "/v1/health")
+                lat.append((time.perf_counter() - t0) * 1e3)
+                time.sleep(0.01)
+
+        th = threading.Thread(target=hammer)
+        th.start()
+        time.sleep(1)
+        sc.request("PUT", "/v1/settings/model", {"model": "openai/bench", "apiBase": "http://127.0.0.1:9/v1"})
+        time.sleep(8)
+        stop.set()
+        th.join()
+        lat.sort()
+        print(f"health while the agent stack loads: p50 {statistics.median(lat):.1f} ms, "
+              f"p99 {lat[int(len(lat) * 0.99)]:.1f} ms, max {lat[-1]:.1f} ms ({len(lat)} requests)")
+    finally:
+        stop_all([sc])
+
+
 def bench_disk_full(work: Path) -> None:
     mnt = work / "small-disk"
     mnt.mkdir()
@@ -212,6 +243,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         bench_idle(work, args.idle)
+        bench_warmup(work)
         bench_lists(work, args.tasks, args.lists)
         bench_disk_full(work)
 

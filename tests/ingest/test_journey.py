@@ -4,6 +4,7 @@ uses, refining a watch's template, sessions that survive a restart, and its erro
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from pathlib import Path
@@ -162,3 +163,23 @@ async def test_errors(ing: Harness, fake: FakeLLMServer) -> None:
     turn = await ing.ok("POST", f"/v1/watches/journey/{sid}/messages", {"message": "Emails."})
     assert turn["message"] == "What should be extracted?" and turn["questionsAsked"] == 2
     assert [m["role"] for m in fake.chat_requests[-1].messages] == ["system", "user", "assistant", "user"]
+
+
+async def test_a_second_message_while_one_is_answered_is_refused(ing: Harness, fake: FakeLLMServer) -> None:
+    await configure_model(ing, fake.base_url)
+    fake.push(question("What files?"))
+    sid = (await ing.ok("POST", "/v1/watches/journey", {}, status=201))["sessionId"]
+    fake.push(TextReply(text=json.dumps({"question": "Which items?"}), delay_s=0.5),
+              question("Which items, again?"))
+    path = f"/v1/watches/journey/{sid}/messages"
+    first = asyncio.ensure_future(ing.call("POST", path, {"message": "Emails."}))
+    await fake.wait_for_chat_requests(2)  # the first answer is with the model
+    second = await ing.call("POST", path, {"message": "Minutes."})
+    assert second[0] == 409 and second[1]["error"]["code"] == "journey_busy", second
+    status, turn = await first
+    assert status == 200 and turn["message"] == "Which items?" and turn["questionsAsked"] == 2
+    # nothing was overwritten: the next answer continues from "Emails."
+    fake.push(question("Naming?"))
+    await ing.ok("POST", path, {"message": "Tasks."})
+    sent = [message_text(m) for m in fake.chat_requests[-1].messages]
+    assert "Emails." in sent and "Minutes." not in sent

@@ -267,7 +267,8 @@ class SearchService:
         vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
         try:
             rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(filters), limit * 4,
-                                           embedder.min_similarity if embedder else 0.0)
+                                           embedder.min_similarity if embedder else 0.0,
+                                           embedder.vector_weight if embedder else 1.0)
         except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
             log.debug("search query failed", extra={"reason": str(exc)})
             rows = []

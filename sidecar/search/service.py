@@ -255,7 +255,7 @@ class SearchService:
         want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
         if want != "keyword" and embedder is None:
             want = "keyword"
-        filters = ["kind != 'memory'"]
+        filters: list[str] = []
         if kind:
             filters.append(f"kind = {quote(kind)}")
         if project_id:
@@ -266,9 +266,10 @@ class SearchService:
             filters.append(f"date <= {int(date_to)}")
         vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
         try:
-            rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(filters), limit * 4,
-                                           embedder.min_similarity if embedder else 0.0,
-                                           embedder.vector_weight if embedder else 1.0)
+            # memory rows have no text: the full-text leg cannot find them, only the vector leg
+            rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(["kind != 'memory'", *filters]),
+                                           limit * 4, embedder.min_similarity if embedder else 0.0,
+                                           embedder.vector_weight if embedder else 1.0, " AND ".join(filters))
         except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
             log.debug("search query failed", extra={"reason": str(exc)})
             rows = []

@@ -90,6 +90,19 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return v / norms
 
 
+WORDLLAMA_ID = "wordllama/l2_supercat_256"
+
+
+def embedder_id(settings: EmbedderSettings) -> str | None:
+    """The ``id`` the embedder ``settings`` name will have once loaded (None: no embedder),
+    known without loading it."""
+    if settings.model == "none":
+        return None
+    if settings.model == DEFAULT_MODEL:
+        return WORDLLAMA_ID
+    return f"{settings.model}@{settings.api_base}" if settings.api_base else settings.model
+
+
 def table_slug(embedder_id: str | None) -> str:
     """A LanceDB table name for an embedder's chunk table (``chunks_keyword`` without one)."""
     if embedder_id is None:
@@ -124,7 +137,7 @@ class WordLlamaEmbedder:
     def __init__(self, model: Any) -> None:
         self._model = model
         self._lock = threading.Lock()  # its tokenizer is not documented as thread-safe
-        self.id = "wordllama/l2_supercat_256"
+        self.id = WORDLLAMA_ID
         self.embedded = 0
 
     @classmethod
@@ -169,8 +182,7 @@ class LiteLLMEmbedder:
         self.settings = settings
         self._api_key = api_key
         self.dim = dim
-        where = f"@{settings.api_base}" if settings.api_base else ""
-        self.id = f"{settings.model}{where}"
+        self.id = f"{settings.model}@{settings.api_base}" if settings.api_base else settings.model
         self.embedded = 0
         self.min_similarity = settings.min_similarity
         self.vector_weight = 1.0  # a configured model: plain reciprocal-rank fusion

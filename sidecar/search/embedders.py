@@ -147,9 +147,12 @@ class WordLlamaEmbedder:
         Raises:
             ModuleNotFoundError, FileNotFoundError: wordllama or its bundled files are missing.
         """
-        from wordllama import WordLlama
+        from sidecar.background import loading_libraries
 
-        model = WordLlama.load(cache_dir=wordllama_package_dir(), disable_download=True)
+        with loading_libraries():
+            from wordllama import WordLlama
+
+            model = WordLlama.load(cache_dir=wordllama_package_dir(), disable_download=True)
         return cls(model)
 
     def _embed_sync(self, texts: list[str]) -> np.ndarray:

@@ -376,7 +376,10 @@ class LanceStore:
         # Lance's Rust logger writes plain text to stderr, where only JSON log lines may go.
         os.environ.setdefault("LANCEDB_LOG", "error")
         bound_native_heap()
-        import lancedb
+        from sidecar.background import loading_libraries
+
+        with loading_libraries():  # the import is a million objects: no GC pauses on the loop meanwhile
+            import lancedb
 
         path.mkdir(parents=True, exist_ok=True)
         self.path = path

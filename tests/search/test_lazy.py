@@ -29,7 +29,7 @@ def mapped(sc: Sidecar) -> set[str]:
     return {name for name in HEAVY if name in text}
 
 
-def found(sc: Sidecar, q: str, entity_id: str, timeout: float = 30.0) -> dict[str, object]:
+def found(sc: Sidecar, q: str, entity_id: str, timeout: float = 60.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while True:
         res = sc.ok("GET", f"/v1/search?q={quote(q)}")
@@ -40,7 +40,7 @@ def found(sc: Sidecar, q: str, entity_id: str, timeout: float = 30.0) -> dict[st
 
 
 def idle_after_start(sc: Sidecar) -> None:
-    ready = sc.wait_ready(components=("vectors", "memory"))
+    ready = sc.wait_ready(60.0, components=("vectors", "memory"))
     vectors = ready["components"]["vectors"]
     assert vectors["state"] == "ok" and vectors["detail"].startswith(IDLE), ready
     time.sleep(1.0)  # start-up work after the handshake has had time to run (and import)
@@ -62,5 +62,5 @@ def test_idle_sidecar_loads_no_index_until_there_is_work(spawn_sidecar: SpawnFn,
     # restart: the cursor is caught up, so nothing loads until a search, which still finds the note
     sc = spawn_sidecar(data_dir=data)
     idle_after_start(sc)
-    found(sc, "harbour", note["id"], timeout=10.0)
+    found(sc, "harbour", note["id"])
     assert "lancedb" in mapped(sc)

@@ -2,10 +2,13 @@
 changes and readiness (DESIGN §6).
 
 :func:`setup` adds :func:`search_ctx` (a ``cleanup_ctx`` after the store's), the search,
-embedder and memory routes, and the commit listener that wakes the indexer. Everything heavy —
-importing LanceDB, loading the embedder, unlocking memory, catching up with the change log —
-starts after the handshake (:func:`sidecar.background.after_handshake`); until then
-``/v1/ready`` shows ``vectors: starting`` and a search answers 503 ``search_starting``.
+embedder and memory routes, and the commit listener that wakes the indexer. After the handshake
+(:func:`sidecar.background.after_handshake`) only memory unlocks and SQLite is asked whether the
+index has work (:meth:`SearchService.begin`). Everything heavy — importing LanceDB and pyarrow,
+loading the embedder, catching up with the change log — happens on the first search (which
+waits for it), the first change to an indexed entity or watched file, an embedder change, or at
+start-up when the cursor is behind (:meth:`SearchService.kick`). Until then ``/v1/ready`` shows
+``vectors: ok`` "idle: the index is not loaded …"; while loading, ``vectors: starting``.
 
 ``/v1/ready`` component ``vectors``: ``ok`` (hybrid search; embedder, rows, fragments,
 unindexed rows), ``degraded`` (keyword-only, with the reason: no embedder configured, it

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
+# the watch fixtures, declared once in the harness
+from tests.ingest.harness import inbox, ing  # noqa: F401
+
 
 def pdf_with_text(*lines: str) -> bytes:
     """A small valid one-page PDF whose text layer holds ``lines`` (Helvetica, one per line).

@@ -413,6 +413,8 @@ class TextRules(TableRules):
     def _section_ends(
         self, section: Section, line: Line, heading: str | None, lines: list[Line], i: int
     ) -> bool:
+        if self.doc.kind == "pdf" and "\f" in line.text and not line.text.strip(" \t\f"):
+            return False  # a page break is layout: the section goes on on the next page
         if heading is not None or RULE_LINE.match(line.text) or "\f" in line.text:
             return True
         if line.blank:

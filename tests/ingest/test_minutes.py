@@ -76,6 +76,30 @@ def test_dated_events_in_minutes() -> None:
     assert dates == [day(2024, 5, 16), day(2024, 6, 30)]
 
 
+def test_an_event_named_by_a_link_takes_the_link_text_as_title() -> None:
+    """The date inside a Markdown link's text: the link text is the event; an ACTION line
+    naming a dated event gives the task and the timeline entry."""
+    text = MINUTES.replace(
+        "* eP: there is a scheduled meeting for Web of Things and Solid on 16 May, 2024.",
+        "* eP: there is a scheduled meeting for [Web of Things and Solid on 16 May, 2024](https://w3.org/e/1).",
+    ) + "\nACTION: Hadrian will schedule an [STM meeting about use cases on 7 May, 2024](https://x.org/p)\n"
+    items = _minutes(text)
+    assert [t for kind, t, _ in items if kind == "timeline"] == [
+        "Web of Things and Solid", "Milestone 0.11.0", "STM meeting about use cases",
+    ]
+    assert ("task", "schedule an STM meeting about use cases", ["Hadrian"]) in items
+
+
+def test_a_page_break_does_not_end_a_pdf_action_section() -> None:
+    text = ("Minutes of the meeting\nAttendees: Ana, Bo\n1.1 Action Items\n• Book the venue for the launch\n"
+            "• Order the banners\n2\n\f\n• Send the invitations to the press\n1.2 Discussion\n"
+            "• Ana asked about the budget\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [i.title for i in rules.extract(doc) if i.type == "task"] == [
+        "Book the venue for the launch", "Order the banners", "Send the invitations to the press",
+    ]
+
+
 def test_not_minutes_no_sentence_rules() -> None:
     doc = Document(path=Path("essay.md"), kind="markdown", text="Hadrian to reach out to PA.\n", doc_date_ms=0)
     assert rules.extract(doc) == []
@@ -91,6 +115,10 @@ def test_not_minutes_no_sentence_rules() -> None:
         ("direct edit in the browser (i.e.: to override files)", "direct edit in the browser", "i.e.: to override files"),
         ("Include data?", "Include data?", None),
         ("text", "", None),
+        ("Implement Key Structural Changes: Formalize and optimize the structure within the division",
+         "Implement Key Structural Changes", "Formalize and optimize the structure within the division"),
+        ("reach out to Wouter so that we can discuss this from both the client and server perspectives",
+         "reach out to Wouter", "so that we can discuss this from both the client and server perspectives"),
     ],
 )
 def test_task_titles_are_clean(raw: str, title: str, aside: str | None) -> None:

@@ -228,19 +228,48 @@ def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
     return None
 
 
+_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
+
+
+def _without(text: str, found: DateMatch) -> str:
+    """``text`` without the date phrase ``found`` and the preposition left dangling before it."""
+    rest = (text[: found.start] + " " + text[found.end :]).strip()
+    rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
+    return " ".join(rest.split()).strip(" .,;:-–()")
+
+
+def _linked_event(body: str, doc: Document, base_ms: int) -> tuple[str, int] | None:
+    """A dated event named by a Markdown link's text ("a meeting for [Web of Things and Solid on
+    16 May, 2024](…)"): the link text without its date is the title."""
+    if not _EVENT_WORDS.search(_LINK.sub(r"\g<text>", body)):
+        return None
+    for m in _LINK.finditer(body):
+        found = event_date(m.group("text"), doc, base_ms)
+        if found is None:
+            continue
+        title = _without(m.group("text"), found)
+        if len(title.split()) < 2 or len(title.split()) > 15:
+            return None
+        if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000:
+            return None  # the day of the meeting itself
+        return title, found.ms
+    return None
+
+
 def dated_event(text: str, doc: Document, base_ms: int, heading: str | None) -> tuple[str, int] | None:
     """``(title, date ms)`` when a minutes line names a dated event (module docstring)."""
     if _FIELD_LINE.match(text):
         return None  # "Date: …" in a header is when the meeting was held
     body, _ = strip_prefixes(text)
+    linked = _linked_event(body, doc, base_ms)
+    if linked is not None:
+        return linked
     body = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", body)  # Markdown links: their text
     body = re.sub(r"<?https?://\S+>?", " ", body)  # a URL's digits are no date
     found = event_date(body, doc, base_ms)
     if found is None:
         return None
-    rest = (body[: found.start] + " " + body[found.end :]).strip()
-    rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
-    rest = " ".join(rest.split()).strip(" .,;:-–()")
+    rest = _without(body, found)
     if _DUE_ONLY.match(rest) and heading:
         return heading, found.ms
     if _NEXT_MEETING.search(rest):

@@ -242,6 +242,8 @@ class TextRules(TableRules):
                     owner = _standup_person(lines, i)
                 if rest:
                     self.add_task(rest, line, None, signal, owner_hint=owner, dash_owner=signal == "ai-line")
+                    if self.minutes:
+                        self._dated_event(line, last_heading)  # "ACTION: schedule the review on 7 May"
                     i += 1
                     continue
                 section = Section(indent=line.indent)

@@ -70,9 +70,12 @@ _TRAIL_PUNCT = re.compile(r"[ \t]*[.;:,]+$")
 #: Where a long title's trailing clause starts: ", including …", ", which …", ", focusing on …".
 _TRAIL_CLAUSE = re.compile(
     r",[ \t]+(?=(?:which|including|focusing|highlighting|incorporating|allowing|so[ \t]+that|while|whereas"
-    r"|because|since|e\.g\.|i\.e\.)\b)",
+    r"|because|since|e\.g\.|i\.e\.)\b)"
+    r"|[ \t]+(?=(?:so[ \t]+that|in[ \t]+order[ \t]+to)\b)",  # a purpose clause, comma or not
     re.I,
 )
+#: A long item that opens with a short capitalised label and a colon ("Solidify the strategy: develop …").
+_LEAD_LABEL = re.compile(r"^(?P<label>[A-Z][^:;,.()]{8,50}?):[ \t]+(?P<rest>\S.{30,})$")
 #: Template words that are no title ("ACTION: text" in an empty minutes template).
 _PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "name: text", "n/a"})
 
@@ -97,7 +100,12 @@ def clean_task_title(title: str) -> tuple[str, str | None]:
         if text == before:
             break
     if len(text) > 70:
-        m = _TRAIL_CLAUSE.search(text, 25)
+        m = _LEAD_LABEL.match(text)
+        if m:  # "Implement key changes: formalise and optimise …": the label is the title
+            aside = m.group("rest") if aside is None else f"{m.group('rest')}; {aside}"
+            text = m.group("label")
+    if len(text) > 70:
+        m = _TRAIL_CLAUSE.search(text, 15)
         if m:
             clause = text[m.end() :]
             aside = clause if aside is None else f"{clause}; {aside}"

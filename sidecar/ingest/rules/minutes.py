@@ -228,7 +228,7 @@ def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
     return None
 
 
-_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
 
 
 def _without(text: str, found: DateMatch) -> str:
@@ -241,9 +241,9 @@ def _without(text: str, found: DateMatch) -> str:
 def _linked_event(body: str, doc: Document, base_ms: int) -> tuple[str, int] | None:
     """A dated event named by a Markdown link's text ("a meeting for [Web of Things and Solid on
     16 May, 2024](…)"): the link text without its date is the title."""
-    if not _EVENT_WORDS.search(_LINK.sub(r"\g<text>", body)):
+    if not _EVENT_WORDS.search(_MD_LINK.sub(r"\g<text>", body)):
         return None
-    for m in _LINK.finditer(body):
+    for m in _MD_LINK.finditer(body):
         found = event_date(m.group("text"), doc, base_ms)
         if found is None:
             continue

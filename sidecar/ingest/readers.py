@@ -47,6 +47,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import email
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -499,8 +500,33 @@ def _render_messages(
     return text, out
 
 
+class _ParsedHeaders(email.headerregistry.HeaderRegistry):
+    """``policy.default``'s header factory, remembering what it parsed: the policy parses a header
+    again on every access (a message's Content-Type about seven times while its body is found),
+    and parsed headers are immutable. Bounded: at most 4,096 short headers are kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, name: str, value: str) -> Any:
+        if len(value) > 2000:
+            return super().__call__(name, value)
+        key = (name, value)
+        header = self._parsed.get(key)
+        if header is None:
+            header = super().__call__(name, value)
+            if len(self._parsed) >= 4096:
+                self._parsed.clear()
+            self._parsed[key] = header
+        return header
+
+
+_EMAIL_POLICY = email.policy.default.clone(header_factory=_ParsedHeaders())
+
+
 def _parse_email(data: bytes) -> email.message.EmailMessage:
-    msg = email.message_from_bytes(data, policy=email.policy.default)
+    msg = email.message_from_bytes(data, policy=_EMAIL_POLICY)
     assert isinstance(msg, email.message.EmailMessage)
     return msg
 

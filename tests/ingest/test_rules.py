@@ -6,10 +6,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar import clock
 from sidecar.ingest import rules
 from sidecar.ingest.items import CalendarComponent, Document, ExtractedItem, Span
+from sidecar.ingest.rules.markdown import parsed_structure, structure
 
 #: Wednesday 25 November 2026, 00:00 in the user's zone.
 WED = clock.to_ms(dt.date(2026, 11, 25))
@@ -510,3 +513,22 @@ def test_markdown_structure_from_the_parser() -> None:
         "## Notes\n\n- step one\n\n  ```\n  TODO: inside a fenced block in a list\n  ```\n"
     )
     assert titles(text) == ["Book the venue", "Order the cake"]
+
+
+# ---- Markdown structure: the fast path agrees with the parser ------------------------------------
+
+_MD_LINES = [
+    "# Title", "## Action items", "### x ###", "#no", "#", "- [ ] task", "- item", "  - nested", "    # deep",
+    "1. one", "", "text line", "> quote", "> # q", "- # li", "   # three", "####### seven", "# C#", "## a ## b",
+    "\t# tab", "* star", "TODO: x", "a | b", "|---|", "#\tTabbed", "# trailing #  ", "10) ten", "   - x",
+    "Setext", "===", "---", "```", "~~~", "<div>", "<!-- c -->",
+]
+
+
+@given(st.lists(st.sampled_from(_MD_LINES), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_markdown_structure_fast_path_matches_the_parser(lines: list[str]) -> None:
+    """Headings read from ATX lines alone (no fence, HTML, setext or nested heading present) are
+    what markdown-it finds; other texts go to the parser."""
+    text = "\n".join(lines)
+    assert structure(text) == parsed_structure(text)

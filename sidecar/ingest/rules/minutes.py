@@ -228,6 +228,7 @@ def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
     return None
 
 
+_DIGIT = re.compile(r"\d")
 _MD_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
 
 
@@ -258,6 +259,8 @@ def _linked_event(body: str, doc: Document, base_ms: int) -> tuple[str, int] | N
 
 def dated_event(text: str, doc: Document, base_ms: int, heading: str | None) -> tuple[str, int] | None:
     """``(title, date ms)`` when a minutes line names a dated event (module docstring)."""
+    if not _DIGIT.search(text):
+        return None  # every absolute date has a digit: no date parsing on the other lines
     if _FIELD_LINE.match(text):
         return None  # "Date: …" in a header is when the meeting was held
     body, _ = strip_prefixes(text)

@@ -22,6 +22,8 @@ _MARKUP_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),
     (re.compile(r"(?<![\w])_(?!\s)(.+?)(?<!\s)_(?![\w])"), r"\1"),
 )
+#: A character any of the substitutions above needs.
+_MARKUP_CHARS = re.compile(r"[~!\[`*_]")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
@@ -29,6 +31,8 @@ _DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
 
 def clean_markup(text: str) -> str:
     """Markdown inline syntax out: links → their text, images/struck text dropped, no emphasis."""
+    if not _MARKUP_CHARS.search(text):
+        return " ".join(text.split())  # most lines carry no markup: skip the substitutions
     for pattern, replacement in _MARKUP_SUBS:
         text = pattern.sub(replacement, text)
     return " ".join(text.split())

@@ -266,6 +266,23 @@ def test_markdown_section_under_heading() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["## Agreed actions", "### New action items", "Action plan:", "Tasks for next week:", "## Decisions and actions",
+     "4. Actions arising", "Task allocation"],
+)
+def test_action_lists_under_other_common_names(header: str) -> None:
+    text = f"Notes\n\n{header}\n- Ana to book the venue\n- Send the invitations\n\n## Other\n\n- A bee hotel\n"
+    assert [(i.title, i.assignees) for i in run(text)] == [
+        ("book the venue", ["Ana"]), ("Send the invitations", []),
+    ]
+
+
+def test_a_heading_that_only_mentions_tasks_opens_no_section() -> None:
+    text = "## Tasks we finished last week were many\n- Ana booked the venue\n"
+    assert titles(text) == []
+
+
 def test_plain_text_section_with_label_line() -> None:
     text = (
         "Accomplished:\n- Agreed on the idea\n\nAction Points:\n- Research the bot docs\n"

@@ -59,7 +59,10 @@ _NOT_OWNERS = frozenset(
     {"i", "we", "it", "this", "that", "there", "they", "he", "she", "you", "these", "those", "which",
      "what", "who", "someone", "nobody", "nothing", "one", "each", "if", "when", "then", "so", "but"}
 )
-_LINK = r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to|volunteered[ \t]+to|agreed[ \t]+to|offered[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
+_LINK = (
+    r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to"
+    r"|(?:has[ \t]+|have[ \t]+)?(?:volunteered|agreed|offered)[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
+)
 #: A verb that names no action on its own.
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
@@ -97,11 +100,12 @@ _NEXT_MEETING = re.compile(r"\bnext[ \t]+(?:meeting|minutes|call)\b", re.I)
 
 _PEOPLE_LABEL = re.compile(
     r"^[ \t#*_]*(?:present|attendees|attendance|members(?:[ \t]+present)?|participants|chairs?|scribes?|regrets|apologies"
-    r"|group[ \t]+members[ \t]+present)\b[^:\n]{0,20}:?", re.I
+    r"|group[ \t]+members[ \t]+present|in[ \t]+attendance|attending|guests|observers|absent|invited|facilitators?"
+    r"|moderators?|hosts?|(?:note|minute)[- ]?takers?|recorders?|team[ \t]+members)\b[^:\n]{0,20}:?", re.I
 )
 _NAME_LINE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?(?!#)[^.!?;]{1,120}$")
 _PERSON_WORD = re.compile(r"@?\b[A-Z][\w'’-]*|@[\w.-]+")
-_SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3})[ \t]*:[ \t]", re.M)
+_SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3}|[A-Z][a-z]{2,12})[ \t]*:[ \t]", re.M)
 
 
 def people(doc: Document) -> frozenset[str]:

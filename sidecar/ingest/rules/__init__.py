@@ -85,6 +85,8 @@ def extract(
         extract_emails(run)
     else:
         run.lines(0, len(doc.text), todo_file=is_todo_file(doc))
+        if doc.kind == "pdf":
+            run.pdf_tables()
     if doc.kind != "calendar" and doc.text.strip():
         language = detect(doc.text)
         if language not in SUPPORTED:

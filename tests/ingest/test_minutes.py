@@ -63,13 +63,15 @@ def test_minutes_sentences_become_tasks_with_owners() -> None:
 
 
 def test_owners_known_from_other_people_lists_and_from_speaker_names() -> None:
-    """"In attendance" lists people; so does a name used as a speaker prefix twice or more."""
+    """"In attendance" lists people; so does a name used as a speaker prefix twice or more; an
+    @handle names a person by itself."""
     text = ("# Team meeting minutes\n\nIn attendance: Priya Shah, Tom Reed\n\n## Notes\n\n"
             "Michael: the build is red again\nMichael: I looked at it yesterday\n"
-            "* Priya has agreed to draft the budget\n* Michael to fix the build\n* Fred to buy cake\n")
+            "* Priya has agreed to draft the budget\n* Michael to fix the build\n* Fred to buy cake\n"
+            "* @sam-k will update the changelog\n")
     doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
     assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
-        ("draft the budget", ["Priya"]), ("fix the build", ["Michael"]),
+        ("draft the budget", ["Priya"]), ("fix the build", ["Michael"]), ("update the changelog", ["sam-k"]),
     ]
 
 

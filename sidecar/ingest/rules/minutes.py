@@ -188,8 +188,10 @@ _LATER_SENTENCE = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z])")
 def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> tuple[str, str | None] | None:
     m = _OWNER_ACTION.match(body)
     if m:
-        first = m.group("owners").split()[0].lower().strip(",").lstrip("@")
-        if first not in _NOT_OWNERS and first in known:
+        owners = m.group("owners")
+        first = owners.split()[0].lower().strip(",").lstrip("@")
+        # an @handle names a person by itself; a plain name must be one the record lists
+        if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
     m = _SELF_ACTION.match(body)
     if m and (speaker is not None or not body.startswith("Will")):

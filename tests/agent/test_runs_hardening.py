@@ -45,7 +45,7 @@ async def test_concurrent_runs_on_one_thread_admit_exactly_one(api: Api, fake: F
 async def test_one_run_id_posted_ten_times_is_one_run_and_cancel_reaches_it(api: Api, fake: FakeLLMServer) -> None:
     await configure_model(api, fake)
     for _ in range(10):
-        fake.push(TextReply(text="slow answer", n_chunks=10, chunk_delay_s=0.3))
+        fake.push(TextReply(text="slow answer", n_chunks=10, chunk_delay_s=1.0))
     bodies = [run_input(f"t-dup-{i}", "go", run_id="run-dup") for i in range(10)]
     statuses = await asyncio.gather(*(_post(api, b) for b in bodies))
     assert sorted(statuses) == [200] + [409] * 9, statuses

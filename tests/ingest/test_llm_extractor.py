@@ -33,13 +33,6 @@ async def llm_watch(h: Harness, folder: Path) -> dict[str, Any]:
     return await h.create_watch(folder, useLlm=True, promptTemplate="Extract action items and milestones.")
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    d = tmp_path / "inbox"
-    d.mkdir()
-    return d
-
-
 async def test_valid_json_becomes_items(ing: Harness, fake: FakeLLMServer, inbox: Path) -> None:
     await configure_model(ing, fake.base_url)
     fake.push(answer([

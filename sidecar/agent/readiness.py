@@ -6,7 +6,7 @@ import gc
 
 from aiohttp import web
 
-from sidecar.agent.runs import load_agent_stack, stack_loaded
+from sidecar.agent.stack import stack_loaded
 from sidecar.appstate import AGENT, READINESS
 from sidecar.background import after_handshake
 
@@ -31,7 +31,7 @@ async def refresh_readiness(app: web.Application) -> None:
     readiness.set("agent", "starting", f"loading the agent libraries for model {settings.model}{where}")
 
     async def warm_up() -> None:
-        await load_agent_stack()
+        await app[AGENT].warm()  # the libraries, and every mode's tools built once
         # The agent stack leaves ~1M long-lived objects; moving them out of the collector's
         # view keeps full collections (pauses of 100+ ms mid-stream) off the relay path.
         gc.freeze()

@@ -2,7 +2,11 @@
 prompts and analytics use.
 
 Each tool is an async method of :class:`StoreTools` returning a short human-readable summary
-with ids, so the model can reason over real rows. Every mutation goes through the repository
+with ids, so the model can reason over real rows. A tool is declared once, by the :func:`tool`
+decorator on its method (the domains whose floating assistant gets it, whether it needs the
+user's confirmation); :data:`TOOLS`, :data:`TOOL_NAMES`, :data:`DESTRUCTIVE_TOOLS` and
+:data:`DOMAIN_TOOLS` are derived from those declarations. The rows a tool shows the model are
+recorded in the run's :class:`ToolScope` (``entity_ref`` blocks are filled from them). Every mutation goes through the repository
 (so it lands in the change log). Dates come from the model as ISO 8601 strings and are
 converted to Unix ms in the user's time zone. A bad argument never raises: it comes back as an
 ``Error: …`` text the model can correct. Optional means omitted, not a sentinel.
@@ -10,27 +14,25 @@ converted to Unix ms in the user's time zone. A bad argument never raises: it co
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec
 
 from pydantic.alias_generators import to_snake
 
 from sidecar import clock
 from sidecar.errors import SidecarError, ValidationFailed
+from sidecar.store.db import ChangeEntry
 from sidecar.store.models import Client, Note, Project, Row, Task, TaskComment, Timeline
 from sidecar.store.repository import Repository
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
-
-#: Tools that destroy data: they run only after the user confirms (AG-UI interrupt).
-DESTRUCTIVE_TOOLS = frozenset(
-    {"delete_task", "delete_task_comment", "delete_project", "delete_timeline", "delete_note"}
-)
 
 NO_FIELDS = "Error: give at least one field to change."
 
@@ -56,6 +58,79 @@ def tool_errors(fn: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[str]]:
             return f"Error: {exc}."
 
     return wrapper
+
+
+#: The floating-mode domains (``forwardedProps.scope``); home mode offers every tool.
+DOMAINS = ("tasks", "notes", "projects", "timelines")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool's declaration: its name (the method's), the floating domains that offer it, and
+    whether it destroys data (then it runs only after the user confirms: an AG-UI interrupt)."""
+
+    name: str
+    domains: frozenset[str]
+    confirm: bool
+
+
+def tool(*domains: str, confirm: bool = False) -> Callable[[Callable[P, Awaitable[str]]], Callable[P, Awaitable[str]]]:
+    """Declare a method as an agent tool: offered in home mode and in floating ``domains``
+    (``"*"`` = all of them); ``confirm=True`` for tools that destroy data. Failures become
+    ``Error: …`` text for the model (:func:`tool_errors`).
+
+    Raises:
+        ValueError: an unknown domain (at import time).
+    """
+    wanted = frozenset(DOMAINS if "*" in domains else domains)
+    if not wanted or wanted - set(DOMAINS):
+        raise ValueError(f"tool domains must be among {DOMAINS}: {domains}")
+
+    def declare(fn: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[str]]:
+        wrapped = tool_errors(fn)
+        wrapped.__tool_spec__ = ToolSpec(fn.__name__, wanted, confirm)  # type: ignore[attr-defined]
+        return wrapped
+
+    return declare
+
+
+def declared_tools(owner: object) -> list[ToolSpec]:
+    """The tools declared on a class (or an instance's class), in definition order."""
+    cls = owner if isinstance(owner, type) else type(owner)
+    seen: dict[str, ToolSpec] = {}
+    for klass in reversed(cls.__mro__):
+        for value in vars(klass).values():
+            spec = getattr(value, "__tool_spec__", None)
+            if isinstance(spec, ToolSpec):
+                seen[spec.name] = spec
+    return list(seen.values())
+
+
+@dataclass
+class ToolScope:
+    """What one run's tools produce besides their text: the change-log entries they caused (in
+    commit order) and the rows they showed the model, by ``(entity, id)`` as the API dumps them."""
+
+    changes: list[ChangeEntry] = field(default_factory=list)
+    shown: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+#: The scope of the run whose task is calling the tools (one toolkit serves every run).
+CURRENT_SCOPE: contextvars.ContextVar[ToolScope | None] = contextvars.ContextVar("sidecar_tool_scope", default=None)
+
+
+def record_changes(entries: list[ChangeEntry]) -> None:
+    """``Repository(on_commit=…)`` of the shared toolkit: the entries go to the calling run."""
+    scope = CURRENT_SCOPE.get()
+    if scope is not None:
+        scope.changes.extend(entries)
+
+
+def _shown(entity: str, row: Row) -> None:
+    scope = CURRENT_SCOPE.get()
+    if scope is not None:
+        scope.shown[(entity, row.id)] = row.model_dump(mode="json", by_alias=True)
+
 
 
 class StoreTools:
@@ -93,6 +168,7 @@ class StoreTools:
 
     def _task(self, t: Row) -> str:
         assert isinstance(t, Task)
+        _shown("task", t)
         parts = [f"[{t.id}] {t.title}", f"status={t.status}", f"priority={t.priority}"]
         if t.due_date is not None:
             parts.append(f"due={self._date(t.due_date)}")
@@ -106,14 +182,17 @@ class StoreTools:
 
     def _project(self, p: Row) -> str:
         assert isinstance(p, Project)
+        _shown("project", p)
         return f"[{p.id}] {p.name} status={p.status}" + (f" client={p.client_id}" if p.client_id else "")
 
     def _timeline(self, t: Row) -> str:
         assert isinstance(t, Timeline)
+        _shown("timeline", t)
         return f"[{t.id}] {t.title} date={self._date(t.date)} project={t.project_id}"
 
     def _note(self, n: Row, full: bool = False) -> str:
         assert isinstance(n, Note)
+        _shown("note", n)
         head = f"[{n.id}] {n.title}" + (f" project={n.project_id}" if n.project_id else "")
         if full:
             return f"{head}\n{n.content}"
@@ -129,7 +208,7 @@ class StoreTools:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("tasks")
     async def list_tasks(
         self,
         project_id: str | None = None,
@@ -152,7 +231,7 @@ class StoreTools:
         rows, total = await self.repo.list("tasks", {k: v for k, v in query.items() if v is not None})
         return self._listing("tasks", [self._task(t) for t in rows], total)
 
-    @tool_errors
+    @tool("tasks")
     async def create_task(
         self,
         title: str,
@@ -179,7 +258,7 @@ class StoreTools:
                                            "due_date": self._ms(due_date, "due_date"), "project_id": project_id})
         return f"Created task {self._task(row)}"
 
-    @tool_errors
+    @tool("tasks")
     async def update_task(
         self,
         task_id: str,
@@ -208,7 +287,7 @@ class StoreTools:
                                                     "due_date": self._ms(due_date, "due_date"), "project_id": project_id})
         return f"Updated task {self._task(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("tasks", confirm=True)
     async def delete_task(self, task_id: str) -> str:
         """Delete a task and its comments (asks the user to confirm first).
 
@@ -219,7 +298,7 @@ class StoreTools:
         assert isinstance(row, Task)
         return f"Deleted task [{row.id}] {row.title}"
 
-    @tool_errors
+    @tool("tasks")
     async def list_tasks_due_today(self) -> str:
         """List open tasks due today (in the user's time zone), and overdue ones."""
         today = dt.datetime.now(self.tz).date()
@@ -234,7 +313,7 @@ class StoreTools:
             out += "\n" + self._listing("overdue tasks", overdue, len(overdue))
         return out
 
-    @tool_errors
+    @tool("tasks")
     async def list_task_comments(self, task_id: str) -> str:
         """List the comments on a task, oldest first.
 
@@ -246,7 +325,7 @@ class StoreTools:
         lines = [f"[{c.id}] {c.author} ({self._date(c.created_at)}): {c.content}" for c in rows if isinstance(c, TaskComment)]
         return self._listing("comments", lines, total)
 
-    @tool_errors
+    @tool("tasks")
     async def add_task_comment(self, task_id: str, author: str, content: str) -> str:
         """Add a comment to a task.
 
@@ -258,7 +337,7 @@ class StoreTools:
         row = await self._create("taskComments", {"task_id": task_id, "author": author, "content": content})
         return f"Added comment [{row.id}] to task {task_id}"
 
-    @tool_errors
+    @tool("tasks", confirm=True)
     async def delete_task_comment(self, comment_id: str) -> str:
         """Delete a comment (asks the user to confirm first).
 
@@ -270,7 +349,7 @@ class StoreTools:
 
     # --- projects -----------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("tasks", "notes", "projects", "timelines")
     async def list_projects(self, client_id: str | None = None, include_archived: bool | None = None) -> str:
         """List projects (active ones unless include_archived is true).
 
@@ -286,13 +365,13 @@ class StoreTools:
         rows, total = await self.repo.list("projects", query)
         return self._listing("projects", [self._project(p) for p in rows], total)
 
-    @tool_errors
+    @tool("projects")
     async def list_all_projects(self) -> str:
         """List every project, archived ones included."""
         rows, total = await self.repo.list("projects", {"limit": 500, "order_by": "name", "order": "asc"})
         return self._listing("projects", [self._project(p) for p in rows], total)
 
-    @tool_errors
+    @tool("projects")
     async def get_project(self, project_id: str) -> str:
         """Show a project with its summary and counts of its tasks, milestones and notes.
 
@@ -309,7 +388,7 @@ class StoreTools:
         return (f"Project {self._project(p)}: {tasks} tasks ({open_tasks} todo), "
                 f"{timelines} milestones, {notes} notes.{summary}")
 
-    @tool_errors
+    @tool("projects")
     async def create_project(self, name: str, client_id: str | None = None) -> str:
         """Create a project.
 
@@ -320,7 +399,7 @@ class StoreTools:
         row = await self._create("projects", {"name": name, "client_id": client_id})
         return f"Created project {self._project(row)}"
 
-    @tool_errors
+    @tool("projects")
     async def update_project(
         self,
         project_id: str,
@@ -342,7 +421,7 @@ class StoreTools:
                                  {"name": name, "status": status, "client_id": client_id, "ai_summary": ai_summary})
         return f"Updated project {self._project(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("projects", confirm=True)
     async def delete_project(self, project_id: str) -> str:
         """Delete a project and its milestones; its tasks and notes are kept without a project.
         Prefer archiving (update_project with status=archived). Asks the user to confirm first.
@@ -356,7 +435,7 @@ class StoreTools:
 
     # --- timelines ----------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("timelines")
     async def list_timelines(self, project_id: str | None = None) -> str:
         """List milestones (timelines) by date.
 
@@ -367,7 +446,7 @@ class StoreTools:
         rows, total = await self.repo.list("timelines", query)
         return self._listing("milestones", [self._timeline(t) for t in rows], total)
 
-    @tool_errors
+    @tool("timelines")
     async def create_timeline(self, project_id: str, title: str, date: str) -> str:
         """Create a milestone in a project.
 
@@ -379,7 +458,7 @@ class StoreTools:
         row = await self._create("timelines", {"project_id": project_id, "title": title, "date": self._ms(date, "date")})
         return f"Created milestone {self._timeline(row)}"
 
-    @tool_errors
+    @tool("timelines")
     async def update_timeline(
         self, timeline_id: str, title: str | None = None, date: str | None = None, project_id: str | None = None
     ) -> str:
@@ -395,7 +474,7 @@ class StoreTools:
                                  {"title": title, "date": self._ms(date, "date"), "project_id": project_id})
         return f"Updated milestone {self._timeline(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("timelines", confirm=True)
     async def delete_timeline(self, timeline_id: str) -> str:
         """Delete a milestone (asks the user to confirm first).
 
@@ -408,7 +487,7 @@ class StoreTools:
 
     # --- notes --------------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("notes")
     async def list_notes(self, project_id: str | None = None) -> str:
         """List notes, newest first, with a preview of each.
 
@@ -419,7 +498,7 @@ class StoreTools:
         rows, total = await self.repo.list("notes", query)
         return self._listing("notes", [self._note(n) for n in rows], total)
 
-    @tool_errors
+    @tool("notes")
     async def get_note(self, note_id: str) -> str:
         """Show a note in full.
 
@@ -428,7 +507,7 @@ class StoreTools:
         """
         return self._note(await self.repo.get("notes", note_id), full=True)
 
-    @tool_errors
+    @tool("notes")
     async def create_note(self, title: str, content: str, project_id: str | None = None) -> str:
         """Create a note (Markdown content).
 
@@ -440,7 +519,7 @@ class StoreTools:
         row = await self._create("notes", {"title": title, "content": content, "project_id": project_id})
         return f"Created note {self._note(row)}"
 
-    @tool_errors
+    @tool("notes")
     async def update_note(
         self, note_id: str, title: str | None = None, content: str | None = None, project_id: str | None = None
     ) -> str:
@@ -455,7 +534,7 @@ class StoreTools:
         row = await self._update("notes", note_id, {"title": title, "content": content, "project_id": project_id})
         return f"Updated note {self._note(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("notes", confirm=True)
     async def delete_note(self, note_id: str) -> str:
         """Delete a note (asks the user to confirm first).
 
@@ -468,7 +547,7 @@ class StoreTools:
 
     # --- other --------------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("projects")
     async def list_clients(self) -> str:
         """List clients."""
         rows, total = await self.repo.list("clients", {"limit": 500})
@@ -476,7 +555,7 @@ class StoreTools:
                  for c in rows if isinstance(c, Client)]
         return self._listing("clients", lines, total)
 
-    @tool_errors
+    @tool("projects")
     async def create_client(self, name: str, industry: str | None = None, parent_id: str | None = None) -> str:
         """Create a client.
 
@@ -489,35 +568,11 @@ class StoreTools:
         return f"Created client [{row.id}] {name}"
 
 
-#: Names of every tool, in the order they are offered to the model.
-TOOL_NAMES: tuple[str, ...] = (
-    "list_tasks", "create_task", "update_task", "delete_task", "list_tasks_due_today",
-    "list_task_comments", "add_task_comment", "delete_task_comment",
-    "list_projects", "list_all_projects", "get_project", "create_project", "update_project", "delete_project",
-    "list_timelines", "create_timeline", "update_timeline", "delete_timeline",
-    "list_notes", "get_note", "create_note", "update_note", "delete_note",
-    "list_clients", "create_client",
-)
-
-
-class MemoryTools:
-    """``update_core_memory``: durable user preferences shown to the agent on every run."""
-
-    def __init__(self, history: Any) -> None:
-        self.history = history
-
-    @tool_errors
-    async def update_core_memory(self, key: str, value: str) -> str:
-        """Remember a lasting fact or preference about the user (an empty value forgets it).
-
-        Args:
-            key: Short name of the fact, e.g. "preferred_language" or "working_hours".
-            value: What to remember, in a sentence.
-        """
-        key = key.strip()
-        if not key or len(key) > 100:
-            return "Error: key must be 1-100 characters."
-        if len(value) > 2000:
-            return "Error: value must be at most 2000 characters."
-        await self.history.set_core_memory(key, value.strip())
-        return f"Remembered {key}." if value.strip() else f"Forgot {key}."
+#: Every store tool's declaration, in the order they are offered to the model.
+TOOLS: tuple[ToolSpec, ...] = tuple(declared_tools(StoreTools))
+#: Names of every store tool, in that order.
+TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in TOOLS)
+#: Tools that destroy data: they run only after the user confirms (AG-UI interrupt).
+DESTRUCTIVE_TOOLS: frozenset[str] = frozenset(t.name for t in TOOLS if t.confirm)
+#: Store tools offered per floating-mode domain.
+DOMAIN_TOOLS: dict[str, tuple[str, ...]] = {d: tuple(t.name for t in TOOLS if d in t.domains) for d in DOMAINS}

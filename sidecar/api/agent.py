@@ -10,6 +10,8 @@
   live tail while a run is active.
 - ``GET /v1/settings/model`` → ``{"configured", "settings", "apiKeySet"}``; ``PUT`` the same
   settings body (``ModelSettings``, camelCase).
+- ``GET /v1/settings/agent-prompts`` → ``AgentPrompts`` (``{home?, floating?: {tasks?, notes?,
+  projects?, timelines?}, extraction?}``); ``PUT`` replaces them (422 over the length bound).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from sidecar.agent.readiness import refresh_readiness
 from sidecar.agent.runs import MODEL_SETTING_KEY
-from sidecar.agent.settings import ModelSettings
+from sidecar.agent.settings import AGENT_PROMPTS_KEY, AgentPrompts, ModelSettings
 from sidecar.api.io import compact_json, dump, json_ok, read_body, read_json, read_query, sse_response
 from sidecar.appstate import AGENT, HISTORY, SECRETS
 from sidecar.errors import NotFound, ValidationFailed
@@ -143,6 +145,21 @@ async def put_model_settings(request: web.Request) -> web.Response:
     return await get_model_settings(request)
 
 
+async def get_agent_prompts(request: web.Request) -> web.Response:
+    raw = await request.app[HISTORY].get_setting(AGENT_PROMPTS_KEY)
+    try:
+        prompts = AgentPrompts.model_validate(raw or {})
+    except ValidationError:
+        prompts = AgentPrompts()
+    return json_ok(prompts.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+async def put_agent_prompts(request: web.Request) -> web.Response:
+    body = await read_body(request, AgentPrompts)
+    await request.app[HISTORY].put_setting(AGENT_PROMPTS_KEY, body.model_dump(mode="json", exclude_none=True))
+    return await get_agent_prompts(request)
+
+
 routes = [
     web.post("/v1/agent/runs", start_run),
     web.post("/v1/agent/runs/{runId}/cancel", cancel_run),
@@ -151,4 +168,6 @@ routes = [
     web.get("/v1/agent/threads/{threadId}/events", thread_events, allow_head=False),
     web.get("/v1/settings/model", get_model_settings, allow_head=False),
     web.put("/v1/settings/model", put_model_settings),
+    web.get("/v1/settings/agent-prompts", get_agent_prompts, allow_head=False),
+    web.put("/v1/settings/agent-prompts", put_agent_prompts),
 ]

@@ -107,7 +107,7 @@ class History:
         run_id: str,
         status: RunStatus,
         *,
-        events: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
+        events: Sequence[tuple[str, str, str, str | dict[str, Any]]] = (),
         messages: Sequence[StoredMessage] = (),
         state: dict[str, Any] | None = None,
         thread_id: str | None = None,
@@ -170,11 +170,13 @@ class History:
         for thread_id, run_id, type_, event in events:
             await w.execute(
                 "INSERT INTO agent_events (thread_id, run_id, type, event, created_at) VALUES (?, ?, ?, ?, ?)",
-                (thread_id, run_id, type_, json.dumps(event, ensure_ascii=False, separators=(",", ":")), now),
+                (thread_id, run_id, type_, event if isinstance(event, str)
+                 else json.dumps(event, ensure_ascii=False, separators=(",", ":")), now),
             )
 
-    async def append_events(self, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-        """Store a batch of ``(thread_id, run_id, type, event_json)`` in one transaction."""
+    async def append_events(self, events: Sequence[tuple[str, str, str, str | dict[str, Any]]]) -> None:
+        """Store a batch of ``(thread_id, run_id, type, event)`` in one transaction; ``event`` is
+        its JSON text or a JSON object."""
         if events:
             async with self.store.write() as w:
                 await self._insert_events(w, events)

@@ -19,6 +19,32 @@ if TYPE_CHECKING:  # ag_ui's models take ~0.1 s to build: imported where used, a
     from sidecar.agent.translate import AguiTranslator
 
 
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """An emitted event and its SSE frame (``data: <json>\n\n``, by ag-ui's ``EventEncoder``),
+    encoded once for the live stream and the stored replay alike."""
+
+    event: BaseEvent
+    sse: str
+
+    @property
+    def json(self) -> str:
+        """The event's JSON (camelCase, no nulls)."""
+        return self.sse[len("data: "):-2]
+
+
+_ENCODER: Any = None
+
+
+def _encode(ev: BaseEvent) -> str:
+    global _ENCODER
+    if _ENCODER is None:
+        from ag_ui.encoder import EventEncoder
+
+        _ENCODER = EventEncoder()
+    return str(_ENCODER.encode(ev))
+
+
 @dataclass
 class RunHandle:
     """A run in progress: its task, live subscribers and not yet stored events."""
@@ -26,28 +52,30 @@ class RunHandle:
     run_id: str
     thread_id: str
     task: asyncio.Task[None] | None = None
-    subscribers: set[asyncio.Queue[BaseEvent | None]] = field(default_factory=set)
-    pending_events: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    subscribers: set[asyncio.Queue[Emitted | None]] = field(default_factory=set)
+    #: ``(thread_id, run_id, type, event JSON)`` not yet stored
+    pending_events: list[tuple[str, str, str, str]] = field(default_factory=list)
     emitted: list[BaseEvent] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     flushed: asyncio.Event = field(default_factory=asyncio.Event)
     #: ``time.monotonic()`` when it was registered (the watchdog's clock)
     created: float = field(default_factory=time.monotonic)
 
-    def subscribe(self) -> asyncio.Queue[BaseEvent | None]:
+    def subscribe(self) -> asyncio.Queue[Emitted | None]:
         """A queue receiving every event emitted from now on, then ``None`` at the end."""
-        q: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+        q: asyncio.Queue[Emitted | None] = asyncio.Queue()
         if self.done.is_set():
             q.put_nowait(None)
         self.subscribers.add(q)
         return q
 
     def emit(self, ev: BaseEvent) -> None:
+        """Send ``ev`` to the live subscribers and queue it for storage (serialised once)."""
         self.emitted.append(ev)
-        data = ev.model_dump(mode="json", by_alias=True, exclude_none=True)
-        self.pending_events.append((self.thread_id, self.run_id, str(data.get("type")), data))
+        item = Emitted(ev, _encode(ev))
+        self.pending_events.append((self.thread_id, self.run_id, str(ev.type.value), item.json))
         for q in self.subscribers:
-            q.put_nowait(ev)
+            q.put_nowait(item)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from sidecar.agent.execute import MAX_ITERS, RunExecution, RunFailure, model_not_configured, text_of
 from sidecar.agent.history import History
 from sidecar.agent.prompts import SCOPE_DOMAINS
-from sidecar.agent.run_state import Plan, RunHandle, RunState
+from sidecar.agent.run_state import Emitted, Plan, RunHandle, RunState
 from sidecar.agent.settings import ModelSettings
 from sidecar.agent.stack import import_agent_stack, load_agent_stack, stack_loaded
 from sidecar.agent.toolkit import AgentToolkits
@@ -41,7 +41,7 @@ from sidecar.secrets import SecretStore
 from sidecar.store.db import Store
 
 if TYPE_CHECKING:  # ag_ui's models take ~0.1 s to build: imported where used, after start-up
-    from ag_ui.core import BaseEvent, RunAgentInput
+    from ag_ui.core import RunAgentInput
 
 __all__ = ["MAX_ITERS", "AgentService", "RunConflict", "RunFailure", "RunHandle", "import_agent_stack",
            "load_agent_stack", "model_not_configured", "new_run_input", "stack_loaded"]
@@ -107,7 +107,7 @@ class AgentService:
     def handle(self, run_id: str) -> RunHandle | None:
         return self._by_run.get(run_id)
 
-    async def start(self, run_input: RunAgentInput) -> tuple[RunHandle, asyncio.Queue[BaseEvent | None]]:
+    async def start(self, run_input: RunAgentInput) -> tuple[RunHandle, asyncio.Queue[Emitted | None]]:
         """Register and launch a run; returns its handle and a queue already subscribed to it.
 
         Raises:

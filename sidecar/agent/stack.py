@@ -9,8 +9,18 @@ import threading
 
 
 def import_agent_stack() -> None:
-    """Import LiteLLM (offline-safe) and AgentScope and settle their global settings. Idempotent."""
+    """Import LiteLLM (offline-safe) and AgentScope and settle their global settings. Idempotent.
+
+    The AG-UI side of a run (ag-ui's models and encoder, the translator, the output blocks) comes
+    first: it is what a run needs before its first event, and it is quick (~0.2 s), so a run that
+    arrives while LiteLLM is still loading does not wait for it.
+    """
+    import ag_ui.core
+    import ag_ui.encoder  # noqa: F401
+
+    import sidecar.agent.translate  # noqa: F401  (also the output blocks' models)
     from sidecar.agent.litellm_env import configure_agentscope_logging, import_litellm
+
 
     import_litellm()
     configure_agentscope_logging()

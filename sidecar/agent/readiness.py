@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from aiohttp import web
 
 from sidecar.agent.stack import stack_loaded
@@ -31,10 +29,8 @@ async def refresh_readiness(app: web.Application) -> None:
     readiness.set("agent", "starting", f"loading the agent libraries for model {settings.model}{where}")
 
     async def warm_up() -> None:
-        await app[AGENT].warm()  # the libraries, and every mode's tools built once
-        # The agent stack leaves ~1M long-lived objects; moving them out of the collector's
-        # view keeps full collections (pauses of 100+ ms mid-stream) off the relay path.
-        gc.freeze()
+        await app[AGENT].warm()  # the libraries (frozen out of the collector's view by
+        # background.loading_libraries), and every mode's tools built once
         await refresh_readiness(app)
 
     after_handshake(app, "agent-warm-up", warm_up)

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import threading
 
+from sidecar.background import loading_libraries
+
 
 def import_agent_stack() -> None:
     """Import LiteLLM (offline-safe) and AgentScope and settle their global settings. Idempotent.
@@ -47,7 +49,8 @@ async def load_agent_stack() -> None:
     def target() -> None:
         error: BaseException | None = None
         try:
-            import_agent_stack()
+            with loading_libraries():
+                import_agent_stack()
             _stack_loaded.set()
         except BaseException as exc:
             error = exc

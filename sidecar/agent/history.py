@@ -277,18 +277,7 @@ class History:
             )
 
     async def core_memory(self) -> dict[str, str]:
-        """Every core-memory entry (the user's stated preferences)."""
+        """Every plaintext core-memory entry (written before encrypted memory existed; the one
+        ``update_core_memory`` tool writes encrypted memory, ``sidecar.search.memory``)."""
         rows = await self.store.fetchall("SELECT key, value FROM core_memory ORDER BY key")
         return {r[0]: r[1] for r in rows}
-
-    async def set_core_memory(self, key: str, value: str) -> None:
-        """Set (or, with an empty value, remove) a core-memory entry."""
-        async with self.store.write() as w:
-            if value:
-                await w.execute(
-                    "INSERT INTO core_memory (key, value, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    (key, value, clock.now_ms()),
-                )
-            else:
-                await w.execute("DELETE FROM core_memory WHERE key = ?", (key,))

@@ -28,6 +28,7 @@ class AgentToolkits:
         self.store = store
         self.extensions = extensions
         self._tools: dict[str | None, list[Any]] = {}
+        self._specs: list[ToolSpec] = []
         self._store_tools: StoreTools | None = None
 
     @property
@@ -61,15 +62,20 @@ class AgentToolkits:
         return found.values()
 
     def _build(self, domain: str | None) -> list[Any]:
+        if domain is not None:  # the same tool objects as home mode's: each schema is built once
+            home = self.tools(None)
+            return [t for t, spec in zip(home, self._specs, strict=True) if domain in spec.domains]
         from agentscope.permission import PermissionBehavior, PermissionDecision
         from agentscope.tool import FunctionTool
 
         allow = PermissionDecision(behavior=PermissionBehavior.ALLOW, message="safe tool on the local store")
+        declared = list(self._declared())
+        self._specs = [spec for spec, _ in declared]
         # Tools that need confirmation get no permission (AgentScope's default: ASK the user); the
         # others are allowed. Not concurrency-safe, so mutations land in the change log in call order.
         return [FunctionTool(fn, name=spec.name, is_concurrency_safe=False,  # type: ignore[arg-type]  # str results
                              permission=None if spec.confirm else allow)
-                for spec, fn in self._declared() if domain is None or domain in spec.domains]
+                for spec, fn in declared]
 
 
 def client_tools(tools: list[Tool], taken: set[str]) -> list[Any]:

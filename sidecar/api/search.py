@@ -3,8 +3,8 @@
 - ``GET /v1/search?q=&kind=&projectId=&dateFrom=&dateTo=&limit=&mode=`` →
   ``{"items": [{kind, entityId, title, snippet, highlights, score, projectId, date, source}],
   "mode": "hybrid" | "keyword" | "vector"}``; ``source`` is ``{path, start, end}`` for files
-  (character offsets into the file's text), else null. 503 ``search_starting`` before the index
-  has opened.
+  (character offsets into the file's text), else null. The first search loads an idle index
+  (and waits for it); 503 ``search_starting`` if it fails to load.
 - ``GET /v1/settings/embedder`` → ``{settings, active: {table, embedder, dim}, building, problem}``;
   ``PUT`` an :class:`~sidecar.search.embedders.EmbedderSettings` body: answers at once; the
   embedder loads, the index re-embeds in the background and swaps when done (``changing``).

@@ -2,10 +2,13 @@
 changes and readiness (DESIGN §6).
 
 :func:`setup` adds :func:`search_ctx` (a ``cleanup_ctx`` after the store's), the search,
-embedder and memory routes, and the commit listener that wakes the indexer. Everything heavy —
-importing LanceDB, loading the embedder, unlocking memory, catching up with the change log —
-starts after the handshake (:func:`sidecar.background.after_handshake`); until then
-``/v1/ready`` shows ``vectors: starting`` and a search answers 503 ``search_starting``.
+embedder and memory routes, and the commit listener that wakes the indexer. After the handshake
+(:func:`sidecar.background.after_handshake`) only memory unlocks and SQLite is asked whether the
+index has work (:meth:`SearchService.begin`). Everything heavy — importing LanceDB and pyarrow,
+loading the embedder, catching up with the change log — happens on the first search (which
+waits for it), the first change to an indexed entity or watched file, an embedder change, or at
+start-up when the cursor is behind (:meth:`SearchService.kick`). Until then ``/v1/ready`` shows
+``vectors: ok`` "idle: the index is not loaded …"; while loading, ``vectors: starting``.
 
 ``/v1/ready`` component ``vectors``: ``ok`` (hybrid search; embedder, rows, fragments,
 unindexed rows), ``degraded`` (keyword-only, with the reason: no embedder configured, it
@@ -27,12 +30,13 @@ from aiohttp import web
 from sidecar.appstate import AGENT, INGEST, NOTIFICATIONS, READINESS, SEARCH, SECRETS, SETTINGS, STORE
 from sidecar.background import after_handshake
 from sidecar.errors import Unavailable
-from sidecar.search.documents import SEARCH_KINDS
+from sidecar.search.documents import ENTITY_KINDS, SEARCH_KINDS
 from sidecar.search.embedders import (
     EMBEDDER_SETTING_KEY,
     Embedder,
     EmbedderSettings,
     EmbedderUnavailable,
+    embedder_id,
     load_embedder,
     table_slug,
 )
@@ -44,6 +48,8 @@ from sidecar.store.db import Store
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 240
+IDLE_DETAIL = ("idle: the index is not loaded (LanceDB and the embedder load on the first search or the first "
+               "change to index)")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -82,21 +88,111 @@ class SearchService:
         self._task: asyncio.Task[None] | None = None
         self._changing = asyncio.Lock()
         self._change: asyncio.Task[None] | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._unlocked: bool | None = None
+        self.memory.nearest = self._nearest_memories
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    async def begin(self) -> None:
+        """After the handshake: unlock memory, and load the index only if there is work — the
+        change log or the files feed is ahead of the active table's cursor, or the embedder
+        setting names another table. Otherwise nothing heavy (LanceDB, pyarrow, numpy, the
+        embedder) is imported until the first search or the first change to index
+        (:meth:`kick`); ``/v1/ready`` says ``vectors: ok`` with "idle, not loaded"."""
+        await self._unlock()
+        self.settings = await self._load_settings()
+        if await self._behind():
+            self.kick()
+        elif self._loading is None:
+            self.app[READINESS].set("vectors", "ok", IDLE_DETAIL)
+
+    async def _unlock(self) -> None:
+        if self._unlocked is None:
+            self._unlocked = await self.memory.unlock()
+            self.app[READINESS].set("memory", "ok" if self._unlocked else "degraded", self.memory.reason)
+
+    async def _behind(self) -> bool:
+        """Whether the index has work to do (read from SQLite only)."""
+        rows = await self.store.fetchall("SELECT name, table_name, seq, files_version FROM search_cursors")
+        active = next((r[1] for r in rows if r[0] == "active" and r[1]), None)
+        cursors = {str(r[0]): (int(r[2]), int(r[3])) for r in rows if r[0] != "active"}
+        if active is not None:
+            if set(cursors) - {active} or active not in cursors:
+                return True  # an embedder change or a rebuild was under way
+            if active.removesuffix("_r") != table_slug(embedder_id(self.settings)):
+                return True  # the embedder setting names another table
+        seq, files_version = cursors.get(active, (0, 0)) if active else (0, 0)
+        kinds = ", ".join(f"'{e}'" for e in ENTITY_KINDS)
+        change = await self.store.fetchone(
+            f"SELECT 1 FROM change_log WHERE seq > ? AND entity IN ({kinds}) LIMIT 1", (seq,))
+        newer_file = await self.store.fetchone("SELECT 1 FROM search_files WHERE version > ? LIMIT 1",
+                                               (files_version,))
+        return change is not None or newer_file is not None
+
+    @property
+    def loaded(self) -> bool:
+        """LanceDB and the embedder are loaded and the index is being served."""
+        return self.indexer is not None and self.indexer.active is not None
+
+    def kick(self) -> None:
+        """Start loading the index in the background (once); a no-op when loaded or loading."""
+        if self._loading is None:
+            self.app[READINESS].set("vectors", "starting", "loading the search index")
+            self._loading = asyncio.get_running_loop().create_task(self.start(), name="search-load")
+            self._loading.add_done_callback(self._load_done)
+
+    def _load_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("search index failed to load", exc_info=task.exception())
+            self.app[READINESS].set("vectors", "degraded", f"the index failed to load: {task.exception()}")
+
+    async def ensure_loaded(self) -> None:
+        """Load the index now if it is not loaded (a search asked for it).
+
+        Raises:
+            Unavailable: loading failed (code ``search_starting``; ``/v1/ready`` says why).
+        """
+        if self.loaded:
+            return
+        self.kick()
+        assert self._loading is not None
+        try:
+            await asyncio.shield(self._loading)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            raise Unavailable("the search index failed to load", code="search_starting") from None
+
+    def wake(self, *_: Any) -> None:
+        """New data to index (a commit, a watched file's text): wake the writer, or load."""
+        if self.indexer is not None:
+            self.indexer.wake()
+        else:
+            self.kick()
+
+    def on_commit(self, entries: list[Any]) -> None:
+        """Store commit listener: changes to indexed entities wake (or load) the index."""
+        if self.indexer is not None:
+            self.indexer.wake()
+        elif any(e.entity in ENTITY_KINDS for e in entries):
+            self.kick()
+
     async def start(self) -> None:
-        """Open LanceDB, load the embedder, resume or build the index, unlock memory."""
+        """Open LanceDB, load the embedder, resume or build the index, unlock memory (blocking
+        work in threads). :meth:`begin` calls it when there is work; the CLI calls it directly."""
+        if self.indexer is not None:
+            return
+        await self._unlock()
+        unlocked = bool(self._unlocked)
         self.lance = await asyncio.to_thread(LanceStore, self.app[SETTINGS].data_dir / "lancedb")
         publish = self.app[NOTIFICATIONS].publish
-        self.indexer = Indexer(self.store, self.lance, self.memory.load_docs, publish=publish)
-        self.indexer.on_swap(self._swapped)
-        self.memory.nearest = self._nearest_memories
-        unlocked = await self.memory.unlock()
-        self.app[READINESS].set("memory", "ok" if unlocked else "degraded", self.memory.reason)
+        indexer = Indexer(self.store, self.lance, self.memory.load_docs, publish=publish)
+        indexer.on_swap(self._swapped)
         self.settings = await self._load_settings()
         self.embedder = await self._try_load(self.settings)
         desired = table_slug(self.embedder.id if self.embedder else None)
+        self.indexer = indexer
         active_name = await self.indexer.active_name()
         if active_name in (desired, desired + "_r"):  # "_r": rebuilt by `sidecar reindex`
             desired = active_name
@@ -131,6 +227,10 @@ class SearchService:
                             " ON CONFLICT(name) DO UPDATE SET table_name = excluded.table_name", (name,))
 
     async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loading
         if self._change is not None:
             self._change.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -179,7 +279,8 @@ class SearchService:
                 (EMBEDDER_SETTING_KEY, json.dumps(settings.model_dump(mode="json")), clock.now_ms()))
         self.settings = settings
         if self.indexer is None:
-            return  # start() reads the stored setting
+            self.kick()  # loading reads the stored setting and re-embeds into the new table
+            return
         if self._change is not None and not self._change.done():
             self._change.cancel()
         self.embedder_problem = f"loading embedder {settings.model}"
@@ -221,7 +322,8 @@ class SearchService:
     def changing(self) -> bool:
         """An embedder change is loading or re-embedding."""
         idx = self.indexer
-        return (self._change is not None and not self._change.done()) or (idx is not None and idx.building is not None)
+        return ((self._change is not None and not self._change.done()) or (idx is not None and idx.building is not None)
+                or (self._loading is not None and not self._loading.done()))
 
     async def reindex(self) -> None:
         """Rebuild the active table from scratch into a fresh one, then swap (``sidecar reindex``)."""
@@ -248,6 +350,7 @@ class SearchService:
         Raises:
             Unavailable: the index has not started yet (code ``search_starting``).
         """
+        await self.ensure_loaded()
         if self.indexer is None or self.indexer.active is None:
             raise Unavailable("the search index is starting", code="search_starting")
         t = self.indexer.active
@@ -255,7 +358,7 @@ class SearchService:
         want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
         if want != "keyword" and embedder is None:
             want = "keyword"
-        filters = ["kind != 'memory'"]
+        filters: list[str] = []
         if kind:
             filters.append(f"kind = {quote(kind)}")
         if project_id:
@@ -266,8 +369,10 @@ class SearchService:
             filters.append(f"date <= {int(date_to)}")
         vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
         try:
-            rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(filters), limit * 4,
-                                           embedder.min_similarity if embedder else 0.0)
+            # memory rows have no text: the full-text leg cannot find them, only the vector leg
+            rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(["kind != 'memory'", *filters]),
+                                           limit * 4, embedder.min_similarity if embedder else 0.0,
+                                           embedder.vector_weight if embedder else 1.0, " AND ".join(filters))
         except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
             log.debug("search query failed", extra={"reason": str(exc)})
             rows = []
@@ -290,6 +395,7 @@ class SearchService:
         return hits, want
 
     async def _nearest_memories(self, text: str, tier: str, limit: int) -> list[tuple[str, float]]:
+        await self.ensure_loaded()
         if self.indexer is None or self.indexer.active is None:
             return []
         t = self.indexer.active
@@ -308,7 +414,10 @@ class SearchService:
         readiness = self.app[READINESS]
         idx = self.indexer
         if idx is None or idx.active is None:
-            readiness.set("vectors", "starting", "the search index starts after the handshake")
+            if self._loading is None:
+                readiness.set("vectors", "ok", IDLE_DETAIL)
+            else:
+                readiness.set("vectors", "starting", "loading the search index")
             return
         t = idx.active
         try:
@@ -344,7 +453,7 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SEARCH] = service
     app[READINESS].set("vectors", "starting", "the search index starts after the handshake")
     app[READINESS].set("memory", "starting", "memory starts after the handshake")
-    app[STORE].on_commit(lambda entries: service.indexer.wake() if service.indexer else None)
+    app[STORE].on_commit(service.on_commit)
     if AGENT in app:  # memory before and after each run, and the search tool
         from sidecar.search.agent import SearchExtension
 
@@ -353,8 +462,8 @@ async def search_ctx(app: web.Application) -> AsyncIterator[None]:
         from sidecar.search.files import FileTextSink
 
         app[INGEST].pipeline.document_sinks.append(
-            FileTextSink(lambda: service.indexer.wake() if service.indexer else None))
-    after_handshake(app, "search-start", service.start)
+            FileTextSink(service.wake))
+    after_handshake(app, "search-start", service.begin)
     try:
         yield
     finally:

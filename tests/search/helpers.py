@@ -9,14 +9,21 @@ from urllib.parse import urlencode
 
 from tests.conftest import Api
 
+IDLE = "idle: the index is not loaded"
 
-async def ready_vectors(api: Api, timeout: float = 30.0) -> dict[str, Any]:
-    """Wait until ``vectors`` is no longer starting; returns its status."""
+
+async def ready_vectors(api: Api, timeout: float = 30.0, *, load: bool = True) -> dict[str, Any]:
+    """Wait until ``vectors`` is no longer starting; returns its status. An idle index (nothing
+    to index at start-up: not loaded) is loaded first the way a user would, by a search, unless
+    ``load`` is False."""
     deadline = time.monotonic() + timeout
     while True:
         ready = await api.ok("GET", "/v1/ready")
         status = ready["components"]["vectors"]
         if status["state"] != "starting" and ready["components"].get("memory", {}).get("state") != "starting":
+            if load and status["detail"].startswith(IDLE):
+                await search(api, "anything")
+                continue
             return status  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, ready
         await asyncio.sleep(0.05)

@@ -15,10 +15,10 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import aiosqlite
 import uuid6
@@ -83,6 +83,20 @@ class ChangeEntry(BaseModel):
 CommitListener = Callable[[list[ChangeEntry]], None]
 
 
+class NewChange(NamedTuple):
+    """A change-log row to append (:meth:`Writer.record_many`); ``None`` values are filled in as
+    :meth:`Writer.record` does (a new event id, this device, a new HLC stamp)."""
+
+    entity: str
+    entity_id: str
+    op: Op
+    fields: dict[str, Any]
+    origin: Origin = "local"
+    device_id: str | None = None
+    hlc: str | None = None
+    event_id: str | None = None
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -128,6 +142,10 @@ class Writer:
         async with self.db.execute(sql, tuple(params)) as cur:
             return list(await cur.fetchall())
 
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Run one statement once per parameter row (one round trip to the connection's thread)."""
+        await self.db.executemany(sql, [tuple(r) for r in rows])
+
     async def record(
         self,
         entity: str,
@@ -142,34 +160,48 @@ class Writer:
     ) -> ChangeEntry:
         """Append a change-log row in this transaction. Local changes get a new UUIDv7 event id
         and HLC timestamp; remote ones (sync) pass the originating device's values."""
-        store = self._store
-        if hlc is None:
-            hlc = store.hlc.now()
-        else:
-            store.hlc.receive(hlc)
-        entry_event = event_id or str(uuid6.uuid7())
-        entry_device = device_id or store.device_id
-        payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-        async with self.db.execute(
-            "INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry_event, entry_device, hlc, entity, entity_id, op, payload, origin),
-        ) as cur:
+        row = self._log_row(NewChange(entity, entity_id, op, fields, origin, device_id, hlc, event_id))
+        async with self.db.execute(_LOG_INSERT, row) as cur:
             seq = cur.lastrowid
         assert seq is not None
-        entry = ChangeEntry(
-            seq=seq,
-            event_id=entry_event,
-            device_id=entry_device,
-            hlc=hlc,
-            entity=entity,
-            entity_id=entity_id,
-            op=op,
-            fields=fields,
-            origin=origin,
-        )
+        entry = _entry(seq, row, fields)
         self.changes.append(entry)
         return entry
+
+    async def record_many(self, changes: Sequence[NewChange]) -> list[ChangeEntry]:
+        """Append many change-log rows in order, in one statement run (as :meth:`record` each)."""
+        if not changes:
+            return []
+        rows = [self._log_row(c) for c in changes]
+        await self.db.executemany(_LOG_INSERT, rows)
+        # One writer holds the transaction, so the rows got consecutive seqs ending at the last rowid.
+        last = await self.fetchone("SELECT last_insert_rowid()")
+        assert last is not None
+        first = int(last[0]) - len(rows) + 1
+        entries = [_entry(first + i, row, c.fields) for i, (row, c) in enumerate(zip(rows, changes, strict=True))]
+        self.changes.extend(entries)
+        return entries
+
+    def _log_row(self, c: NewChange) -> tuple[Any, ...]:
+        store = self._store
+        if c.hlc is None:
+            hlc = store.hlc.now()
+        else:
+            store.hlc.receive(c.hlc)
+            hlc = c.hlc
+        payload = json.dumps(c.fields, separators=(",", ":"), ensure_ascii=False)
+        return (c.event_id or str(uuid6.uuid7()), c.device_id or store.device_id, hlc, c.entity, c.entity_id, c.op,
+                payload, c.origin)
+
+
+_LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _entry(seq: int, row: tuple[Any, ...], fields: dict[str, Any]) -> ChangeEntry:
+    event_id, device_id, hlc, entity, entity_id, op, _, origin = row
+    return ChangeEntry.model_construct(seq=seq, event_id=event_id, device_id=device_id, hlc=hlc, entity=entity,
+                                       entity_id=entity_id, op=op, fields=fields, origin=origin, synced_at=None)
 
 
 class Store:

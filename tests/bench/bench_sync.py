@@ -9,7 +9,8 @@ Against the reference cloud server on loopback (in this process), with real stor
    (apply target ≥ 10,000 events/s).
 2. Bytes the server stores per event vs the event's plaintext JSON; requests per N events.
 3. Two devices × N events each: time until both hold the same data.
-4. HTTP create throughput (``POST /v1/notes``) with 1 and 8 concurrent clients.
+4. HTTP create throughput (``POST /v1/notes``) with 1 and 8 concurrent clients, before (one
+   commit per change) and after group commit.
 5. Backup of a database of about M MB: time, sealed size, restore time on a fresh data dir.
 """
 
@@ -124,34 +125,44 @@ async def bench_converge(base: str, tmp: Path, n: int) -> None:
 
 
 async def bench_http(tmp: Path, seconds: float = 4.0) -> None:
+    """``POST /v1/notes`` throughput with 1 and 8 clients, group commit off (``max_group = 1``:
+    one COMMIT and fsync per change, as before it was built) and on; commits per change."""
     import keyring
 
     from sidecar.app import create_app
-    from sidecar.appstate import HANDSHAKE_DONE
+    from sidecar.appstate import HANDSHAKE_DONE, STORE
     from sidecar.settings import Settings
     from tests.fakes.memory_keyring import MemoryKeyring
 
     keyring.set_keyring(MemoryKeyring())
-    for clients in (1, 8):
-        app = create_app(Settings(data_dir=tmp / f"http{clients}", token="t" * 40))
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        app[HANDSHAKE_DONE].set()
-        url = str(server.make_url("/v1/notes"))
-        count = 0
-        deadline = time.perf_counter() + seconds
-        async with ClientSession(headers={"Authorization": "Bearer " + "t" * 40}) as http:
-            async def worker(url: str, deadline: float) -> None:
-                nonlocal count
-                while time.perf_counter() < deadline:
-                    async with http.post(url, json={"title": "bench"}) as resp:
-                        assert resp.status == 201
-                        count += 1
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(url, deadline) for _ in range(clients)))
-            took = time.perf_counter() - start
-        await server.close()
-        print(f"HTTP creates, {clients} client(s): {count / took:,.0f} ops/s (one durable commit per change)")
+    for grouped in (False, True):
+        for clients in (1, 8):
+            app = create_app(Settings(data_dir=tmp / f"http{clients}{grouped}", token="t" * 40))
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server()
+            app[HANDSHAKE_DONE].set()
+            store = app[STORE]
+            if not grouped:
+                store.max_group = 1
+            url = str(server.make_url("/v1/notes"))
+            count = 0
+            deadline = time.perf_counter() + seconds
+            async with ClientSession(headers={"Authorization": "Bearer " + "t" * 40}) as http:
+                async def worker(url: str, deadline: float) -> None:
+                    nonlocal count
+                    while time.perf_counter() < deadline:
+                        async with http.post(url, json={"title": "bench"}) as resp:
+                            assert resp.status == 201
+                            count += 1
+                commits = store.commits
+                start = time.perf_counter()
+                await asyncio.gather(*(worker(url, deadline) for _ in range(clients)))
+                took = time.perf_counter() - start
+                commits = store.commits - commits
+            await server.close()
+            label = "group commit" if grouped else "one commit per change (before)"
+            print(f"HTTP creates, {clients} client(s), {label}: {count / took:,.0f} ops/s "
+                  f"({count / max(commits, 1):.1f} changes per commit)")
 
 
 async def bench_backup(tmp: Path, mb: int) -> None:

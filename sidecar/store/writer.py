@@ -121,10 +121,14 @@ class Writer:
         return entry
 
     async def record_many(self, changes: Sequence[NewChange]) -> list[ChangeEntry]:
-        """Append many change-log rows in order, in one statement run (as :meth:`record` each)."""
+        """Append many change-log rows in order, in one statement run (as :meth:`record` each;
+        the HLC merges the newest remote stamp among them once)."""
         if not changes:
             return []
-        rows = [self._log_row(c) for c in changes]
+        remote = [c.hlc for c in changes if c.hlc is not None]
+        if remote:
+            self._store.hlc.receive(max(remote))
+        rows = [self._log_row(c, merged=True) for c in changes]
         await self.db.executemany(_LOG_INSERT, rows)
         # One writer holds the transaction, so the rows got consecutive seqs ending at the last rowid.
         last = await self.fetchone("SELECT last_insert_rowid()")
@@ -134,12 +138,13 @@ class Writer:
         self.changes.extend(entries)
         return entries
 
-    def _log_row(self, c: NewChange) -> tuple[Any, ...]:
+    def _log_row(self, c: NewChange, *, merged: bool = False) -> tuple[Any, ...]:
         store = self._store
         if c.hlc is None:
             hlc = store.hlc.now()
         else:
-            store.hlc.receive(c.hlc)
+            if not merged:
+                store.hlc.receive(c.hlc)
             hlc = c.hlc
         payload = json.dumps(c.fields, separators=(",", ":"), ensure_ascii=False)
         return (c.event_id or str(uuid6.uuid7()), c.device_id or store.device_id, hlc, c.entity, c.entity_id, c.op,

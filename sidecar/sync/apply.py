@@ -66,7 +66,7 @@ def event_of(entry: Any) -> dict[str, Any]:
             "entity_id": entry.entity_id, "op": entry.op, "fields": entry.fields}
 
 
-def _check(ev: Any) -> dict[str, Any]:
+def _check(ev: Any, now_ms: int) -> dict[str, Any]:
     if not isinstance(ev, dict) or any(k not in ev for k in _REQUIRED):
         raise Refused("bad_event", "an event lacks required keys")
     if ev["entity"] not in ENTITIES or ev["op"] not in ("insert", "update", "delete") \
@@ -76,7 +76,7 @@ def _check(ev: Any) -> dict[str, Any]:
         wall = decode(ev["hlc"])[0]
     except ValueError:
         raise Refused("bad_event", f"bad HLC in event {ev['event_id']}") from None
-    ahead = wall - clock.now_ms()
+    ahead = wall - now_ms
     if ahead > MAX_AHEAD_MS:
         raise Refused("clock_skew", f"event {ev['event_id']}: its clock is {ahead // 1000} s ahead of ours")
     return ev
@@ -170,7 +170,8 @@ class Applier:
                 (checked before anything is merged into the local HLC), or its row breaks the schema.
             Deferred: an event needs a row that has not arrived yet.
         """
-        checked = [_check(e) for e in events]
+        now = clock.now_ms()
+        checked = [_check(e, now) for e in events]
         keys = _keys(checked)
         known, self.history = await _load_history(self.w, checked, keys)
         await self._load_rows(keys)

@@ -7,14 +7,44 @@ importing the application factory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from aiohttp import web
 
 from sidecar.appstate import BACKGROUND, HANDSHAKE_DONE
 
 log = logging.getLogger(__name__)
+
+_loading_lock = threading.Lock()
+_loading = 0
+
+
+@contextlib.contextmanager
+def loading_libraries() -> Iterator[None]:
+    """Around a heavy import or model load in a worker thread: no cyclic garbage collection
+    while it runs, and what it loaded is frozen out of the collector's view afterwards.
+
+    Why: an import of the agent stack or LanceDB allocates about a million long-lived objects,
+    which trigger full collections; each holds the GIL for hundreds of ms and stalls the event
+    loop (``/v1/health`` went to ~1 s during a warm-up). Nested and concurrent uses are counted;
+    collection resumes when the last one ends.
+    """
+    global _loading
+    with _loading_lock:
+        _loading += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _loading_lock:
+            _loading -= 1
+            gc.freeze()  # long-lived by nature: never scanned again
+            if _loading == 0:
+                gc.enable()
 
 
 def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]]) -> None:

@@ -12,9 +12,11 @@ import asyncio
 import gzip
 import json
 import logging
+import re
 import resource
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +239,34 @@ async def test_health_answers_while_idle_connections_flood_the_server(served: Se
             w.close()
         await asyncio.sleep(0.1)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _camel_body_operations() -> list[tuple[str, str, str]]:
+    """(method, path, one camelCase property) for every operation in schemas/openapi.json whose
+    JSON body has camelCase properties; path parameters filled with a well-formed unknown id."""
+    spec = json.loads((Path(__file__).parents[1] / "schemas" / "openapi.json").read_text(encoding="utf-8"))
+    components = spec.get("components", {}).get("schemas", {})
+    out = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            while "$ref" in schema:
+                schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+            for prop in schema.get("properties", {}):
+                if any(c.isupper() for c in prop):
+                    target = re.sub(r"\{[^}]+\}", "01a00000-0000-7000-8000-000000000000", path)
+                    out.append((method.upper(), target, prop))
+    return out
+
+
+@pytest.mark.parametrize("method,target,prop", _camel_body_operations())
+async def test_snake_case_body_keys_are_refused_on_every_route(served: Served, method: str, target: str,
+                                                               prop: str) -> None:
+    """DESIGN §2: camelCase only. The snake_case spelling of each camelCase field is refused as an
+    unknown field (named in the error), on every operation with a JSON body."""
+    snake = re.sub(r"(?<!^)([A-Z])", r"_\1", prop).lower()
+    body = json.dumps({snake: None}).encode()
+    status, headers, resp = await served.request(method, target, body=body)
+    err = _json_error(status, headers, resp, 422)
+    named = {d["field"]: d["type"] for d in err["detail"]}  # type: ignore[union-attr]
+    assert named.get(snake) == "extra_forbidden", (snake, err)

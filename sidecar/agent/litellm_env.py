@@ -19,12 +19,15 @@ Every module that needs LiteLLM calls :func:`import_litellm`; nothing imports ``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import threading
 import warnings
 from types import ModuleType
+
+from sidecar.background import loading_libraries
 
 #: Environment LiteLLM reads at import time, forced before the first import.
 LITELLM_IMPORT_ENV: dict[str, str] = {
@@ -78,6 +81,19 @@ def import_litellm() -> ModuleType:
         _silence_litellm_warnings()
         _litellm = litellm
         return litellm
+
+
+async def load_litellm() -> ModuleType:
+    """:func:`import_litellm` for code on the event loop: the first import (seconds) runs in a
+    worker thread under :func:`sidecar.background.loading_libraries`, so the loop keeps serving."""
+    if _litellm is not None:
+        return _litellm
+
+    def load() -> ModuleType:
+        with loading_libraries():
+            return import_litellm()
+
+    return await asyncio.to_thread(load)
 
 
 def configure_agentscope_logging(level: int = logging.WARNING) -> None:

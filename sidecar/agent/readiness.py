@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from aiohttp import web
 
 from sidecar.agent.runs import load_agent_stack, stack_loaded
@@ -31,10 +29,7 @@ async def refresh_readiness(app: web.Application) -> None:
     readiness.set("agent", "starting", f"loading the agent libraries for model {settings.model}{where}")
 
     async def warm_up() -> None:
-        await load_agent_stack()
-        # The agent stack leaves ~1M long-lived objects; moving them out of the collector's
-        # view keeps full collections (pauses of 100+ ms mid-stream) off the relay path.
-        gc.freeze()
+        await load_agent_stack()  # frozen out of the collector's view (background.loading_libraries)
         await refresh_readiness(app)
 
     after_handshake(app, "agent-warm-up", warm_up)

@@ -33,6 +33,7 @@ from sidecar import clock
 from sidecar.agent.history import History, RunStatus, StoredMessage
 from sidecar.agent.prompts import SCOPE_DOMAINS, system_prompt
 from sidecar.agent.settings import ModelSettings
+from sidecar.background import loading_libraries
 from sidecar.errors import Conflict, NotFound, SidecarError, ValidationFailed
 from sidecar.logs import scrub
 from sidecar.secrets import SecretStore
@@ -109,7 +110,8 @@ async def load_agent_stack() -> None:
     def target() -> None:
         error: BaseException | None = None
         try:
-            import_agent_stack()
+            with loading_libraries():
+                import_agent_stack()
             _stack_loaded.set()
         except BaseException as exc:
             error = exc

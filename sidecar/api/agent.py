@@ -49,11 +49,14 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise ValidationFailed.field("(body)", "expected a RunAgentInput object", "object_type")
+    for name, field in RunAgentInput.model_fields.items():  # camelCase only (DESIGN §2)
+        if field.alias and field.alias != name and name in data:
+            raise ValidationFailed.field(name, f"unknown field; the API spells it {field.alias}", "extra_forbidden")
     for key in ("threadId", "runId"):  # bounded ids, like every id of the API
         if not isinstance(data.get(key), str) or not _ID_RE.match(data[key]):
             raise ValidationFailed.field(key, "must be 1-64 letters, digits, '-' or '_'", "string_pattern_mismatch")
     try:
-        run_input = RunAgentInput.model_validate(data)
+        run_input = RunAgentInput.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
     handle, queue = await request.app[AGENT].start(run_input)

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import time
 import weakref
 from typing import Any
 
@@ -20,6 +21,7 @@ from sidecar.api.io import dump, json_ok, read_body, read_query
 from sidecar.appstate import REPOSITORY
 from sidecar.errors import NotFound
 from sidecar.store.entities import ENTITIES, EntitySpec
+from sidecar.store.repository import read_rows
 
 #: Pages larger than this many rows are "heavy": bounded in number and serialised in a thread.
 HEAVY_LIST_ROWS = 1000
@@ -47,9 +49,20 @@ def _heavy() -> _Heavy:
     return heavy
 
 
-def _page_json(items: list[Any], total: int, limit: int, offset: int) -> str:
-    return json.dumps({"items": [dump(i) for i in items], "total": total, "limit": limit, "offset": offset},
-                      ensure_ascii=False)
+#: Rows converted and encoded per step of a large page. The JSON encoder holds the GIL for a
+#: whole call; small steps let the event loop (health, other requests) run between them.
+_PAGE_STEP = 250
+
+
+def _page_json(entity: str, rows: list[Any], total: int, limit: int, offset: int) -> str:
+    """A large page as the list route's JSON text, built in steps (run in a worker thread)."""
+    parts: list[str] = []
+    for start in range(0, len(rows), _PAGE_STEP):
+        items = read_rows(entity, rows[start:start + _PAGE_STEP])
+        parts.append(json.dumps([dump(i) for i in items], ensure_ascii=False)[1:-1])
+        time.sleep(0)  # hand the GIL over between steps
+    head = json.dumps({"total": total, "limit": limit, "offset": offset})
+    return '{"items": [' + ", ".join(p for p in parts if p) + "], " + head[1:]
 
 
 def release_memory() -> None:
@@ -98,9 +111,9 @@ def resource_routes(spec: EntitySpec, base: str, *, parent: tuple[str, str] | No
         heavy.pending += 1
         try:
             async with heavy.gate:
-                items, total = await request.app[REPOSITORY].list(spec.name, query)
-                text = await asyncio.to_thread(_page_json, items, total, query.limit, query.offset)
-                del items
+                rows, total = await request.app[REPOSITORY].list_rows(spec.name, query)
+                text = await asyncio.to_thread(_page_json, spec.name, rows, total, query.limit, query.offset)
+                del rows
         finally:
             heavy.pending -= 1
         if heavy.pending == 0:

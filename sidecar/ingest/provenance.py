@@ -169,15 +169,16 @@ async def store_items(tx: RepoTx, source: Source, items: Sequence[ExtractedItem]
     """
     w = tx.w
     result = StoreResult(refused=[])
-    known = {r[0] for r in await w.fetchall(
-        "SELECT fingerprint FROM ingest_provenance WHERE source_path = ?", (source.path,))}
+    # one query for both: this file's rows, and rows of other files with the same content
+    rows_here_or_same = await w.fetchall(
+        "SELECT source_path, fingerprint, entity, entity_id, state FROM ingest_provenance"
+        " WHERE source_path = ? OR content_sha256 = ?",
+        (source.path, source.sha256),
+    )
+    known = {r[1] for r in rows_here_or_same if r[0] == source.path}
     same_content: dict[str, tuple[str, str, str]] = {}
     if not known:
-        others = await w.fetchall(
-            "SELECT source_path, fingerprint, entity, entity_id, state FROM ingest_provenance"
-            " WHERE content_sha256 = ? AND source_path != ?",
-            (source.sha256, source.path),
-        )
+        others = [r for r in rows_here_or_same if r[0] != source.path]
         candidates = {r[0] for r in others}
         vanished: set[str] = set()
         if candidates:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import email
+import email.headerregistry
 import email.message
 import email.policy
 import email.utils
@@ -499,8 +500,33 @@ def _render_messages(
     return text, out
 
 
+class _ParsedHeaders(email.headerregistry.HeaderRegistry):
+    """``policy.default``'s header factory, remembering what it parsed: the policy parses a header
+    again on every access (a message's Content-Type about seven times while its body is found),
+    and parsed headers are immutable. Bounded: at most 4,096 short headers are kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, name: str, value: str) -> Any:
+        if len(value) > 2000:
+            return super().__call__(name, value)
+        key = (name, value)
+        header = self._parsed.get(key)
+        if header is None:
+            header = super().__call__(name, value)
+            if len(self._parsed) >= 4096:
+                self._parsed.clear()
+            self._parsed[key] = header
+        return header
+
+
+_EMAIL_POLICY = email.policy.default.clone(header_factory=_ParsedHeaders())
+
+
 def _parse_email(data: bytes) -> email.message.EmailMessage:
-    msg = email.message_from_bytes(data, policy=email.policy.default)
+    msg = email.message_from_bytes(data, policy=_EMAIL_POLICY)
     assert isinstance(msg, email.message.EmailMessage)
     return msg
 
@@ -785,6 +811,10 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         text += page_text
     if not text.strip():
         warnings.append("PDF has no text layer (scanned?)")
+    metadata: dict[str, Any] = {"pages": len(pages), "page_offsets": page_offsets, "encrypted": bool(reader.is_encrypted)}
+    tables = _pdf_tables(data, texts, warnings)
+    if tables:
+        metadata["tables"] = tables
     title, info_date = _pdf_info(reader)
     doc_date = document_date(text, path.name)
     if doc_date is None:
@@ -795,9 +825,56 @@ def _read_pdf(path: Path, data: bytes) -> Document:
         text=text,
         title=title,
         doc_date_ms=doc_date,
-        metadata={"pages": len(pages), "page_offsets": page_offsets, "encrypted": bool(reader.is_encrypted)},
+        metadata=metadata,
         warnings=warnings,
     )
+
+
+#: A line that reads like the header of an action table: an action/task word and an owner or
+#: deadline word. Only pages with one are given to the (slower) table finder.
+_OWNER_WORD = r"\b(?:owners?|responsible|assigned|assignees?|who)\b"
+_DUE_WORD = r"\b(?:deadline|due|completion|by[ \t]+when|target[ \t]+date)\b"
+_TABLE_HEADER_HINT = re.compile(
+    rf"^(?:(?=.*\b(?:actions?|tasks?|to[- ]?dos?)\b)(?=.*(?:{_OWNER_WORD}|{_DUE_WORD}))"
+    rf"|(?=.*{_OWNER_WORD})(?=.*{_DUE_WORD})).{{0,150}}$",
+    re.IGNORECASE | re.MULTILINE,
+)
+#: Most tables read from one PDF (a bound on the work a hostile file can cause).
+_MAX_PDF_TABLES = 50
+
+
+def _pdf_tables(data: bytes, texts: list[str], warnings: list[str]) -> list[dict[str, Any]]:
+    """Ruled tables on the pages whose text has an action-table header line, found by pdfplumber
+    from the page's lines and cells (pypdf's text runs a table's cells together): a list of
+    ``{"page": 0-based page, "rows": [[cell text, …], …]}``, cells with whitespace collapsed
+    (a word hyphenated over two lines joined). Empty when no page qualifies or pdfplumber fails."""
+    wanted = [k for k, t in enumerate(texts) if _TABLE_HEADER_HINT.search(t)]
+    if not wanted:
+        return []
+    import pdfplumber  # here: only pages that look like they hold an action table need it
+
+    out: list[dict[str, Any]] = []
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            for k in wanted:
+                if k >= len(pdf.pages):
+                    break
+                for table in pdf.pages[k].extract_tables():
+                    rows = [[_cell_text(c) for c in row] for row in table]
+                    rows = [r for r in rows if any(r)]
+                    if len(rows) >= 2:
+                        out.append({"page": k, "rows": rows})
+                    if len(out) >= _MAX_PDF_TABLES:
+                        return out
+    except Exception as exc:
+        warnings.append(f"tables not read ({_short(exc)})")
+        return out
+    return out
+
+
+def _cell_text(cell: str | None) -> str:
+    text = re.sub(r"(?<=[a-z])-\n(?=[a-z])", "", cell or "")
+    return " ".join(_PDF_JUNK.sub(" ", text).split())
 
 
 def _fragmented(text: str) -> bool:

@@ -182,9 +182,9 @@ class LiteLLMEmbedder:
     async def _call(self, texts: list[str]) -> np.ndarray:
         import numpy as np
 
-        from sidecar.agent.litellm_env import import_litellm
+        from sidecar.agent.litellm_env import load_litellm
 
-        litellm = import_litellm()
+        litellm = await load_litellm()
         kwargs: dict[str, Any] = {"model": self.settings.model, "input": texts,
                                   "timeout": self.settings.request_timeout_s}
         if self.settings.api_base:

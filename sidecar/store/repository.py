@@ -11,9 +11,10 @@ Rows are returned as the entity's read model (``sidecar.store.models``); dump th
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -52,6 +53,13 @@ def _from_db(spec: EntitySpec, row: sqlite3.Row) -> dict[str, Any]:
         if c in out:
             out[c] = bool(out[c])
     return out
+
+
+def read_rows(entity: str, rows: Sequence[sqlite3.Row]) -> list[Row]:
+    """SQLite rows of ``entity``'s table as its read models (JSON and boolean columns decoded).
+    Pure: safe to run in a worker thread."""
+    spec = spec_for(entity)
+    return [spec.read.model_validate(_from_db(spec, r)) for r in rows]
 
 
 def _validate(model: type[BaseModel], data: BaseModel | Mapping[str, Any]) -> BaseModel:
@@ -239,6 +247,13 @@ class Repository:
         insensitive for ASCII); ``<column>_from``/``<column>_to`` are inclusive bounds; any other
         set field is an equality filter. Raises ValidationFailed for a bad query.
         """
+        rows, total = await self.list_rows(entity, query)
+        return read_rows(entity, rows), total
+
+    async def list_rows(self, entity: str, query: ListQuery | Mapping[str, Any] | None = None,
+                        ) -> tuple[builtins.list[sqlite3.Row], int]:
+        """:meth:`list` before the rows become models: the raw SQLite rows of the page and the
+        total. For callers that convert a large page off the event loop (:func:`read_rows`)."""
         spec = spec_for(entity)
         q = _validate(spec.query, query or {})
         assert isinstance(q, ListQuery)
@@ -280,5 +295,4 @@ class Repository:
         else:
             total_row = await self.store.fetchone(f"SELECT count(*) FROM {spec.table}{clause}", params)
             total = int(total_row[0]) if total_row else 0
-        items = [spec.read.model_validate(_from_db(spec, r)) for r in rows]
-        return items, total
+        return rows, total

@@ -45,19 +45,20 @@ async def test_concurrent_runs_on_one_thread_admit_exactly_one(api: Api, fake: F
 async def test_one_run_id_posted_ten_times_is_one_run_and_cancel_reaches_it(api: Api, fake: FakeLLMServer) -> None:
     await configure_model(api, fake)
     for _ in range(10):
-        fake.push(TextReply(text="slow answer", n_chunks=10, chunk_delay_s=0.3))
+        fake.push(TextReply(text="slow answer", n_chunks=10, chunk_delay_s=1.0))
     bodies = [run_input(f"t-dup-{i}", "go", run_id="run-dup") for i in range(10)]
     statuses = await asyncio.gather(*(_post(api, b) for b in bodies))
     assert sorted(statuses) == [200] + [409] * 9, statuses
     status, body = await api.call("POST", "/v1/agent/runs/run-dup/cancel")
     assert status == 200 and body["cancelled"] is True, body
     service = api.app[agent_api.AGENT]
-    for _ in range(100):
-        if service.handle("run-dup") is None:
+    run_row = None
+    for _ in range(100):  # the thread is freed and the run recorded cancelled (in either order)
+        run_row = await api.app[agent_api.HISTORY].run("run-dup")
+        if service.handle("run-dup") is None and run_row is not None and run_row.status != "running":
             break
         await asyncio.sleep(0.05)
     assert service.handle("run-dup") is None
-    run_row = await api.app[agent_api.HISTORY].run("run-dup")
     assert run_row is not None and run_row.status == "cancelled"
 
 

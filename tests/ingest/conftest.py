@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
+# the watch fixtures, declared once in the harness
+from tests.ingest.harness import inbox, ing  # noqa: F401
+
 
 def pdf_with_text(*lines: str) -> bytes:
     """A small valid one-page PDF whose text layer holds ``lines`` (Helvetica, one per line).
@@ -80,4 +83,21 @@ def pdf_word_by_word(*lines: str) -> bytes:
             escaped = word.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
             ops.append(f"BT /F1 12 Tf 1 0 0 -1 {x:.1f} {72 + 14 * row} Tm 0 -10 Td ({escaped}) Tj ET")
             x += 7.0 * len(word) + 4.0
+    return _one_page_pdf("\n".join(ops).encode("latin-1"))
+
+
+def pdf_with_table(heading: str, rows: list[list[str]], widths: tuple[int, ...] = (220, 90, 120)) -> bytes:
+    """A one-page PDF with ``heading`` above a ruled table (stroked cell borders, one text line a
+    cell, Helvetica 10): what a word processor exports for a minutes table."""
+    x0, top, height = 60, 680, 22
+    ops = ["BT", "/F1 12 Tf", f"{x0} 720 Td", f"({heading}) Tj", "ET", "0.8 w"]
+    edges = [x0]
+    for w in widths:
+        edges.append(edges[-1] + w)
+    for r, row in enumerate(rows):
+        y = top - r * height
+        for c, cell in enumerate(row):
+            ops.append(f"{edges[c]} {y - height} {widths[c]} {height} re S")
+            escaped = cell.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops += ["BT", "/F1 10 Tf", f"{edges[c] + 4} {y - height + 7} Td", f"({escaped}) Tj", "ET"]
     return _one_page_pdf("\n".join(ops).encode("latin-1"))

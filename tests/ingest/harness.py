@@ -1,5 +1,9 @@
 """Helpers for the folder-ingestion tests: a real app on a loopback server with fast ingest
-tuning, and polling helpers over its API. Real folders, real watchdog, real SQLite."""
+tuning, and polling helpers over its API. Real folders, real watchdog, real SQLite.
+
+The watch fixtures every watcher test uses are declared here once: ``ing`` (a started app with
+:data:`FAST` tuning) and ``inbox`` (an empty folder to watch); ``tests/ingest/conftest.py``
+registers them for the whole folder."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.app import create_app
@@ -18,6 +23,7 @@ from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.service import IngestService
 from sidecar.settings import Settings
 from tests.conftest import Api
+from tests.fakes.memory_keyring import MemoryKeyring
 
 #: Fast tuning for tests: short debounce and settle, no periodic scan.
 FAST = IngestOptions(debounce_ms=50, settle_ms=150, scan_interval_s=0, progress_interval_s=0.05,
@@ -85,6 +91,10 @@ class Harness(Api):
         data = await self.ok("GET", f"/v1/{entity}?limit=10000&order=asc")
         return data["items"]  # type: ignore[no-any-return]
 
+    async def titles(self, entity: str = "tasks") -> list[str]:
+        """The sorted titles of every ``entity`` row (``tasks``, ``milestones``, ``notes``)."""
+        return sorted(str(t["title"]) for t in await self.entities(entity))
+
     async def runs(self, watch_id: str) -> list[dict[str, Any]]:
         data = await self.ok("GET", f"/v1/watches/{watch_id}/runs?limit=1000")
         return data["items"]  # type: ignore[no-any-return]
@@ -119,3 +129,18 @@ async def running(settings: Settings, options: IngestOptions = FAST,
         h = Harness(client)
         await h.wait_started()
         yield h
+
+
+@pytest.fixture
+async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
+    """A started app with :data:`FAST` ingest tuning (keyring in memory)."""
+    async with running(settings) as h:
+        yield h
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    """An empty folder to watch (``tmp_path / "inbox"``)."""
+    d = tmp_path / "inbox"
+    d.mkdir()
+    return d

@@ -9,7 +9,6 @@ import ctypes.util
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,23 +25,6 @@ from tests.fakes.memory_keyring import MemoryKeyring
 from tests.ingest.harness import FAST, Harness, running
 
 SECRET = "- [ ] SECRET from outside the watched folder\n"
-
-
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    d = tmp_path / "inbox"
-    d.mkdir()
-    return d
-
-
-def _titles(tasks: list[dict[str, object]]) -> list[str]:
-    return sorted(str(t["title"]) for t in tasks)
 
 
 async def test_a_subfolder_swapped_for_a_symlink_never_leaks_outside_files(ing: Harness, inbox: Path,
@@ -64,7 +46,7 @@ async def test_a_subfolder_swapped_for_a_symlink_never_leaks_outside_files(ing: 
     status, _ = await ing.call("POST", f"/v1/watches/{w['id']}/run")
     assert status in (200, 201, 202)
     await ing.settle(w["id"])
-    assert "SECRET from outside the watched folder" not in _titles(await ing.entities("tasks"))
+    assert "SECRET from outside the watched folder" not in await ing.titles()
     f = await ing.file(sub / "plan.md")
     assert f is not None and f["status"] == "skipped", f  # its folder left the watch
 
@@ -190,7 +172,7 @@ async def test_names_that_are_not_utf8_are_ingested_and_shown_escaped(ing: Harne
     shown = f"{inbox}/bad_\\xff.md"
     assert files[shown]["status"] == "done" and files[shown]["itemsCreated"] == 1, files
     assert files[str(inbox / "good.md")]["status"] == "done"
-    assert _titles(await ing.entities("tasks")) == ["Task in a badly named file", "Task in a good file"]
+    assert await ing.titles() == ["Task in a badly named file", "Task in a good file"]
     runs = await ing.runs(w["id"])
     assert runs and all(r["status"] == "success" for r in runs), runs
     # a burst with a bad name: every file of the burst gets a status, none is dropped

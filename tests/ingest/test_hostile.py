@@ -4,17 +4,14 @@ stops the watcher, and the run says what went wrong."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sidecar.ingest import readers
 from sidecar.ingest.queue import DELETED
-from sidecar.settings import Settings
-from tests.fakes.memory_keyring import MemoryKeyring
 from tests.ingest.conftest import encrypted_pdf, pdf_with_text
-from tests.ingest.harness import Harness, running
+from tests.ingest.harness import Harness
 
 BAD_TZ_ICS = """BEGIN:VCALENDAR
 VERSION:2.0
@@ -36,19 +33,6 @@ Content-Type: text/html; charset=utf-8
 
 <html><body><p>Hi all,</p><ul><li>TODO: send the press kit to Lena</li></ul></body></html>
 """
-
-
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    d = tmp_path / "inbox"
-    d.mkdir()
-    return d
 
 
 async def test_hostile_files_end_with_a_reason_and_the_watcher_keeps_going(ing: Harness, inbox: Path,

@@ -34,12 +34,6 @@ async def fake() -> AsyncIterator[FakeLLMServer]:
         yield server
 
 
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
-
-
 async def configure(h: Harness, api_base: str) -> None:
     await History(h.app[STORE]).put_setting(
         "model", {"model": "openai/fake-model", "apiBase": api_base, "maxRetries": 0, "requestTimeoutS": 10})
@@ -47,13 +41,6 @@ async def configure(h: Harness, api_base: str) -> None:
 
 async def llm_watch(h: Harness, folder: Path) -> dict[str, Any]:
     return await h.create_watch(folder, useLlm=True, promptTemplate="Extract action items and milestones.")
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    d = tmp_path / "inbox"
-    d.mkdir()
-    return d
 
 
 async def test_valid_json_becomes_items(ing: Harness, fake: FakeLLMServer, inbox: Path) -> None:

@@ -62,6 +62,19 @@ def test_minutes_sentences_become_tasks_with_owners() -> None:
     ]
 
 
+def test_owners_known_from_other_people_lists_and_from_speaker_names() -> None:
+    """"In attendance" lists people; so does a name used as a speaker prefix twice or more; an
+    @handle names a person by itself."""
+    text = ("# Team meeting minutes\n\nIn attendance: Priya Shah, Tom Reed\n\n## Notes\n\n"
+            "Michael: the build is red again\nMichael: I looked at it yesterday\n"
+            "* Priya has agreed to draft the budget\n* Michael to fix the build\n* Fred to buy cake\n"
+            "* @sam-k will update the changelog\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("draft the budget", ["Priya"]), ("fix the build", ["Michael"]), ("update the changelog", ["sam-k"]),
+    ]
+
+
 def test_owner_must_be_a_listed_person() -> None:
     """"Fred" is in no attendee list and "Ultimately, Tim" does not start with the name."""
     titles = [t for _, t, _ in _minutes()]
@@ -74,6 +87,30 @@ def test_dated_events_in_minutes() -> None:
     doc = Document(path=Path("m.md"), kind="markdown", text=MINUTES, doc_date_ms=day(2024, 5, 1))
     dates = [i.date for i in rules.extract(doc) if i.type == "timeline"]
     assert dates == [day(2024, 5, 16), day(2024, 6, 30)]
+
+
+def test_an_event_named_by_a_link_takes_the_link_text_as_title() -> None:
+    """The date inside a Markdown link's text: the link text is the event; an ACTION line
+    naming a dated event gives the task and the timeline entry."""
+    text = MINUTES.replace(
+        "* eP: there is a scheduled meeting for Web of Things and Solid on 16 May, 2024.",
+        "* eP: there is a scheduled meeting for [Web of Things and Solid on 16 May, 2024](https://w3.org/e/1).",
+    ) + "\nACTION: Hadrian will schedule an [STM meeting about use cases on 7 May, 2024](https://x.org/p)\n"
+    items = _minutes(text)
+    assert [t for kind, t, _ in items if kind == "timeline"] == [
+        "Web of Things and Solid", "Milestone 0.11.0", "STM meeting about use cases",
+    ]
+    assert ("task", "schedule an STM meeting about use cases", ["Hadrian"]) in items
+
+
+def test_a_page_break_does_not_end_a_pdf_action_section() -> None:
+    text = ("Minutes of the meeting\nAttendees: Ana, Bo\n1.1 Action Items\n• Book the venue for the launch\n"
+            "• Order the banners\n2\n\f\n• Send the invitations to the press\n1.2 Discussion\n"
+            "• Ana asked about the budget\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [i.title for i in rules.extract(doc) if i.type == "task"] == [
+        "Book the venue for the launch", "Order the banners", "Send the invitations to the press",
+    ]
 
 
 def test_not_minutes_no_sentence_rules() -> None:
@@ -91,6 +128,10 @@ def test_not_minutes_no_sentence_rules() -> None:
         ("direct edit in the browser (i.e.: to override files)", "direct edit in the browser", "i.e.: to override files"),
         ("Include data?", "Include data?", None),
         ("text", "", None),
+        ("Implement Key Structural Changes: Formalize and optimize the structure within the division",
+         "Implement Key Structural Changes", "Formalize and optimize the structure within the division"),
+        ("reach out to Wouter so that we can discuss this from both the client and server perspectives",
+         "reach out to Wouter", "so that we can discuss this from both the client and server perspectives"),
     ],
 )
 def test_task_titles_are_clean(raw: str, title: str, aside: str | None) -> None:

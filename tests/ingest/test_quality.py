@@ -5,8 +5,8 @@
 * ``dev`` / ``test``: the held-out corpus2 (150 files from 28 other sources, labels in
   ``labels2/`` committed before the extractor ran on them, split once by source; see
   ``labels2/README.md``). The rules were improved looking at dev only; test is only scored.
-  The floors below are regression guards at the level reached, *not* the issue's targets (the
-  report states which targets are met).
+  The floors below are regression guards at the level reached; the issue's target on the test
+  split is asserted separately (marked xfail while it is not met).
 
 Matching is documented in :mod:`tests.ingest.quality` (same type, Dice overlap of title tokens
 ≥ 0.6, one-to-one; dated events also need the label's day ±1). ``pytest … -s`` prints the
@@ -83,7 +83,8 @@ def test_corpus2_is_labelled_and_split_by_source() -> None:
 @corpus2
 @pytest.mark.parametrize(
     ("corpus", "task_precision", "task_recall", "event_recall"),
-    [("dev", 0.88, 0.65, 0.85), ("test", 0.82, 0.42, 0.9)],
+    # reached: dev 0.930 / 0.811 / 0.923, test 0.839 / 0.504 / 0.923 (this session's end)
+    [("dev", 0.92, 0.80, 0.9), ("test", 0.83, 0.50, 0.9)],
 )
 def test_held_out_figures_do_not_regress(corpus: str, task_precision: float, task_recall: float,
                                          event_recall: float) -> None:
@@ -92,3 +93,12 @@ def test_held_out_figures_do_not_regress(corpus: str, task_precision: float, tas
     assert total.task_precision >= task_precision
     assert total.task_recall >= task_recall
     assert total.dated_event_recall >= event_recall
+
+
+@corpus2
+@pytest.mark.xfail(strict=True, reason="issue 12's target is not met yet: test tasks P 0.839 R 0.504")
+def test_held_out_test_split_meets_the_issue_target() -> None:
+    """Issue 12's acceptance on the test split: task recall ≥ 0.6 at precision ≥ 0.85, dated-event
+    recall ≥ 0.6. Strict: when the rules reach it this test fails as XPASS, and the mark goes."""
+    total, _ = evaluate("test", verbose=False)
+    assert total.task_precision >= 0.85 and total.task_recall >= 0.6 and total.dated_event_recall >= 0.6

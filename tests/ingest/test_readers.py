@@ -484,3 +484,27 @@ def test_pdf_with_one_word_per_line_gets_its_lines_back(write: Write) -> None:
     assert len(rules.extract(doc)) == 6
     normal = read_document(write("n.pdf", pdf_with_text(*lines)), max_bytes=MAX)
     assert normal.text.split("\n") == lines and normal.warnings == []
+
+
+def test_pdf_action_table_is_read_from_the_layout(tmp_path: Path) -> None:
+    """A ruled owner/action/deadline table: pypdf runs each row's cells together (its rows end in
+    a name, not a date, so no text rule can split them); the cells pdfplumber finds give one task
+    a row with its owner and deadline, read relative to the date in the first line."""
+    from sidecar.ingest import rules
+    from tests.ingest.conftest import pdf_with_table
+
+    path = tmp_path / "minutes.pdf"
+    path.write_bytes(pdf_with_table("Team meeting minutes, 3 March 2026", [
+        ["Action", "Deadline", "Owner"],
+        ["Book the venue for the launch", "Friday", "Ana Lopez"],
+        ["Send the press kit", "10/03/2026", "Bo Chen"],
+        ["Order banners", "N/A", "All"],
+    ]))
+    doc = read_document(path, max_bytes=1 << 20)
+    assert doc.metadata["tables"][0]["rows"][1] == ["Book the venue for the launch", "Friday", "Ana Lopez"]
+    tasks = [(i.title, i.assignees, i.due_date) for i in rules.extract(doc, now_ms=0) if i.type == "task"]
+    assert tasks == [
+        ("Book the venue for the launch", ["Ana Lopez"], clock.to_ms(dt.date(2026, 3, 6))),
+        ("Send the press kit", ["Bo Chen"], None),  # 10/03: day or month first is not proven
+        ("Order banners", [], None),
+    ]

@@ -6,10 +6,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar import clock
 from sidecar.ingest import rules
 from sidecar.ingest.items import CalendarComponent, Document, ExtractedItem, Span
+from sidecar.ingest.rules.markdown import parsed_structure, structure
 
 #: Wednesday 25 November 2026, 00:00 in the user's zone.
 WED = clock.to_ms(dt.date(2026, 11, 25))
@@ -263,6 +266,23 @@ def test_markdown_section_under_heading() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["## Agreed actions", "### New action items", "Action plan:", "Tasks for next week:", "## Decisions and actions",
+     "4. Actions arising", "Task allocation"],
+)
+def test_action_lists_under_other_common_names(header: str) -> None:
+    text = f"Notes\n\n{header}\n- Ana to book the venue\n- Send the invitations\n\n## Other\n\n- A bee hotel\n"
+    assert [(i.title, i.assignees) for i in run(text)] == [
+        ("book the venue", ["Ana"]), ("Send the invitations", []),
+    ]
+
+
+def test_a_heading_that_only_mentions_tasks_opens_no_section() -> None:
+    text = "## Tasks we finished last week were many\n- Ana booked the venue\n"
+    assert titles(text) == []
+
+
 def test_plain_text_section_with_label_line() -> None:
     text = (
         "Accomplished:\n- Agreed on the idea\n\nAction Points:\n- Research the bot docs\n"
@@ -510,3 +530,22 @@ def test_markdown_structure_from_the_parser() -> None:
         "## Notes\n\n- step one\n\n  ```\n  TODO: inside a fenced block in a list\n  ```\n"
     )
     assert titles(text) == ["Book the venue", "Order the cake"]
+
+
+# ---- Markdown structure: the fast path agrees with the parser ------------------------------------
+
+_MD_LINES = [
+    "# Title", "## Action items", "### x ###", "#no", "#", "- [ ] task", "- item", "  - nested", "    # deep",
+    "1. one", "", "text line", "> quote", "> # q", "- # li", "   # three", "####### seven", "# C#", "## a ## b",
+    "\t# tab", "* star", "TODO: x", "a | b", "|---|", "#\tTabbed", "# trailing #  ", "10) ten", "   - x",
+    "Setext", "===", "---", "```", "~~~", "<div>", "<!-- c -->",
+]
+
+
+@given(st.lists(st.sampled_from(_MD_LINES), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_markdown_structure_fast_path_matches_the_parser(lines: list[str]) -> None:
+    """Headings read from ATX lines alone (no fence, HTML, setext or nested heading present) are
+    what markdown-it finds; other texts go to the parser."""
+    text = "\n".join(lines)
+    assert structure(text) == parsed_structure(text)

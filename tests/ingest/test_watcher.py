@@ -9,11 +9,9 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from watchdog.observers import Observer
 
 from sidecar.appstate import NOTIFICATIONS
@@ -22,23 +20,6 @@ from sidecar.ingest.queue import DELETED
 from sidecar.settings import Settings
 from tests.fakes.memory_keyring import MemoryKeyring
 from tests.ingest.harness import Harness, running, until_async
-
-
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    d = tmp_path / "inbox"
-    d.mkdir()
-    return d
-
-
-async def titles(h: Harness, entity: str = "tasks") -> list[str]:
-    return sorted(t["title"] for t in await h.entities(entity))
 
 
 async def provenance(h: Harness) -> list[dict[str, Any]]:
@@ -51,7 +32,7 @@ async def test_editor_style_save_adds_only_the_new_item(ing: Harness, inbox: Pat
     plan.write_text("- [ ] Book the venue\n")
     w = await ing.create_watch(inbox)
     await ing.settle(w["id"])
-    assert await titles(ing) == ["Book the venue"]
+    assert await ing.titles() == ["Book the venue"]
     # vim/VS Code style: write a temp file next to it, then rename it over the original
     for tmp_name in (".plan.md.swp", "plan.md.tmp", "~$plan.md"):
         (inbox / tmp_name).write_text("scratch - [ ] not a task\n")
@@ -59,7 +40,7 @@ async def test_editor_style_save_adds_only_the_new_item(ing: Harness, inbox: Pat
     tmp.write_text("- [ ] Book the venue\n- [ ] Order the cake\n")
     os.replace(tmp, plan)
     await ing.settle(w["id"])
-    assert await titles(ing) == ["Book the venue", "Order the cake"]
+    assert await ing.titles() == ["Book the venue", "Order the cake"]
     files = await ing.files(w["id"])
     assert [f["path"] for f in files] == [str(plan)], "temp, hidden and lock files are never queued"
     assert files[0]["status"] == "done"
@@ -117,7 +98,7 @@ async def test_moves_follow_the_file_and_create_nothing(ing: Harness, inbox: Pat
     files = {f["path"]: f for f in await ing.files(w["id"])}
     assert set(files) == {str(inbox / "a-renamed.md"), str(inbox / "moved-sub" / "b.md")}
     assert {f["status"] for f in files.values()} == {"done"}
-    assert await titles(ing) == ["Alpha", "Beta"]
+    assert await ing.titles() == ["Alpha", "Beta"]
     prov = await provenance(ing)
     assert sorted(p["source_path"] for p in prov) == sorted(files)
     assert {p["state"] for p in prov} == {"active"}
@@ -141,13 +122,13 @@ async def test_move_out_and_delete_keep_items_and_mark_provenance_missing(ing: H
     files = await ing.files(w["id"])
     assert {(Path(f["path"]).name, f["status"], f["reason"]) for f in files} == {
         ("a.md", "skipped", DELETED), ("b.md", "skipped", DELETED), ("c.md", "skipped", DELETED)}
-    assert await titles(ing) == ["Alpha", "Beta", "Gamma"], "the items are the user's now"
+    assert await ing.titles() == ["Alpha", "Beta", "Gamma"], "the items are the user's now"
     assert {p["state"] for p in await provenance(ing)} == {"missing"}
     # the file comes back: nothing new, provenance active again
     (tmp_path / "b-outside.md").rename(inbox / "b.md")
     await ing.wait_file(inbox / "b.md", ("done",))
     await ing.settle(w["id"])
-    assert await titles(ing) == ["Alpha", "Beta", "Gamma"]
+    assert await ing.titles() == ["Alpha", "Beta", "Gamma"]
     states = {Path(p["source_path"]).name: p["state"] for p in await provenance(ing)}
     assert states == {"a.md": "missing", "b.md": "active", "c.md": "missing"}
 
@@ -166,7 +147,7 @@ async def test_nested_folders_and_a_folder_moved_in(ing: Harness, inbox: Path, t
     (outside / ".hidden" / "secret.md").write_text("- [ ] Never\n")
     os.rename(outside, inbox / "prepared")
     await ing.settle(w["id"])
-    assert await titles(ing) == ["Deep task", "Moved in one", "moved in two"]
+    assert await ing.titles() == ["Deep task", "Moved in one", "moved in two"]
     assert all(".hidden" not in f["path"] for f in await ing.files(w["id"]))
 
 
@@ -186,7 +167,7 @@ async def test_slow_writer_is_extracted_once_after_it_settles(settings: Settings
                     os.fsync(fh.fileno())
                     await asyncio.sleep(0.12)
         await h.settle(w["id"], quiet=1.0)
-        assert await titles(h) == sorted(line[6:].strip() for line in lines)
+        assert await h.titles() == sorted(line[6:].strip() for line in lines)
         prov = await provenance(h)
         assert len({p["content_sha256"] for p in prov}) == 1, "one extraction, of the final content"
         [f] = await h.files(w["id"])
@@ -202,10 +183,10 @@ async def test_rejected_items_are_never_suggested_again(ing: Harness, inbox: Pat
     await ing.ok("DELETE", f"/v1/tasks/{rejected['id']}")
     path.write_text("- [ ] Keep this\n- [ ] Reject this!\n- [ ] A new one\n")
     await ing.settle(w["id"])
-    assert await titles(ing) == ["A new one", "Keep this"]
+    assert await ing.titles() == ["A new one", "Keep this"]
     await ing.ok("POST", f"/v1/watches/{w['id']}/run", status=202)
     await ing.settle(w["id"])
-    assert await titles(ing) == ["A new one", "Keep this"]
+    assert await ing.titles() == ["A new one", "Keep this"]
     states = {p["fingerprint"][:8]: p["state"] for p in await provenance(ing)}
     assert sorted(states.values()) == ["active", "active", "rejected"]
 
@@ -219,11 +200,11 @@ async def test_copies_and_renames_while_stopped_are_recognised_by_hash(settings:
         await h.settle(w["id"])
         shutil.copy(inbox / "orig.md", inbox / "copy.md")
         await h.settle(w["id"])
-        assert await titles(h) == ["Only once"]
+        assert await h.titles() == ["Only once"]
     os.rename(inbox / "orig.md", inbox / "renamed.md")  # while the sidecar is not running
     async with running(settings) as h:
         await h.settle(w["id"])
-        assert await titles(h) == ["Only once"]
+        assert await h.titles() == ["Only once"]
         paths = {Path(p["source_path"]).name: p["state"] for p in await provenance(h)}
         assert paths == {"copy.md": "active", "renamed.md": "active"}
         assert (await h.runs(w["id"]))[0]["trigger"] == "startup"
@@ -238,7 +219,7 @@ async def test_changes_while_stopped_are_caught_by_the_startup_scan(settings: Se
     (inbox / "new.md").write_text("- [ ] Written while stopped\n")
     async with running(settings) as h:
         await h.settle(w["id"])
-        assert await titles(h) == ["Written while stopped"]
+        assert await h.titles() == ["Written while stopped"]
         [run] = [r for r in await h.runs(w["id"]) if r["trigger"] == "startup"]
         assert run["itemsProcessed"] == 1 and run["itemsCreated"] == 1
 
@@ -260,7 +241,7 @@ async def test_polling_fallback_when_the_os_refuses_more_watches(settings: Setti
         assert ready["state"] == "degraded" and "polling" in ready["detail"] and "limit" in ready["detail"], ready
         (inbox / "polled.md").write_text("- [ ] Seen by polling\n")
         await h.wait_file(inbox / "polled.md", ("done",))
-        assert await titles(h) == ["Seen by polling"]
+        assert await h.titles() == ["Seen by polling"]
 
 
 async def test_watch_disable_stops_events_and_enable_catches_up(ing: Harness, inbox: Path) -> None:
@@ -272,7 +253,7 @@ async def test_watch_disable_stops_events_and_enable_catches_up(ing: Harness, in
     assert await ing.files(w["id"]) == []
     await ing.ok("PATCH", f"/v1/watches/{w['id']}", {"enabled": True})
     await ing.wait_file(inbox / "while-off.md", ("done",))
-    assert await titles(ing) == ["While disabled"]
+    assert await ing.titles() == ["While disabled"]
 
 
 async def test_events_publish_progress_and_run_status(ing: Harness, inbox: Path) -> None:

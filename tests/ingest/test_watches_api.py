@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ SUMMARY:{summary}
 END:VEVENT
 END:VCALENDAR
 """
-
-
-@pytest.fixture
-async def ing(settings: Settings, memory_keyring: MemoryKeyring) -> AsyncIterator[Harness]:
-    async with running(settings) as h:
-        yield h
 
 
 def fields_of(body: dict) -> set[str]:

@@ -43,7 +43,7 @@ __all__ = ["ALL_KINDS", "EXTRACTOR_NAME", "EXTRACTOR_VERSION", "extract", "iter_
 
 EXTRACTOR_NAME = "rules"
 #: Bumped whenever a rule changes what is extracted (stored with each item's provenance).
-EXTRACTOR_VERSION = "1.0.0"
+EXTRACTOR_VERSION = "1.1.0"
 
 #: The ``want`` values :func:`extract` understands, and the default.
 ALL_KINDS: frozenset[str] = frozenset({"tasks", "timelines", "notes"})
@@ -85,6 +85,8 @@ def extract(
         extract_emails(run)
     else:
         run.lines(0, len(doc.text), todo_file=is_todo_file(doc))
+        if doc.kind == "pdf":
+            run.pdf_tables()
     if doc.kind != "calendar" and doc.text.strip():
         language = detect(doc.text)
         if language not in SUPPORTED:

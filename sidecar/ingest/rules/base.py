@@ -63,9 +63,19 @@ RULE_LINE = re.compile(r"^[ \t]*([-*_=])(?:[ \t]*\1){2,}[ \t]*$")
 TABLE_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$")
 TABLE_SEPARATOR = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
 
+_ACTIONS = r"(?:action[ \t]+(?:items?|points?|list|plan|log|register)|actions?|tasks?|to[- ]?dos?|to[ \t]+do)"
 _SECTION_WORDS = (
     r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?|to[ \t]+do(?:[ \t]+list)?|todo[ \t]+list|next[ \t]+steps?"
-    r"|follow[- ]?ups?|open[ \t]+tasks|tasks)"
+    r"|follow[- ]?ups?|open[ \t]+tasks|tasks"
+    # the same lists under other common names: "Agreed actions", "New action items", "Action plan",
+    # "Tasks for next week", "Actions arising", "Decisions and actions", "Assigned tasks"
+    rf"|(?:new|open|outstanding|agreed|pending|assigned|ongoing|carried[- ]over|summary[ \t]+of)[ \t]+{_ACTIONS}"
+    rf"|{_ACTIONS}[ \t]+(?:agreed|arising|assigned|identified|taken|summary)"
+    r"|action[ \t]+(?:plan|log|register)"
+    rf"|{_ACTIONS}[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)[ \t]+(?:week|meeting|sprint|call|time)"
+    r"|task[ \t]+(?:assignments?|allocation|list)|work[ \t]+allocation|next[ \t]+actions"
+    r"|decisions?[ \t]+(?:and|&)[ \t]+actions?|actions?[ \t]+(?:and|&)[ \t]+decisions?"
+    r"|follow[- ]?up[ \t]+(?:items|actions|tasks))"
 )
 SECTION_FULL = re.compile(rf"^{_SECTION_WORDS}[ \t]*:?$", re.IGNORECASE)
 

@@ -59,7 +59,10 @@ _NOT_OWNERS = frozenset(
     {"i", "we", "it", "this", "that", "there", "they", "he", "she", "you", "these", "those", "which",
      "what", "who", "someone", "nobody", "nothing", "one", "each", "if", "when", "then", "so", "but"}
 )
-_LINK = r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to|volunteered[ \t]+to|agreed[ \t]+to|offered[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
+_LINK = (
+    r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to"
+    r"|(?:has[ \t]+|have[ \t]+)?(?:volunteered|agreed|offered)[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
+)
 #: A verb that names no action on its own.
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
@@ -97,11 +100,12 @@ _NEXT_MEETING = re.compile(r"\bnext[ \t]+(?:meeting|minutes|call)\b", re.I)
 
 _PEOPLE_LABEL = re.compile(
     r"^[ \t#*_]*(?:present|attendees|attendance|members(?:[ \t]+present)?|participants|chairs?|scribes?|regrets|apologies"
-    r"|group[ \t]+members[ \t]+present)\b[^:\n]{0,20}:?", re.I
+    r"|group[ \t]+members[ \t]+present|in[ \t]+attendance|attending|guests|observers|absent|invited|facilitators?"
+    r"|moderators?|hosts?|(?:note|minute)[- ]?takers?|recorders?|team[ \t]+members)\b[^:\n]{0,20}:?", re.I
 )
 _NAME_LINE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?(?!#)[^.!?;]{1,120}$")
 _PERSON_WORD = re.compile(r"@?\b[A-Z][\w'’-]*|@[\w.-]+")
-_SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3})[ \t]*:[ \t]", re.M)
+_SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3}|[A-Z][a-z]{2,12})[ \t]*:[ \t]", re.M)
 
 
 def people(doc: Document) -> frozenset[str]:
@@ -184,8 +188,10 @@ _LATER_SENTENCE = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z])")
 def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> tuple[str, str | None] | None:
     m = _OWNER_ACTION.match(body)
     if m:
-        first = m.group("owners").split()[0].lower().strip(",").lstrip("@")
-        if first not in _NOT_OWNERS and first in known:
+        owners = m.group("owners")
+        first = owners.split()[0].lower().strip(",").lstrip("@")
+        # an @handle names a person by itself; a plain name must be one the record lists
+        if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
     m = _SELF_ACTION.match(body)
     if m and (speaker is not None or not body.startswith("Will")):
@@ -228,19 +234,51 @@ def event_date(text: str, doc: Document, base_ms: int) -> DateMatch | None:
     return None
 
 
+_DIGIT = re.compile(r"\d")
+_MD_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
+
+
+def _without(text: str, found: DateMatch) -> str:
+    """``text`` without the date phrase ``found`` and the preposition left dangling before it."""
+    rest = (text[: found.start] + " " + text[found.end :]).strip()
+    rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
+    return " ".join(rest.split()).strip(" .,;:-–()")
+
+
+def _linked_event(body: str, doc: Document, base_ms: int) -> tuple[str, int] | None:
+    """A dated event named by a Markdown link's text ("a meeting for [Web of Things and Solid on
+    16 May, 2024](…)"): the link text without its date is the title."""
+    if not _EVENT_WORDS.search(_MD_LINK.sub(r"\g<text>", body)):
+        return None
+    for m in _MD_LINK.finditer(body):
+        found = event_date(m.group("text"), doc, base_ms)
+        if found is None:
+            continue
+        title = _without(m.group("text"), found)
+        if len(title.split()) < 2 or len(title.split()) > 15:
+            return None
+        if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000:
+            return None  # the day of the meeting itself
+        return title, found.ms
+    return None
+
+
 def dated_event(text: str, doc: Document, base_ms: int, heading: str | None) -> tuple[str, int] | None:
     """``(title, date ms)`` when a minutes line names a dated event (module docstring)."""
+    if not _DIGIT.search(text):
+        return None  # every absolute date has a digit: no date parsing on the other lines
     if _FIELD_LINE.match(text):
         return None  # "Date: …" in a header is when the meeting was held
     body, _ = strip_prefixes(text)
+    linked = _linked_event(body, doc, base_ms)
+    if linked is not None:
+        return linked
     body = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", body)  # Markdown links: their text
     body = re.sub(r"<?https?://\S+>?", " ", body)  # a URL's digits are no date
     found = event_date(body, doc, base_ms)
     if found is None:
         return None
-    rest = (body[: found.start] + " " + body[found.end :]).strip()
-    rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
-    rest = " ".join(rest.split()).strip(" .,;:-–()")
+    rest = _without(body, found)
     if _DUE_ONLY.match(rest) and heading:
         return heading, found.ms
     if _NEXT_MEETING.search(rest):

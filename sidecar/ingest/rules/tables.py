@@ -1,6 +1,9 @@
-"""Action tables: Markdown tables and PDF-text tables with an action and an owner/deadline column.
+"""Action tables: Markdown tables and PDF tables with an action and an owner/deadline column.
 
-Signal ``action-table``. A Markdown table counts when its header has an action/task column and
+Signal ``action-table``. A PDF's ruled tables come from its layout (the reader's
+``metadata["tables"]``, cells found by pdfplumber): one whose header row (among the first four)
+names an action/task column and an owner or deadline column gives a task per row, and replaces
+what the line rules made of the same rows' text. A Markdown table counts when its header has an action/task column and
 an owner or deadline column; a PDF-text table when its header line names an owner/responsible
 column and a deadline/due column (under an "Actions" heading or with "Action" in the header). A
 text row must end in its date (``04/03/19``, ``01 SEP``, ``N/A``) and optional status; rows that
@@ -11,8 +14,10 @@ order (a field above 12), else the due date is left empty.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from typing import Any
 
-from sidecar.ingest.dates import find_date, numeric_date_order, parse_numeric_date
+from sidecar.ingest.dates import find_date, numeric_date_order, parse_date_phrase, parse_numeric_date
 from sidecar.ingest.items import Status
 from sidecar.ingest.rules.base import HEADING, SECTION_FULL, TABLE_ROW, TABLE_SEPARATOR, Line, Run
 from sidecar.ingest.rules.titles import NOTHING, clean_markup
@@ -137,6 +142,51 @@ class TableRules(Run):
             )
         return max(1, j - i)
 
+    def pdf_tables(self) -> None:
+        """Tasks from the PDF's ruled action tables (module docstring)."""
+        tables: list[dict[str, Any]] = self.doc.metadata.get("tables") or []
+        offsets: list[int] = self.doc.metadata.get("page_offsets") or [0]
+        order: str | None = None
+        for table in tables:
+            rows: list[list[str]] = table.get("rows") or []
+            head = next((k for k, r in enumerate(rows[:4]) if _columns(r) is not None), None)
+            if head is None:
+                continue
+            col_action, col_owner, col_due, col_status = _columns(rows[head])  # type: ignore[misc]
+            page = int(table.get("page", 0))
+            start = offsets[page] if page < len(offsets) else 0
+            end = offsets[page + 1] if page + 1 < len(offsets) else len(self.doc.text)
+            order = order or numeric_date_order(self.doc.text)
+            found: list[tuple[int, str, str | None, int | None, Status]] = []
+            for cells in rows[head + 1 :]:
+                action = cells[col_action] if col_action < len(cells) else ""
+                if not action or NOTHING.match(action):
+                    continue
+                at = _locate(self.doc.text, action, start, end)
+                if at is not None:
+                    start = at  # rows are in order: the next one is further down
+                owner = cells[col_owner] if col_owner is not None and col_owner < len(cells) else None
+                due = self._cell_date(cells[col_due], order) if col_due is not None and col_due < len(cells) else None
+                status = row_status(cells[col_status]) if col_status is not None and col_status < len(cells) else "todo"
+                found.append((at if at is not None else -1, action, owner or None, due, status))
+            located = [at for at, *_ in found if at >= 0]
+            if located:
+                lo, hi = min(located), max(located)
+                last = self._line_at(hi)
+                # the table read by its layout replaces what the line rules made of its text
+                self.items = [
+                    it for it in self.items
+                    if not (it.type == "task" and lo <= it.span.start <= last.end)
+                ]
+            for at, action, owner, due, status in found:
+                line = self._line_at(at if at >= 0 else offsets[page] if page < len(offsets) else 0)
+                self.add_task(action, line, None, "action-table", owner_hint=owner, due_ms=due, status=status)
+
+    def _line_at(self, offset: int) -> Line:
+        lines = self.all_lines
+        k = bisect_right([ln.start for ln in lines], offset) - 1
+        return lines[max(0, k)]
+
     def _cell_date(self, cell: str, order: str | None) -> int | None:
         cell = clean_markup(cell).strip()
         if not cell or NOTHING.match(cell) or re.fullmatch(r"asap", cell, re.I):
@@ -148,6 +198,8 @@ class TableRules(Run):
             # a date without a year is the one nearest the document date, not the next one
             return parse_numeric_date(cell, "DMY", self.base_ms)
         found = find_date(cell, self.base_ms)
+        if found is None and len(cell.split()) <= 4:
+            return parse_date_phrase(cell, self.base_ms)  # a deadline cell: "Friday", "next week"
         return found.ms if found else None
 
 
@@ -158,3 +210,26 @@ def row_status(text: str) -> Status:
     if word in ("ongoing", "in progress", "started"):
         return "in_progress"
     return "todo"
+
+
+def _columns(row: list[str]) -> tuple[int, int | None, int | None, int | None] | None:
+    """``(action, owner, due, status)`` column indexes when ``row`` is an action table's header
+    (an action/task column and an owner or deadline column, all different), else None."""
+    short = [c if len(c.split()) <= 5 else "" for c in row]
+    action = next((k for k, c in enumerate(short) if _TABLE_ACTION_COL.search(c)
+                   and not _TABLE_OWNER_COL.search(c) and not _TABLE_DUE_COL.search(c)), None)
+    owner = next((k for k, c in enumerate(short) if _TABLE_OWNER_COL.search(c) and k != action), None)
+    due = next((k for k, c in enumerate(short) if _TABLE_DUE_COL.search(c) and k not in (action, owner)), None)
+    status = next((k for k, c in enumerate(short) if re.search(r"\bstatus\b", c, re.I)), None)
+    if action is None or (owner is None and due is None):
+        return None
+    return action, owner, due, status
+
+
+def _locate(text: str, cell: str, start: int, end: int) -> int | None:
+    """Where the first words of ``cell`` are in ``text[start:end]`` (any whitespace between)."""
+    words = cell.split()[:5]
+    if not words:
+        return None
+    m = re.compile(r"\s+".join(re.escape(w) for w in words)).search(text, start, end)
+    return m.start() if m else None

@@ -242,6 +242,8 @@ class TextRules(TableRules):
                     owner = _standup_person(lines, i)
                 if rest:
                     self.add_task(rest, line, None, signal, owner_hint=owner, dash_owner=signal == "ai-line")
+                    if self.minutes:
+                        self._dated_event(line, last_heading)  # "ACTION: schedule the review on 7 May"
                     i += 1
                     continue
                 section = Section(indent=line.indent)
@@ -413,6 +415,8 @@ class TextRules(TableRules):
     def _section_ends(
         self, section: Section, line: Line, heading: str | None, lines: list[Line], i: int
     ) -> bool:
+        if self.doc.kind == "pdf" and "\f" in line.text and not line.text.strip(" \t\f"):
+            return False  # a page break is layout: the section goes on on the next page
         if heading is not None or RULE_LINE.match(line.text) or "\f" in line.text:
             return True
         if line.blank:

@@ -22,6 +22,8 @@ _MARKUP_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),
     (re.compile(r"(?<![\w])_(?!\s)(.+?)(?<!\s)_(?![\w])"), r"\1"),
 )
+#: A character any of the substitutions above needs.
+_MARKUP_CHARS = re.compile(r"[~!\[`*_]")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
@@ -29,6 +31,8 @@ _DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
 
 def clean_markup(text: str) -> str:
     """Markdown inline syntax out: links → their text, images/struck text dropped, no emphasis."""
+    if not _MARKUP_CHARS.search(text):
+        return " ".join(text.split())  # most lines carry no markup: skip the substitutions
     for pattern, replacement in _MARKUP_SUBS:
         text = pattern.sub(replacement, text)
     return " ".join(text.split())
@@ -70,9 +74,12 @@ _TRAIL_PUNCT = re.compile(r"[ \t]*[.;:,]+$")
 #: Where a long title's trailing clause starts: ", including …", ", which …", ", focusing on …".
 _TRAIL_CLAUSE = re.compile(
     r",[ \t]+(?=(?:which|including|focusing|highlighting|incorporating|allowing|so[ \t]+that|while|whereas"
-    r"|because|since|e\.g\.|i\.e\.)\b)",
+    r"|because|since|e\.g\.|i\.e\.)\b)"
+    r"|[ \t]+(?=(?:so[ \t]+that|in[ \t]+order[ \t]+to)\b)",  # a purpose clause, comma or not
     re.I,
 )
+#: A long item that opens with a short capitalised label and a colon ("Solidify the strategy: develop …").
+_LEAD_LABEL = re.compile(r"^(?P<label>[A-Z][^:;,.()]{8,50}?):[ \t]+(?P<rest>\S.{30,})$")
 #: Template words that are no title ("ACTION: text" in an empty minutes template).
 _PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "name: text", "n/a"})
 
@@ -97,7 +104,12 @@ def clean_task_title(title: str) -> tuple[str, str | None]:
         if text == before:
             break
     if len(text) > 70:
-        m = _TRAIL_CLAUSE.search(text, 25)
+        m = _LEAD_LABEL.match(text)
+        if m:  # "Implement key changes: formalise and optimise …": the label is the title
+            aside = m.group("rest") if aside is None else f"{m.group('rest')}; {aside}"
+            text = m.group("label")
+    if len(text) > 70:
+        m = _TRAIL_CLAUSE.search(text, 15)
         if m:
             clause = text[m.end() :]
             aside = clause if aside is None else f"{clause}; {aside}"

@@ -2,10 +2,12 @@
 
 One file ``DIR/sidecar.db`` in WAL mode with foreign keys on, a busy timeout and
 ``synchronous=FULL`` (a commit survives power loss). Two aiosqlite connections: one writer,
-used only under :meth:`Store.write` (one transaction at a time, ``BEGIN IMMEDIATE``), and one
-reader, which in WAL mode sees only committed data. The change log is appended inside the same
-transaction as the change it records (:meth:`Writer.record`), so a rolled-back change leaves no
-log row and a committed one always has exactly one per entity change.
+used only under :meth:`Store.write` (one change at a time, each in a ``SAVEPOINT`` of a
+``BEGIN IMMEDIATE`` transaction that concurrent changes share: group commit, one fsync for all
+of them, each caller released only once it is durable), and one reader, which in WAL mode sees
+only committed data. The change log is appended inside the same change it records
+(:meth:`Writer.record`), so a rolled-back change leaves no log row and a committed one always
+has exactly one per entity change.
 """
 
 from __future__ import annotations

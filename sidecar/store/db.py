@@ -360,9 +360,8 @@ class Store:
             return await cur.fetchone()  # type: ignore[no-any-return]
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """All rows of committed data."""
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        """All rows of committed data (one round trip to the reader's thread)."""
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     async def changes_after(self, seq: int, limit: int = 1000) -> list[ChangeEntry]:
         """Committed change-log entries with ``seq`` greater than the one given, oldest first."""

@@ -102,3 +102,89 @@ class Unavailable(SidecarError):
     """503: a component the request needs is not usable (see ``/v1/ready`` for why)."""
 
     status, code = 503, "unavailable"
+
+
+class ModelError(SidecarError):
+    """A model call failed (the model server, not the sidecar). ``code`` is stable: the API and the
+    shell key off it. HTTP status 502 when rendered as a response (the model server is upstream).
+
+    Attributes:
+        message: a human-readable sentence naming the setting or secret to fix.
+        setting: the setting to fix (``model.apiBase``, …) or ``None``.
+        upstream_status: the HTTP status the model server answered, if any.
+        attempts: how many attempts were made (1 = no retry).
+        retry_after_s: the server's ``Retry-After`` in seconds, if it sent one.
+        transient: whether another attempt could succeed (used by the retry policy).
+
+    ``detail`` is derived from these: ``{"attempts", "setting"?, "status"?, "retryAfterS"?}``.
+    """
+
+    status, code = 502, "model_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        setting: str | None = None,
+        upstream_status: int | None = None,
+        attempts: int = 1,
+        retry_after_s: float | None = None,
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.upstream_status = upstream_status
+        self.attempts = attempts
+        self.retry_after_s = retry_after_s
+        self.transient = transient
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"attempts": self.attempts}
+        if self.setting is not None:
+            detail["setting"] = self.setting
+        if self.upstream_status is not None:
+            detail["status"] = self.upstream_status
+        if self.retry_after_s is not None:
+            detail["retryAfterS"] = self.retry_after_s
+        return detail
+
+    @detail.setter
+    def detail(self, value: Any) -> None:
+        """Ignored: the detail is always derived from the attributes (they change on retries)."""
+
+    def with_message(self, message: str) -> None:
+        """Replace the message (after retries, to say how many were made)."""
+        self.message = message
+        self.args = (message,)
+
+
+class ModelUnavailableError(ModelError):
+    """The model server cannot be reached: connection refused, unreachable, or dropped."""
+
+    code = "model_unavailable"
+
+
+class ModelAuthError(ModelError):
+    """The model server rejected the credentials (HTTP 401/403)."""
+
+    code = "model_auth"
+
+
+class ModelRateLimitedError(ModelError):
+    """The model server kept answering HTTP 429 after the retries."""
+
+    code = "model_rate_limited"
+
+
+class ModelTimeoutError(ModelError):
+    """No first chunk within ``request_timeout_s``, or a stall longer than ``stall_timeout_s``."""
+
+    code = "model_timeout"
+
+
+class ModelRequestRejectedError(ModelError):
+    """The server refused the request itself (HTTP 400/404/422). Code ``model_error``.
+
+    Separate so AgentScope's structured-output fallback can try its next strategy on it.
+    """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -125,8 +126,8 @@ async def _chat_locked(args: argparse.Namespace, data_dir: Path, out: TextIO) ->
         printer = _Printer(out)
         _, queue = await service.start(run_input)
         failed = False
-        while (ev := await queue.get()) is not None:
-            data = ev.model_dump(mode="json", by_alias=True, exclude_none=True)
+        while (item := await queue.get()) is not None:
+            data = json.loads(item.json)
             failed = failed or data["type"] == "RUN_ERROR"
             printer(data)
         await service.shutdown()

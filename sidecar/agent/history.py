@@ -107,7 +107,7 @@ class History:
         run_id: str,
         status: RunStatus,
         *,
-        events: Sequence[tuple[str, str, str, dict[str, Any]]] = (),
+        events: Sequence[tuple[str, str, str, str | dict[str, Any]]] = (),
         messages: Sequence[StoredMessage] = (),
         state: dict[str, Any] | None = None,
         thread_id: str | None = None,
@@ -170,11 +170,13 @@ class History:
         for thread_id, run_id, type_, event in events:
             await w.execute(
                 "INSERT INTO agent_events (thread_id, run_id, type, event, created_at) VALUES (?, ?, ?, ?, ?)",
-                (thread_id, run_id, type_, json.dumps(event, ensure_ascii=False, separators=(",", ":")), now),
+                (thread_id, run_id, type_, event if isinstance(event, str)
+                 else json.dumps(event, ensure_ascii=False, separators=(",", ":")), now),
             )
 
-    async def append_events(self, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-        """Store a batch of ``(thread_id, run_id, type, event_json)`` in one transaction."""
+    async def append_events(self, events: Sequence[tuple[str, str, str, str | dict[str, Any]]]) -> None:
+        """Store a batch of ``(thread_id, run_id, type, event)`` in one transaction; ``event`` is
+        its JSON text or a JSON object."""
         if events:
             async with self.store.write() as w:
                 await self._insert_events(w, events)
@@ -275,18 +277,7 @@ class History:
             )
 
     async def core_memory(self) -> dict[str, str]:
-        """Every core-memory entry (the user's stated preferences)."""
+        """Every plaintext core-memory entry (written before encrypted memory existed; the one
+        ``update_core_memory`` tool writes encrypted memory, ``sidecar.search.memory``)."""
         rows = await self.store.fetchall("SELECT key, value FROM core_memory ORDER BY key")
         return {r[0]: r[1] for r in rows}
-
-    async def set_core_memory(self, key: str, value: str) -> None:
-        """Set (or, with an empty value, remove) a core-memory entry."""
-        async with self.store.write() as w:
-            if value:
-                await w.execute(
-                    "INSERT INTO core_memory (key, value, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    (key, value, clock.now_ms()),
-                )
-            else:
-                await w.execute("DELETE FROM core_memory WHERE key = ?", (key,))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.agent.runs import load_agent_stack, stack_loaded
+from sidecar.agent.stack import stack_loaded
 from sidecar.appstate import AGENT, READINESS
 from sidecar.background import after_handshake
 
@@ -29,7 +29,8 @@ async def refresh_readiness(app: web.Application) -> None:
     readiness.set("agent", "starting", f"loading the agent libraries for model {settings.model}{where}")
 
     async def warm_up() -> None:
-        await load_agent_stack()  # frozen out of the collector's view (background.loading_libraries)
+        await app[AGENT].warm()  # the libraries (frozen out of the collector's view by
+        # background.loading_libraries), and every mode's tools built once
         await refresh_readiness(app)
 
     after_handshake(app, "agent-warm-up", warm_up)

@@ -5,9 +5,11 @@ client that disconnects does not stop it; ``POST …/cancel`` does). Its AG-UI e
 subscribers and, in batches, to the ``agent_events`` table for replay. Rules enforced here:
 
 - one active run per thread (:class:`RunConflict`, HTTP 409 naming the running run);
-- ``RUN_STARTED`` first (with ``protocolVersion``); in ``floating`` mode the ``CUSTOM`` ``domain``
-  event next; at the end, always (``try/finally``), the ``CUSTOM`` ``mutations`` event with the
-  change-log entries the run caused and then exactly one ``RUN_FINISHED`` or ``RUN_ERROR``;
+- what a run is to do is checked before its stream starts (a resume needs a pending
+  confirmation, client tool calls need their results, a new run needs a new user message);
+- the run itself (:class:`~sidecar.agent.execute.RunExecution`): ``RUN_STARTED`` first (with
+  ``protocolVersion``), in ``floating`` mode the ``CUSTOM`` ``domain`` event next, and at the end,
+  always, the ``CUSTOM`` ``mutations`` event and exactly one ``RUN_FINISHED`` or ``RUN_ERROR``;
 - destructive tools ask: the run finishes with an interrupt outcome naming the pending tool call,
   and a later run with ``resume`` carries the user's decision;
 - the agent state is saved after every run, whatever its end, so a thread continues across runs
@@ -20,28 +22,29 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from sidecar import clock
-from sidecar.agent.history import History, RunStatus, StoredMessage
-from sidecar.agent.prompts import SCOPE_DOMAINS, system_prompt
+from sidecar.agent.execute import MAX_ITERS, RunExecution, RunFailure, model_not_configured, text_of
+from sidecar.agent.history import History
+from sidecar.agent.prompts import SCOPE_DOMAINS
+from sidecar.agent.run_state import Emitted, Plan, RunHandle, RunState
 from sidecar.agent.settings import ModelSettings
-from sidecar.background import loading_libraries
+from sidecar.agent.stack import import_agent_stack, load_agent_stack, stack_loaded
+from sidecar.agent.toolkit import AgentToolkits
 from sidecar.errors import Conflict, NotFound, SidecarError, ValidationFailed
-from sidecar.logs import scrub
 from sidecar.secrets import SecretStore
-from sidecar.store.db import ChangeEntry, Store
-from sidecar.store.repository import Repository
+from sidecar.store.db import Store
 
 if TYPE_CHECKING:  # ag_ui's models take ~0.1 s to build: imported where used, after start-up
-    from ag_ui.core import BaseEvent, RunAgentInput
+    from ag_ui.core import RunAgentInput
+
+__all__ = ["MAX_ITERS", "AgentService", "RunConflict", "RunFailure", "RunHandle", "import_agent_stack",
+           "load_agent_stack", "model_not_configured", "new_run_input", "stack_loaded"]
 
 log = logging.getLogger(__name__)
 
@@ -49,143 +52,12 @@ MODEL_SETTING_KEY = "model"
 EVENT_FLUSH_INTERVAL_S = 0.1
 #: A run registered this long without a task is ended by the watchdog (seconds).
 ORPHAN_AFTER_S = 30.0
-MAX_ITERS = 20
-
-#: Tools offered per floating-mode domain (home mode gets all of them).
-DOMAIN_TOOLS: dict[str, tuple[str, ...]] = {
-    "tasks": ("list_tasks", "create_task", "update_task", "delete_task", "list_tasks_due_today",
-              "list_task_comments", "add_task_comment", "delete_task_comment", "list_projects"),
-    "notes": ("list_notes", "get_note", "create_note", "update_note", "delete_note", "list_projects"),
-    "projects": ("list_projects", "list_all_projects", "get_project", "create_project", "update_project",
-                 "delete_project", "list_clients", "create_client"),
-    "timelines": ("list_timelines", "create_timeline", "update_timeline", "delete_timeline", "list_projects"),
-}
 
 
 class RunConflict(Conflict):
     """409: the thread already has an active run (``detail.runId`` names it)."""
 
     code = "run_active"
-
-
-class RunFailure(SidecarError):
-    """A run-ending failure with a stable code, reported as ``RUN_ERROR``."""
-
-
-def model_not_configured() -> RunFailure:
-    return RunFailure(
-        "No model is configured. Set one with PUT /v1/settings/model, e.g. "
-        '{"model": "ollama/llama3.2", "apiBase": "http://127.0.0.1:11434"}.',
-        code="model_not_configured",
-    )
-
-
-def import_agent_stack() -> None:
-    """Import LiteLLM (offline-safe) and AgentScope and settle their global settings. Idempotent;
-    slow the first time (about a second), so the service calls it after the handshake."""
-    from sidecar.agent.litellm_env import configure_agentscope_logging, import_litellm
-
-    import_litellm()
-    configure_agentscope_logging()
-    import agentscope.agent  # noqa: F401
-
-
-_stack_loaded = threading.Event()
-
-
-def stack_loaded() -> bool:
-    """True once :func:`load_agent_stack` has finished."""
-    return _stack_loaded.is_set()
-
-
-async def load_agent_stack() -> None:
-    """:func:`import_agent_stack` off the event loop, in a daemon thread: an import cannot be
-    interrupted, and a shutdown must not wait seconds for one to finish (the default executor's
-    threads are joined at exit; a daemon thread is not)."""
-    if _stack_loaded.is_set():
-        return
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def target() -> None:
-        error: BaseException | None = None
-        try:
-            with loading_libraries():
-                import_agent_stack()
-            _stack_loaded.set()
-        except BaseException as exc:
-            error = exc
-
-        def settle() -> None:
-            if not done.done():
-                done.set_exception(error) if error is not None else done.set_result(None)
-
-        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
-            loop.call_soon_threadsafe(settle)
-
-    threading.Thread(target=target, name="agent-stack-import", daemon=True).start()
-    await done
-
-
-@dataclass
-class RunHandle:
-    """A run in progress: its task, live subscribers and not yet stored events."""
-
-    run_id: str
-    thread_id: str
-    task: asyncio.Task[None] | None = None
-    subscribers: set[asyncio.Queue[BaseEvent | None]] = field(default_factory=set)
-    pending_events: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
-    emitted: list[BaseEvent] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    flushed: asyncio.Event = field(default_factory=asyncio.Event)
-    #: ``time.monotonic()`` when it was registered (the watchdog's clock)
-    created: float = field(default_factory=time.monotonic)
-
-    def subscribe(self) -> asyncio.Queue[BaseEvent | None]:
-        """A queue receiving every event emitted from now on, then ``None`` at the end."""
-        q: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
-        if self.done.is_set():
-            q.put_nowait(None)
-        self.subscribers.add(q)
-        return q
-
-    def emit(self, ev: BaseEvent) -> None:
-        self.emitted.append(ev)
-        data = ev.model_dump(mode="json", by_alias=True, exclude_none=True)
-        self.pending_events.append((self.thread_id, self.run_id, str(data.get("type")), data))
-        for q in self.subscribers:
-            q.put_nowait(ev)
-
-
-def _text_of(message: Any) -> str:
-    content = getattr(message, "content", None)
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(getattr(p, "text", "") for p in content if getattr(p, "type", "") == "text")
-    return ""
-
-
-@dataclass
-class _Plan:
-    """What a run will feed the agent: the pending confirmation it answers, or new messages."""
-
-    pending: dict[str, Any] | None
-    fresh: list[Any]
-
-
-@dataclass
-class _Accounting:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    latency_ms: int = 0
-    model: str | None = None
-    #: ``ModelCallStats`` of each model call, in order
-    stats: list[Any] = field(default_factory=list)
-    #: message id → the stats of the model call that produced it
-    per_message: dict[str, Any] = field(default_factory=dict)
 
 
 class AgentService:
@@ -205,6 +77,13 @@ class AgentService:
         #: stored after): ``tools()``, ``core()``, ``before_run(thread_id, text)``,
         #: ``after_run(thread_id, run_id, status, user_text, assistant_text, changed)``
         self.extensions: list[Any] = []
+        #: each mode's tools, built once (:meth:`warm` or the first run)
+        self.toolkits = AgentToolkits(store, self.extensions)
+
+    async def warm(self) -> None:
+        """Load the agent stack and build every mode's tools, so the first run pays for neither."""
+        await load_agent_stack()
+        self.toolkits.build_all()
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -228,7 +107,7 @@ class AgentService:
     def handle(self, run_id: str) -> RunHandle | None:
         return self._by_run.get(run_id)
 
-    async def start(self, run_input: RunAgentInput) -> tuple[RunHandle, asyncio.Queue[BaseEvent | None]]:
+    async def start(self, run_input: RunAgentInput) -> tuple[RunHandle, asyncio.Queue[Emitted | None]]:
         """Register and launch a run; returns its handle and a queue already subscribed to it.
 
         Raises:
@@ -256,7 +135,7 @@ class AgentService:
                 raise Conflict(f"run id {run_id} was already used", code="run_exists")
             plan = await self._plan(run_input)
             queue = handle.subscribe()
-            first_user = next((_text_of(m) for m in run_input.messages if m.role == "user"), None)
+            first_user = next((text_of(m) for m in run_input.messages if m.role == "user"), None)
             await self.history.ensure_thread(thread_id, first_user)
             settings = await self.model_settings()
             if not await self.history.start_run(run_id, thread_id, mode, settings.model if settings else None):
@@ -267,9 +146,15 @@ class AgentService:
         except BaseException:
             self._forget(handle)
             raise
-        handle.task = asyncio.get_running_loop().create_task(
-            self._run(handle, run_input, plan, mode, domain, scope_id, settings), name=f"agent-run-{run_id}"
-        )
+        from sidecar.agent.blocks import parse_block
+        from sidecar.agent.translate import AguiTranslator
+
+        rs = RunState(handle=handle, run_input=run_input, plan=plan, mode=mode, domain=domain, scope_id=scope_id,
+                      settings=settings, translator=AguiTranslator(message_id_prefix=run_id))
+        rs.acct.model = settings.model if settings else None
+        if mode == "home":  # output blocks; entity_ref rows from what this run's tools showed
+            rs.translator = AguiTranslator(message_id_prefix=run_id, blocks=lambda raw: parse_block(raw, rs.scope.shown))
+        handle.task = asyncio.get_running_loop().create_task(RunExecution(self, rs).run(), name=f"agent-run-{run_id}")
         self._ensure_flusher()
         self._status({"runId": run_id, "threadId": thread_id, "status": "running"})
         return handle, queue
@@ -311,6 +196,16 @@ class AgentService:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+
+    def ended(self, rs: RunState) -> None:
+        """Called last by a run, however it ended: the thread is free, subscribers are told."""
+        handle = rs.handle
+        self._forget(handle)
+        handle.done.set()
+        handle.flushed.set()
+        for q in handle.subscribers:
+            q.put_nowait(None)
+        self._status({"runId": rs.run_id, "threadId": rs.thread_id, "status": rs.status})
 
     def _forget(self, handle: RunHandle) -> None:
         if self._by_thread.get(handle.thread_id) is handle:
@@ -370,7 +265,7 @@ class AgentService:
 
     # --- the run ------------------------------------------------------------------------------
 
-    async def _plan(self, run_input: RunAgentInput) -> _Plan:
+    async def _plan(self, run_input: RunAgentInput) -> Plan:
         """Check what the run is to do before its stream starts, so mistakes are HTTP errors:
         a resume needs the thread's pending confirmation (409 ``nothing_to_resume``, 422
         ``unknown_interrupt``); a new message is refused while one is pending (409
@@ -378,6 +273,8 @@ class AgentService:
         thread has not seen (422 ``no_input``)."""
         runs = await self.history.runs(run_input.thread_id)
         last = runs[-1] if runs else None
+        if last is not None and last.interrupt and last.interrupt.get("kind") == "client_tools":
+            return await self._plan_client_results(run_input, last.interrupt)
         pending = last if last is not None and last.status == "interrupted" and last.interrupt else None
         if run_input.resume:
             if pending is None or pending.interrupt is None:
@@ -387,7 +284,7 @@ class AgentService:
             if unknown:
                 raise ValidationFailed(f"unknown interrupt id(s): {', '.join(sorted(unknown))}", code="unknown_interrupt",
                                        detail=[{"field": "resume", "message": f"pending: {sorted(known_ids)}", "type": "unknown_interrupt"}])
-            return _Plan(pending=pending.interrupt, fresh=[])
+            return Plan(pending=pending.interrupt, fresh=[], resumed=True)
         if pending is not None and pending.interrupt is not None:
             raise Conflict("the thread is waiting for a confirmation; answer it with resume first",
                            code="interrupt_pending",
@@ -397,231 +294,21 @@ class AgentService:
         if not fresh or fresh[-1].role != "user":
             raise ValidationFailed("the run input has no new user message", code="no_input",
                                    detail=[{"field": "messages", "message": "add a new user message", "type": "no_input"}])
-        return _Plan(pending=None, fresh=fresh)
+        return Plan(pending=None, fresh=fresh, resumed=bool(runs))
 
-    def _inputs(self, run_input: RunAgentInput, plan: _Plan) -> tuple[Any, list[StoredMessage]]:
-        """What to feed the agent: the resume decision, or the messages it has not seen yet."""
-        from agentscope.event import ConfirmResult, UserConfirmResultEvent
-        from agentscope.message import AssistantMsg, ToolCallBlock, UserMsg
-
-        if plan.pending is not None:
-            decisions = {r.interrupt_id: r for r in run_input.resume or []}
-            results = []
-            for call in plan.pending["toolCalls"]:
-                entry = decisions.get(call["id"])
-                payload = entry.payload if entry is not None else None
-                approved = bool(entry is not None and entry.status == "resolved"
-                                and (payload is True or (isinstance(payload, dict) and payload.get("approved") is True)))
-                results.append(ConfirmResult(confirmed=approved, tool_call=ToolCallBlock.model_validate(call)))
-            return UserConfirmResultEvent(reply_id=plan.pending["replyId"], confirm_results=results), []
-        msgs = [UserMsg("user", _text_of(m), id=m.id) if m.role == "user" else AssistantMsg("assistant", _text_of(m), id=m.id)
-                for m in plan.fresh]
-        now = clock.now_ms()
-        stored = [StoredMessage(id=m.id, run_id=run_input.run_id, role=m.role,
-                                message=m.model_dump(mode="json", by_alias=True, exclude_none=True), created_at=now)
-                  for m in plan.fresh]
-        return msgs, stored
-
-    def _build_agent(self, settings: Any, api_key: str | None, state: Any, mode: str, domain: str | None,
-                     scope_id: str | None, memory: dict[str, str], acct: _Accounting,
-                     on_changes: Callable[[list[ChangeEntry]], None], recall: str = "") -> Any:
-        from agentscope.agent import Agent, InjectionConfig, ModelConfig, ReActConfig
-        from agentscope.permission import PermissionBehavior, PermissionDecision
-        from agentscope.tool import FunctionTool, Toolkit
-
-        from sidecar.agent.model import LiteLLMChatModel
-        from sidecar.agent.tools import DESTRUCTIVE_TOOLS, TOOL_NAMES, MemoryTools, StoreTools
-
-        model = LiteLLMChatModel(settings, api_key, on_call_end=acct.stats.append)
-        tools = StoreTools(Repository(self.store, on_commit=on_changes))
-        allow = PermissionDecision(behavior=PermissionBehavior.ALLOW, message="safe tool on the local store")
-        names = DOMAIN_TOOLS[domain] if domain else TOOL_NAMES
-        # Destructive tools get no permission (AgentScope's default: ASK the user); the others
-        # are allowed. Not concurrency-safe, so mutations land in the change log in call order.
-        callables: list[tuple[str, Any]] = [(n, getattr(tools, n)) for n in names]
-        callables.append(("update_core_memory", MemoryTools(self.history).update_core_memory))
-        extra = dict(t for ext in self.extensions for t in ext.tools())
-        callables = [(n, fn) for n, fn in callables if n not in extra] + list(extra.items())
-        fns: list[Any] = [FunctionTool(fn, name=n, is_concurrency_safe=False,
-                                       permission=None if n in DESTRUCTIVE_TOOLS else allow) for n, fn in callables]
-        tz = getattr(tools.tz, "key", "UTC")
-        return Agent(
-            name="assistant",
-            system_prompt=system_prompt(mode, domain=domain, entity_id=scope_id, memory=memory, recall=recall),
-            model=model,
-            toolkit=Toolkit(tools=fns),
-            state=state,
-            model_config=ModelConfig(max_retries=0),
-            react_config=ReActConfig(max_iters=MAX_ITERS, interruption_raise_cancelled_error=True),
-            injection_config=InjectionConfig(timezone=tz, emit_hint_event=False),
-        )
-
-    async def _run(self, handle: RunHandle, run_input: RunAgentInput, plan: _Plan, mode: str, domain: str | None,
-                   scope_id: str | None, settings: Any) -> None:
-        from ag_ui.core import PROTOCOL_VERSION, CustomEvent, RunStartedEvent
-
-        from sidecar.agent.translate import AguiTranslator
-
-        thread_id, run_id = handle.thread_id, handle.run_id
-        started = clock.now_ms()
-        # ``input`` lets a client replaying the thread's events rebuild the user messages too.
-        handle.emit(RunStartedEvent(thread_id=thread_id, run_id=run_id, protocol_version=PROTOCOL_VERSION,
-                                    input=run_input))
-        if domain:
-            handle.emit(CustomEvent(name="domain", value=domain))
-        mutations: list[ChangeEntry] = []
-        acct = _Accounting(model=settings.model if settings else None)
-        translator = AguiTranslator(message_id_prefix=run_id)
-        status: RunStatus = "finished"
-        error: tuple[str, str] | None = None
-        interrupt: dict[str, Any] | None = None
-        user_messages: list[StoredMessage] = []
-        state: Any = None
-        try:
-            if settings is None:
-                raise model_not_configured()
-            await load_agent_stack()
-            from agentscope.event import EventType, RequireUserConfirmEvent
-            from agentscope.state import AgentState
-
-            api_key = await self.secrets.get(settings.api_key_secret) if settings.api_key_secret else None
-            saved = await self.history.state(thread_id)
-            state = AgentState.model_validate(saved) if saved else AgentState(session_id=thread_id)
-            inputs, user_messages = self._inputs(run_input, plan)
-            core, recall = await self._memory(thread_id, plan)
-            agent = self._build_agent(settings, api_key, state, mode, domain, scope_id,
-                                      core, acct, mutations.extend, recall)
-            async for ev in agent.reply_stream(inputs):
-                if isinstance(ev, RequireUserConfirmEvent):
-                    status = "interrupted"
-                    interrupt = {"replyId": ev.reply_id,
-                                 "toolCalls": [c.model_dump(mode="json") for c in ev.tool_calls]}
-                elif ev.type == EventType.REPLY_END and str(getattr(ev.finished_reason, "value", ev.finished_reason)) == "interrupted":
-                    status = "cancelled"
-                for out in translator.translate(ev):
-                    handle.emit(out)
-                if ev.type == EventType.MODEL_CALL_END:
-                    self._account(acct, translator.turn_message_ids)
-        except asyncio.CancelledError:
-            status = "cancelled"
-        except SidecarError as exc:
-            status, error = "error", (exc.code, exc.message)
-        except Exception as exc:
-            code = getattr(exc, "code", None)
-            if isinstance(code, str) and code.startswith("model_"):
-                status, error = "error", (code, getattr(exc, "message", str(exc)))
-            else:
-                log.exception("agent run failed", extra={"run_id": run_id})
-                status, error = "error", ("internal", f"the run failed: {type(exc).__name__}; see the sidecar log")
-        finally:
-            await self._finish(handle, translator, status, error, interrupt, mutations, acct, started,
-                               user_messages, state)
-
-    async def _memory(self, thread_id: str, plan: _Plan) -> tuple[dict[str, str], str]:
-        """Core memory and recalled memory for the run's system prompt (from the extensions)."""
-        text = "\n".join(_text_of(m) for m in plan.fresh if m.role == "user")
-        core: dict[str, str] | None = None
-        recall = []
-        for ext in self.extensions:
-            try:
-                core = core if core is not None else await ext.core()
-                recall.append(await ext.before_run(thread_id, text))
-            except Exception:  # memory is a help: a failure must not fail the run
-                log.exception("memory for the run failed", extra={"thread_id": thread_id})
-        return (core if core is not None else await self.history.core_memory()), "\n\n".join(r for r in recall if r)
-
-    async def _after_extensions(self, thread_id: str, run_id: str, status: str, user_messages: list[StoredMessage],
-                                translator: Any, changed: int) -> None:
-        user_text = "\n".join(str(m.message.get("content") or "") for m in user_messages if m.role == "user")
-        answer = "\n".join(m.content for m in translator.messages
-                            if m.role == "assistant" and isinstance(getattr(m, "content", None), str))
-        for ext in self.extensions:
-            try:
-                await ext.after_run(thread_id, run_id, status, user_text, answer, changed)
-            except Exception:
-                log.exception("storing the run's memory failed", extra={"run_id": run_id})
-
-    def _account(self, acct: _Accounting, message_ids: list[str]) -> None:
-        # Attribute the model call that just ended to the messages it produced.
-        if not acct.stats:
-            return
-        stats = acct.stats[-1]
-        acct.input_tokens += stats.input_tokens
-        acct.output_tokens += stats.output_tokens
-        acct.cost += stats.cost_usd
-        acct.latency_ms += stats.latency_ms
-        if message_ids:
-            acct.per_message[message_ids[-1]] = stats
-
-    async def _finish(self, handle: RunHandle, translator: Any, status: RunStatus, error: tuple[str, str] | None,
-                      interrupt: dict[str, Any] | None, mutations: list[ChangeEntry], acct: _Accounting,
-                      started: int, user_messages: list[StoredMessage], state: Any) -> None:
-        from ag_ui.core import (
-            CustomEvent,
-            Interrupt,
-            RunErrorEvent,
-            RunFinishedCancelledOutcome,
-            RunFinishedEvent,
-            RunFinishedInterruptOutcome,
-            RunFinishedSuccessOutcome,
-            TokenUsage,
-        )
-
-        thread_id, run_id = handle.thread_id, handle.run_id
-        if error is not None:  # provider errors may quote a key: never stored or sent as is
-            error = (error[0], scrub(error[1]))
-        try:
-            for out in translator.close():
-                handle.emit(out)
-            handle.emit(CustomEvent(name="mutations", value=[
-                {"seq": m.seq, "entity": m.entity, "id": m.entity_id, "op": m.op, "fields": m.fields} for m in mutations
-            ]))
-            usage = [TokenUsage(provider=(acct.model or "").split("/")[0] or None, model=acct.model,
-                                input_tokens=acct.input_tokens, output_tokens=acct.output_tokens,
-                                total_tokens=acct.input_tokens + acct.output_tokens)] if acct.stats else None
-            if status == "error" and error is not None:
-                handle.emit(RunErrorEvent(message=error[1], code=error[0], usage=usage))
-            elif status == "interrupted" and interrupt is not None:
-                interrupts = [Interrupt(id=c["id"], reason="tool_approval", tool_call_id=c["id"],
-                                        message=f"Allow {c.get('name')}?",
-                                        metadata={"toolName": c.get("name"), "arguments": c.get("input")})
-                              for c in interrupt["toolCalls"]]
-                handle.emit(RunFinishedEvent(thread_id=thread_id, run_id=run_id,
-                                             outcome=RunFinishedInterruptOutcome(type="interrupt", interrupts=interrupts), usage=usage))
-            elif status == "cancelled":
-                handle.emit(RunFinishedEvent(thread_id=thread_id, run_id=run_id,
-                                             outcome=RunFinishedCancelledOutcome(type="cancelled"), usage=usage))
-            else:
-                handle.emit(RunFinishedEvent(thread_id=thread_id, run_id=run_id,
-                                             outcome=RunFinishedSuccessOutcome(type="success"), usage=usage))
-            per_message = acct.per_message
-            messages = list(user_messages)
-            for m in translator.messages:
-                s = per_message.get(m.id)
-                messages.append(StoredMessage(
-                    id=m.id, run_id=run_id, role=m.role, message=m.model_dump(mode="json", by_alias=True, exclude_none=True),
-                    model=acct.model if s else None, input_tokens=s.input_tokens if s else None,
-                    output_tokens=s.output_tokens if s else None, cost=s.cost_usd if s else None,
-                    latency_ms=s.latency_ms if s else None, created_at=clock.now_ms()))
-            batch, handle.pending_events = handle.pending_events, []
-            await asyncio.shield(self.history.finish_run(
-                run_id, status, events=batch, messages=messages, thread_id=thread_id,
-                state=state.model_dump(mode="json") if state is not None else None,
-                usage={"input_tokens": acct.input_tokens, "output_tokens": acct.output_tokens, "cost": acct.cost,
-                       "latency_ms": clock.now_ms() - started},
-                error=error, interrupt=interrupt))
-            if self.extensions:
-                await asyncio.shield(self._after_extensions(thread_id, run_id, status, user_messages, translator,
-                                                            len(mutations)))
-        except Exception:
-            log.exception("finishing the run failed", extra={"run_id": run_id})
-        finally:
-            self._forget(handle)
-            handle.done.set()
-            handle.flushed.set()
-            for q in handle.subscribers:
-                q.put_nowait(None)
-            self._status({"runId": run_id, "threadId": thread_id, "status": status})
+    async def _plan_client_results(self, run_input: RunAgentInput, pending: dict[str, Any]) -> Plan:
+        """The run after one that ended on client tool calls must carry a ``tool`` message with
+        the result of each (422 ``tool_results_missing`` names the missing ones)."""
+        known = {m.id for m in await self.history.messages(run_input.thread_id)}
+        fresh = [m for m in run_input.messages if m.id not in known and m.role in ("user", "assistant", "tool")]
+        answered = {m.tool_call_id for m in fresh if m.role == "tool"}
+        missing = [c["id"] for c in pending["toolCalls"] if c["id"] not in answered]
+        if missing:
+            raise ValidationFailed("the thread waits for the results of client tool calls",
+                                   code="tool_results_missing",
+                                   detail=[{"field": "messages", "message": f"add a tool message for {i}",
+                                            "type": "tool_results_missing"} for i in missing])
+        return Plan(pending=pending, fresh=fresh, resumed=True)
 
 
 def new_run_input(thread_id: str, text: str | None, *, run_id: str | None = None, mode: str = "home",

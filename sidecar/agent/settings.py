@@ -35,3 +35,41 @@ class ModelSettings(BaseModel):
     request_timeout_s: float = Field(default=120.0, gt=0)
     stall_timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+
+
+AGENT_PROMPTS_KEY = "agent_prompts"
+#: Longest user instruction per prompt (characters): enough for a page of rules, bounded so a
+#: prompt cannot crowd the conversation out of a small local model's context.
+MAX_PROMPT_CHARS = 4000
+
+
+class _Prompts(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class FloatingPrompts(_Prompts):
+    """The user's instructions for the floating assistant, per domain."""
+
+    tasks: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    notes: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    projects: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    timelines: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+
+
+class AgentPrompts(_Prompts):
+    """``GET/PUT /v1/settings/agent-prompts`` (the seed's ``settings.agent_prompts``): the user's own
+    instructions, added to the system prompt after the fixed rules (tools, confirmation, safety),
+    which they cannot override. ``extraction`` goes to the LLM extractor of watched folders.
+    Each at most :data:`MAX_PROMPT_CHARS` characters; omitted = none."""
+
+    home: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    floating: FloatingPrompts | None = None
+    extraction: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+
+    def for_mode(self, mode: str, domain: str | None) -> str:
+        """The instructions for a run in ``mode`` (``home``, or ``floating`` in ``domain``)."""
+        if mode == "home":
+            return self.home or ""
+        if self.floating is None or domain is None:
+            return ""
+        return getattr(self.floating, domain, None) or ""

@@ -2,7 +2,11 @@
 prompts and analytics use.
 
 Each tool is an async method of :class:`StoreTools` returning a short human-readable summary
-with ids, so the model can reason over real rows. Every mutation goes through the repository
+with ids, so the model can reason over real rows. A tool is declared once, by the :func:`tool`
+decorator on its method (the domains whose floating assistant gets it, whether it needs the
+user's confirmation); :data:`TOOLS`, :data:`TOOL_NAMES`, :data:`DESTRUCTIVE_TOOLS` and
+:data:`DOMAIN_TOOLS` are derived from those declarations. The rows a tool shows the model are
+recorded in the run's :class:`ToolScope` (``entity_ref`` blocks are filled from them). Every mutation goes through the repository
 (so it lands in the change log). Dates come from the model as ISO 8601 strings and are
 converted to Unix ms in the user's time zone. A bad argument never raises: it comes back as an
 ``Error: …`` text the model can correct. Optional means omitted, not a sentinel.
@@ -11,51 +15,34 @@ converted to Unix ms in the user's time zone. A bad argument never raises: it co
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, ParamSpec
-
-from pydantic.alias_generators import to_snake
+from typing import Any, Literal
 
 from sidecar import clock
-from sidecar.errors import SidecarError, ValidationFailed
+from sidecar.agent.tool_decl import (
+    CURRENT_SCOPE,
+    DOMAINS,
+    ToolScope,
+    ToolSpec,
+    declared_tools,
+    record_changes,
+    shown,
+    tool,
+    tool_errors,
+)
+from sidecar.errors import ValidationFailed
 from sidecar.store.models import Client, Note, Project, Row, Task, TaskComment, Timeline
 from sidecar.store.repository import Repository
 
+__all__ = ["CURRENT_SCOPE", "DESTRUCTIVE_TOOLS", "DOMAINS", "DOMAIN_TOOLS", "TOOLS", "TOOL_NAMES", "StoreTools",
+           "ToolScope", "ToolSpec", "declared_tools", "record_changes", "tool", "tool_errors"]
+
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-
-#: Tools that destroy data: they run only after the user confirms (AG-UI interrupt).
-DESTRUCTIVE_TOOLS = frozenset(
-    {"delete_task", "delete_task_comment", "delete_project", "delete_timeline", "delete_note"}
-)
 
 NO_FIELDS = "Error: give at least one field to change."
 
 TaskStatus = Literal["todo", "in_progress", "done"]
 TaskPriority = Literal["high", "medium", "low"]
-
-
-def tool_errors(fn: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[str]]:
-    """Turn a failure into ``Error: …`` text for the model instead of ending the run."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> str:
-        try:
-            return await fn(*args, **kwargs)
-        except ValidationFailed as exc:
-            problems = "; ".join(
-                f"{to_snake(d['field']) if d['field'] else 'arguments'}: {d['message']}" for d in exc.detail or []
-            )
-            return f"Error: {problems or exc.message}. Fix the arguments and try again."
-        except SidecarError as exc:
-            return f"Error: {exc.message}."
-        except ValueError as exc:
-            return f"Error: {exc}."
-
-    return wrapper
 
 
 class StoreTools:
@@ -93,6 +80,7 @@ class StoreTools:
 
     def _task(self, t: Row) -> str:
         assert isinstance(t, Task)
+        shown("task", t)
         parts = [f"[{t.id}] {t.title}", f"status={t.status}", f"priority={t.priority}"]
         if t.due_date is not None:
             parts.append(f"due={self._date(t.due_date)}")
@@ -106,14 +94,17 @@ class StoreTools:
 
     def _project(self, p: Row) -> str:
         assert isinstance(p, Project)
+        shown("project", p)
         return f"[{p.id}] {p.name} status={p.status}" + (f" client={p.client_id}" if p.client_id else "")
 
     def _timeline(self, t: Row) -> str:
         assert isinstance(t, Timeline)
+        shown("timeline", t)
         return f"[{t.id}] {t.title} date={self._date(t.date)} project={t.project_id}"
 
     def _note(self, n: Row, full: bool = False) -> str:
         assert isinstance(n, Note)
+        shown("note", n)
         head = f"[{n.id}] {n.title}" + (f" project={n.project_id}" if n.project_id else "")
         if full:
             return f"{head}\n{n.content}"
@@ -129,7 +120,7 @@ class StoreTools:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("tasks")
     async def list_tasks(
         self,
         project_id: str | None = None,
@@ -152,7 +143,7 @@ class StoreTools:
         rows, total = await self.repo.list("tasks", {k: v for k, v in query.items() if v is not None})
         return self._listing("tasks", [self._task(t) for t in rows], total)
 
-    @tool_errors
+    @tool("tasks")
     async def create_task(
         self,
         title: str,
@@ -179,7 +170,7 @@ class StoreTools:
                                            "due_date": self._ms(due_date, "due_date"), "project_id": project_id})
         return f"Created task {self._task(row)}"
 
-    @tool_errors
+    @tool("tasks")
     async def update_task(
         self,
         task_id: str,
@@ -208,7 +199,7 @@ class StoreTools:
                                                     "due_date": self._ms(due_date, "due_date"), "project_id": project_id})
         return f"Updated task {self._task(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("tasks", confirm=True)
     async def delete_task(self, task_id: str) -> str:
         """Delete a task and its comments (asks the user to confirm first).
 
@@ -219,7 +210,7 @@ class StoreTools:
         assert isinstance(row, Task)
         return f"Deleted task [{row.id}] {row.title}"
 
-    @tool_errors
+    @tool("tasks")
     async def list_tasks_due_today(self) -> str:
         """List open tasks due today (in the user's time zone), and overdue ones."""
         today = dt.datetime.now(self.tz).date()
@@ -234,7 +225,7 @@ class StoreTools:
             out += "\n" + self._listing("overdue tasks", overdue, len(overdue))
         return out
 
-    @tool_errors
+    @tool("tasks")
     async def list_task_comments(self, task_id: str) -> str:
         """List the comments on a task, oldest first.
 
@@ -246,7 +237,7 @@ class StoreTools:
         lines = [f"[{c.id}] {c.author} ({self._date(c.created_at)}): {c.content}" for c in rows if isinstance(c, TaskComment)]
         return self._listing("comments", lines, total)
 
-    @tool_errors
+    @tool("tasks")
     async def add_task_comment(self, task_id: str, author: str, content: str) -> str:
         """Add a comment to a task.
 
@@ -258,7 +249,7 @@ class StoreTools:
         row = await self._create("taskComments", {"task_id": task_id, "author": author, "content": content})
         return f"Added comment [{row.id}] to task {task_id}"
 
-    @tool_errors
+    @tool("tasks", confirm=True)
     async def delete_task_comment(self, comment_id: str) -> str:
         """Delete a comment (asks the user to confirm first).
 
@@ -270,7 +261,7 @@ class StoreTools:
 
     # --- projects -----------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("tasks", "notes", "projects", "timelines")
     async def list_projects(self, client_id: str | None = None, include_archived: bool | None = None) -> str:
         """List projects (active ones unless include_archived is true).
 
@@ -286,13 +277,13 @@ class StoreTools:
         rows, total = await self.repo.list("projects", query)
         return self._listing("projects", [self._project(p) for p in rows], total)
 
-    @tool_errors
+    @tool("projects")
     async def list_all_projects(self) -> str:
         """List every project, archived ones included."""
         rows, total = await self.repo.list("projects", {"limit": 500, "order_by": "name", "order": "asc"})
         return self._listing("projects", [self._project(p) for p in rows], total)
 
-    @tool_errors
+    @tool("projects")
     async def get_project(self, project_id: str) -> str:
         """Show a project with its summary and counts of its tasks, milestones and notes.
 
@@ -309,7 +300,7 @@ class StoreTools:
         return (f"Project {self._project(p)}: {tasks} tasks ({open_tasks} todo), "
                 f"{timelines} milestones, {notes} notes.{summary}")
 
-    @tool_errors
+    @tool("projects")
     async def create_project(self, name: str, client_id: str | None = None) -> str:
         """Create a project.
 
@@ -320,7 +311,7 @@ class StoreTools:
         row = await self._create("projects", {"name": name, "client_id": client_id})
         return f"Created project {self._project(row)}"
 
-    @tool_errors
+    @tool("projects")
     async def update_project(
         self,
         project_id: str,
@@ -342,7 +333,7 @@ class StoreTools:
                                  {"name": name, "status": status, "client_id": client_id, "ai_summary": ai_summary})
         return f"Updated project {self._project(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("projects", confirm=True)
     async def delete_project(self, project_id: str) -> str:
         """Delete a project and its milestones; its tasks and notes are kept without a project.
         Prefer archiving (update_project with status=archived). Asks the user to confirm first.
@@ -356,7 +347,7 @@ class StoreTools:
 
     # --- timelines ----------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("timelines")
     async def list_timelines(self, project_id: str | None = None) -> str:
         """List milestones (timelines) by date.
 
@@ -367,7 +358,7 @@ class StoreTools:
         rows, total = await self.repo.list("timelines", query)
         return self._listing("milestones", [self._timeline(t) for t in rows], total)
 
-    @tool_errors
+    @tool("timelines")
     async def create_timeline(self, project_id: str, title: str, date: str) -> str:
         """Create a milestone in a project.
 
@@ -379,7 +370,7 @@ class StoreTools:
         row = await self._create("timelines", {"project_id": project_id, "title": title, "date": self._ms(date, "date")})
         return f"Created milestone {self._timeline(row)}"
 
-    @tool_errors
+    @tool("timelines")
     async def update_timeline(
         self, timeline_id: str, title: str | None = None, date: str | None = None, project_id: str | None = None
     ) -> str:
@@ -395,7 +386,7 @@ class StoreTools:
                                  {"title": title, "date": self._ms(date, "date"), "project_id": project_id})
         return f"Updated milestone {self._timeline(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("timelines", confirm=True)
     async def delete_timeline(self, timeline_id: str) -> str:
         """Delete a milestone (asks the user to confirm first).
 
@@ -408,7 +399,7 @@ class StoreTools:
 
     # --- notes --------------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("notes")
     async def list_notes(self, project_id: str | None = None) -> str:
         """List notes, newest first, with a preview of each.
 
@@ -419,7 +410,7 @@ class StoreTools:
         rows, total = await self.repo.list("notes", query)
         return self._listing("notes", [self._note(n) for n in rows], total)
 
-    @tool_errors
+    @tool("notes")
     async def get_note(self, note_id: str) -> str:
         """Show a note in full.
 
@@ -428,7 +419,7 @@ class StoreTools:
         """
         return self._note(await self.repo.get("notes", note_id), full=True)
 
-    @tool_errors
+    @tool("notes")
     async def create_note(self, title: str, content: str, project_id: str | None = None) -> str:
         """Create a note (Markdown content).
 
@@ -440,7 +431,7 @@ class StoreTools:
         row = await self._create("notes", {"title": title, "content": content, "project_id": project_id})
         return f"Created note {self._note(row)}"
 
-    @tool_errors
+    @tool("notes")
     async def update_note(
         self, note_id: str, title: str | None = None, content: str | None = None, project_id: str | None = None
     ) -> str:
@@ -455,7 +446,7 @@ class StoreTools:
         row = await self._update("notes", note_id, {"title": title, "content": content, "project_id": project_id})
         return f"Updated note {self._note(row)}" if row else NO_FIELDS
 
-    @tool_errors
+    @tool("notes", confirm=True)
     async def delete_note(self, note_id: str) -> str:
         """Delete a note (asks the user to confirm first).
 
@@ -468,7 +459,7 @@ class StoreTools:
 
     # --- other --------------------------------------------------------------------------------
 
-    @tool_errors
+    @tool("projects")
     async def list_clients(self) -> str:
         """List clients."""
         rows, total = await self.repo.list("clients", {"limit": 500})
@@ -476,7 +467,7 @@ class StoreTools:
                  for c in rows if isinstance(c, Client)]
         return self._listing("clients", lines, total)
 
-    @tool_errors
+    @tool("projects")
     async def create_client(self, name: str, industry: str | None = None, parent_id: str | None = None) -> str:
         """Create a client.
 
@@ -489,35 +480,11 @@ class StoreTools:
         return f"Created client [{row.id}] {name}"
 
 
-#: Names of every tool, in the order they are offered to the model.
-TOOL_NAMES: tuple[str, ...] = (
-    "list_tasks", "create_task", "update_task", "delete_task", "list_tasks_due_today",
-    "list_task_comments", "add_task_comment", "delete_task_comment",
-    "list_projects", "list_all_projects", "get_project", "create_project", "update_project", "delete_project",
-    "list_timelines", "create_timeline", "update_timeline", "delete_timeline",
-    "list_notes", "get_note", "create_note", "update_note", "delete_note",
-    "list_clients", "create_client",
-)
-
-
-class MemoryTools:
-    """``update_core_memory``: durable user preferences shown to the agent on every run."""
-
-    def __init__(self, history: Any) -> None:
-        self.history = history
-
-    @tool_errors
-    async def update_core_memory(self, key: str, value: str) -> str:
-        """Remember a lasting fact or preference about the user (an empty value forgets it).
-
-        Args:
-            key: Short name of the fact, e.g. "preferred_language" or "working_hours".
-            value: What to remember, in a sentence.
-        """
-        key = key.strip()
-        if not key or len(key) > 100:
-            return "Error: key must be 1-100 characters."
-        if len(value) > 2000:
-            return "Error: value must be at most 2000 characters."
-        await self.history.set_core_memory(key, value.strip())
-        return f"Remembered {key}." if value.strip() else f"Forgot {key}."
+#: Every store tool's declaration, in the order they are offered to the model.
+TOOLS: tuple[ToolSpec, ...] = tuple(declared_tools(StoreTools))
+#: Names of every store tool, in that order.
+TOOL_NAMES: tuple[str, ...] = tuple(t.name for t in TOOLS)
+#: Tools that destroy data: they run only after the user confirms (AG-UI interrupt).
+DESTRUCTIVE_TOOLS: frozenset[str] = frozenset(t.name for t in TOOLS if t.confirm)
+#: Store tools offered per floating-mode domain.
+DOMAIN_TOOLS: dict[str, tuple[str, ...]] = {d: tuple(t.name for t in TOOLS if d in t.domains) for d in DOMAINS}

@@ -10,19 +10,34 @@ text arrives in deltas and becomes one ``TOOL_CALL_RESULT``.
 Entity tags (``<task>[id1,id2]</task>``, also ``project``, ``note``, ``timeline``) are never split
 across ``TEXT_MESSAGE_CONTENT`` deltas, however the model's chunks split them, so the shell can
 render each delta as it comes.
+
+In home mode, output blocks (``sidecar.agent.blocks``) are cut out of the text: each complete,
+valid block becomes one ``CUSTOM`` ``block`` event, in its place among the text deltas.
+Each model call is an AG-UI step (``STEP_STARTED``/``STEP_FINISHED``, named ``step-N``), and
+streamed reasoning (LiteLLM's ``reasoning_content``, AgentScope's thinking blocks) becomes
+AG-UI reasoning events (``REASONING_START`` … ``REASONING_END``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ag_ui.core import (
     AssistantMessage,
     BaseEvent,
+    CustomEvent,
     FunctionCall,
+    ReasoningEndEvent,
+    ReasoningMessageContentEvent,
+    ReasoningMessageEndEvent,
+    ReasoningMessageStartEvent,
+    ReasoningStartEvent,
+    StepFinishedEvent,
+    StepStartedEvent,
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
@@ -33,6 +48,8 @@ from ag_ui.core import (
     ToolCallStartEvent,
     ToolMessage,
 )
+
+from sidecar.agent.blocks import BlockSplitter
 
 ENTITY_TAGS = ("task", "project", "note", "timeline")
 _OPENERS = tuple(f"<{t}>" for t in ENTITY_TAGS)
@@ -105,9 +122,16 @@ class AguiTranslator:
     the AG-UI events to emit. It also assembles the AG-UI messages of the run (:attr:`messages`)
     for the thread history, and the per-turn assistant message ids for usage attribution."""
 
-    def __init__(self, message_id_prefix: str) -> None:
+    def __init__(self, message_id_prefix: str,
+                 blocks: Callable[[str], dict[str, Any] | None] | None = None) -> None:
+        """``blocks``: in home mode, turns a block body into the ``block`` event's value (or
+        ``None`` to drop it); ``None`` leaves fenced blocks in the text."""
         self._prefix = message_id_prefix
         self._turn = 0
+        self._step: str | None = None
+        self._reasoning: set[str] = set()
+        self._block_value = blocks
+        self._splitters: dict[str, BlockSplitter] = {}
         self._text: dict[str, list[str]] = {}
         self._buffers: dict[str, EntityTagBuffer] = {}
         self._calls: dict[str, _ToolCallState] = {}
@@ -133,17 +157,26 @@ class AguiTranslator:
             self._turn += 1
             self._turn_message = None
             self.turn_message_ids = []
-            return []
+            out: list[BaseEvent] = self._end_step()
+            self._step = f"step-{self._turn}"
+            return [*out, StepStartedEvent(step_name=self._step)]
         if t == "TEXT_BLOCK_START":
             return self._start_text(ev.block_id)
         if t == "TEXT_BLOCK_DELTA":
             if ev.block_id not in self._buffers:  # tolerate a delta without start
                 return [*self._start_text(ev.block_id), *self.translate(ev)]
-            self._text[ev.block_id].append(ev.delta)
-            safe = self._buffers[ev.block_id].feed(ev.delta)
-            return [TextMessageContentEvent(message_id=ev.block_id, delta=safe)] if safe else []
+            return self._text_pieces(ev.block_id, self._split(ev.block_id, ev.delta))
         if t == "TEXT_BLOCK_END":
             return self._end_text(ev.block_id)
+        if t == "THINKING_BLOCK_START":
+            return self._start_reasoning(ev.block_id)
+        if t == "THINKING_BLOCK_DELTA":
+            out = self._start_reasoning(ev.block_id) if ev.block_id not in self._reasoning else []
+            if ev.delta:
+                out.append(ReasoningMessageContentEvent(message_id=ev.block_id, delta=ev.delta))
+            return out
+        if t == "THINKING_BLOCK_END":
+            return self._end_reasoning(ev.block_id)
         if t == "TOOL_CALL_START":
             if ev.tool_call_id in self._calls:
                 return []  # re-started by interleaved parallel deltas: already open
@@ -161,6 +194,8 @@ class AguiTranslator:
             return []  # held back until the model call ends (see module docstring)
         if t == "MODEL_CALL_END":
             return self._end_open_calls()
+        if t == "REPLY_END":
+            return self._end_step()
         if t == "TOOL_RESULT_START":
             out = self._end_open_calls()  # a result implies its call is complete
             self._calls.setdefault(ev.tool_call_id, _ToolCallState(name=ev.tool_call_name))
@@ -184,15 +219,57 @@ class AguiTranslator:
             return [ToolCallResultEvent(message_id=msg_id, tool_call_id=ev.tool_call_id, content=content, role="tool")]
         return []
 
+    def _split(self, block_id: str, delta: str) -> list[tuple[str, str]]:
+        splitter = self._splitters.get(block_id)
+        return splitter.feed(delta) if splitter is not None else [("text", delta)]
+
+    def _text_pieces(self, block_id: str, pieces: list[tuple[str, str]]) -> list[BaseEvent]:
+        """Text pieces go through the entity-tag buffer; block bodies become ``block`` events."""
+        out: list[BaseEvent] = []
+        for kind, value in pieces:
+            if kind == "text":
+                self._text[block_id].append(value)
+                safe = self._buffers[block_id].feed(value)
+                if safe:
+                    out.append(TextMessageContentEvent(message_id=block_id, delta=safe))
+            elif self._block_value is not None and (block := self._block_value(value)) is not None:
+                held = self._buffers[block_id].flush()  # text before the block goes out first
+                if held:
+                    out.append(TextMessageContentEvent(message_id=block_id, delta=held))
+                out.append(CustomEvent(name="block", value=block))
+        return out
+
+    def _start_reasoning(self, block_id: str) -> list[BaseEvent]:
+        self._reasoning.add(block_id)
+        return [ReasoningStartEvent(message_id=block_id),
+                ReasoningMessageStartEvent(message_id=block_id, role="reasoning")]
+
+    def _end_reasoning(self, block_id: str) -> list[BaseEvent]:
+        if block_id not in self._reasoning:
+            return []
+        self._reasoning.discard(block_id)
+        return [ReasoningMessageEndEvent(message_id=block_id), ReasoningEndEvent(message_id=block_id)]
+
+    def _end_step(self) -> list[BaseEvent]:
+        if self._step is None:
+            return []
+        step, self._step = self._step, None
+        return [StepFinishedEvent(step_name=step)]
+
     def _start_text(self, block_id: str) -> list[BaseEvent]:
         self._text[block_id] = []
         self._buffers[block_id] = EntityTagBuffer()
+        if self._block_value is not None:
+            self._splitters[block_id] = BlockSplitter()
         self.messages.append(AssistantMessage(id=block_id, role="assistant", content=""))
         self.turn_message_ids.append(block_id)
         return [TextMessageStartEvent(message_id=block_id, role="assistant")]
 
     def _end_text(self, block_id: str) -> list[BaseEvent]:
         out: list[BaseEvent] = []
+        splitter = self._splitters.pop(block_id, None)
+        if splitter is not None and block_id in self._buffers:
+            out.extend(self._text_pieces(block_id, splitter.flush()))
         buf = self._buffers.pop(block_id, None)
         if buf is not None:
             rest = buf.flush()
@@ -228,5 +305,8 @@ class AguiTranslator:
         out: list[BaseEvent] = []
         for block_id in list(self._buffers):
             out.extend(self._end_text(block_id))
+        for block_id in list(self._reasoning):
+            out.extend(self._end_reasoning(block_id))
         out.extend(self._end_open_calls())
+        out.extend(self._end_step())
         return out

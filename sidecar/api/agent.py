@@ -10,6 +10,8 @@
   live tail while a run is active.
 - ``GET /v1/settings/model`` → ``{"configured", "settings", "apiKeySet"}``; ``PUT`` the same
   settings body (``ModelSettings``, camelCase).
+- ``GET /v1/settings/agent-prompts`` → ``AgentPrompts`` (``{home?, floating?: {tasks?, notes?,
+  projects?, timelines?}, extraction?}``); ``PUT`` replaces them (422 over the length bound).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from sidecar.agent.readiness import refresh_readiness
 from sidecar.agent.runs import MODEL_SETTING_KEY
-from sidecar.agent.settings import ModelSettings
+from sidecar.agent.settings import AGENT_PROMPTS_KEY, AgentPrompts, ModelSettings
 from sidecar.api.io import compact_json, dump, json_ok, read_body, read_json, read_query, sse_response
 from sidecar.appstate import AGENT, HISTORY, SECRETS
 from sidecar.errors import NotFound, ValidationFailed
@@ -44,7 +46,6 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 async def start_run(request: web.Request) -> web.StreamResponse:
     """Run the agent; stream its AG-UI events. The run goes on if the client disconnects."""
     from ag_ui.core import RunAgentInput  # imported on first use: its models are slow to build
-    from ag_ui.encoder import EventEncoder
 
     data = await read_json(request)
     if not isinstance(data, dict):
@@ -60,15 +61,22 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
     handle, queue = await request.app[AGENT].start(run_input)
-    encoder = EventEncoder()
     resp = sse_response(request)
     try:
         await resp.prepare(request)
-        while True:
-            ev = await queue.get()
-            if ev is None:
-                break
-            await resp.write(encoder.encode(ev).encode())
+        ended = False
+        while not ended:
+            # Everything already queued goes out in one write (fewer syscalls when the model is fast).
+            frames = []
+            item = await queue.get()
+            while item is not None:
+                frames.append(item.sse)
+                if queue.empty():
+                    break
+                item = queue.get_nowait()
+            ended = item is None
+            if frames:
+                await resp.write("".join(frames).encode())
     except ConnectionResetError:
         pass  # the client went away; the run itself continues and is stored
     finally:
@@ -146,6 +154,21 @@ async def put_model_settings(request: web.Request) -> web.Response:
     return await get_model_settings(request)
 
 
+async def get_agent_prompts(request: web.Request) -> web.Response:
+    raw = await request.app[HISTORY].get_setting(AGENT_PROMPTS_KEY)
+    try:
+        prompts = AgentPrompts.model_validate(raw or {})
+    except ValidationError:
+        prompts = AgentPrompts()
+    return json_ok(prompts.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+async def put_agent_prompts(request: web.Request) -> web.Response:
+    body = await read_body(request, AgentPrompts)
+    await request.app[HISTORY].put_setting(AGENT_PROMPTS_KEY, body.model_dump(mode="json", exclude_none=True))
+    return await get_agent_prompts(request)
+
+
 routes = [
     web.post("/v1/agent/runs", start_run),
     web.post("/v1/agent/runs/{runId}/cancel", cancel_run),
@@ -154,4 +177,6 @@ routes = [
     web.get("/v1/agent/threads/{threadId}/events", thread_events, allow_head=False),
     web.get("/v1/settings/model", get_model_settings, allow_head=False),
     web.put("/v1/settings/model", put_model_settings),
+    web.get("/v1/settings/agent-prompts", get_agent_prompts, allow_head=False),
+    web.put("/v1/settings/agent-prompts", put_agent_prompts),
 ]

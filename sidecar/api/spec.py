@@ -13,8 +13,9 @@ from typing import Any, Generic, Literal, TypeVar
 from ag_ui.core import Interrupt, ResumeEntry, RunAgentInput
 from pydantic import BaseModel, Field
 
+from sidecar.agent.blocks import BlockEvent
 from sidecar.agent.history import RunRecord, ThreadSummary
-from sidecar.agent.settings import ModelSettings
+from sidecar.agent.settings import AgentPrompts, ModelSettings
 from sidecar.api.agent import EventsAfterQuery, ThreadsQuery
 from sidecar.api.events import ChangeEvent, EventsQuery
 from sidecar.api.search import SearchQuery
@@ -266,14 +267,17 @@ OPERATIONS: list[Operation] = [
     Operation("PUT", "/v1/secrets/{name}", "Store a secret in the OS keyring (write-only)", SecretStored, body=SecretBody),
     Operation("DELETE", "/v1/secrets/{name}", "Remove a secret", SecretDeleted),
     Operation("POST", "/v1/agent/runs", "Run the agent (AG-UI 1.0 over SSE)", body=RunAgentInput,
-              events=(MutationsEvent, DomainEvent)),
+              events=(MutationsEvent, DomainEvent, BlockEvent)),
     Operation("POST", "/v1/agent/runs/{runId}/cancel", "Cancel a run", CancelResult),
     Operation("GET", "/v1/agent/threads", "List agent threads", Page[ThreadSummary], query=ThreadsQuery),
     Operation("GET", "/v1/agent/threads/{threadId}/history", "A thread's messages and runs", ThreadHistory),
     Operation("GET", "/v1/agent/threads/{threadId}/events", "Replay a thread's AG-UI events, then the live tail (SSE)",
-              query=EventsAfterQuery, events=(MutationsEvent, DomainEvent)),
+              query=EventsAfterQuery, events=(MutationsEvent, DomainEvent, BlockEvent)),
     Operation("GET", "/v1/settings/model", "Model settings", ModelSettingsView),
     Operation("PUT", "/v1/settings/model", "Set the model", ModelSettingsView, body=ModelSettings),
+    Operation("GET", "/v1/settings/agent-prompts", "The user's own agent instructions", AgentPrompts),
+    Operation("PUT", "/v1/settings/agent-prompts", "Set the user's own agent instructions (after the fixed rules)",
+              AgentPrompts, body=AgentPrompts),
     Operation("GET", "/v1/watches", "List watches", Page[Watch], query=WatchQuery),
     Operation("POST", "/v1/watches", "Create a watch", Watch, 201, body=WatchCreate),
     Operation("GET", "/v1/watches/{id}", "Get a watch", Watch),
@@ -321,6 +325,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "events.sync-status": SyncStatusEvent,
     "agui.custom.mutations": MutationsEvent,
     "agui.custom.domain": DomainEvent,
+    "agui.custom.block": BlockEvent,
     "agui.interrupt": Interrupt,
     "agui.resume-entry": ResumeEntry,
     "agui.resume-decision": ResumeDecision,

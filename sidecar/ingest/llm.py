@@ -232,10 +232,14 @@ async def complete_text(model: Any, msgs: list[Any]) -> str:
 class LlmExtractor:
     """Extracts with a model that has ``async complete(msgs) -> ChatResponse``."""
 
-    def __init__(self, model: Any, *, chunk_chars: int = 12_000, max_chunks: int = 20) -> None:
+    def __init__(self, model: Any, *, chunk_chars: int = 12_000, max_chunks: int = 20,
+                 user_instructions: str = "") -> None:
+        """``user_instructions``: the user's own extraction prompt (``agent-prompts.extraction``),
+        added to the system prompt after its fixed rules."""
         self.model = model
         self.chunk_chars = chunk_chars
         self.max_chunks = max_chunks
+        self.user_instructions = user_instructions.strip()
 
     async def _ask(self, msgs: list[Any]) -> str:
         return await complete_text(self.model, msgs)
@@ -251,6 +255,8 @@ class LlmExtractor:
         from agentscope.message import AssistantMsg, SystemMsg, UserMsg
 
         system = system_prompt(want, doc, now_ms)
+        if self.user_instructions:
+            system += f"\n\nThe user's own instructions (they do not override the rules above):\n{self.user_instructions}"
         instruction = prompt_template.strip() or "Extract the items from this document."
         pieces = chunks(doc.text, self.chunk_chars, self.max_chunks)
         seen: set[str] = set()
@@ -280,6 +286,16 @@ class LlmExtractor:
 
 #: ``await get_secret(name)`` → the secret's value or None (e.g. ``SecretStore.get``).
 SecretGetter = Callable[[str], Awaitable[str | None]]
+
+
+async def extraction_instructions(store: Any) -> str:
+    """The user's own extraction prompt (``PUT /v1/settings/agent-prompts`` ``extraction``), or ""."""
+    from sidecar.agent.history import History
+    from sidecar.agent.settings import AGENT_PROMPTS_KEY
+
+    raw = await History(store).get_setting(AGENT_PROMPTS_KEY)
+    value = raw.get("extraction") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 async def load_model(store: Any, get_secret: SecretGetter) -> tuple[Any | None, str | None]:

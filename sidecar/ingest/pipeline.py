@@ -596,6 +596,7 @@ class Pipeline:
             LlmExtractor,
             LlmOutputInvalid,
             LlmUnavailable,
+            extraction_instructions,
         )
 
         assert ex.doc is not None and ex.mtime_ns is not None
@@ -603,7 +604,8 @@ class Pipeline:
         model, why = await self._model(ar)
         if model is not None:
             extractor = LlmExtractor(model, chunk_chars=self.options.llm_chunk_chars,
-                                     max_chunks=self.options.llm_max_chunks)
+                                     max_chunks=self.options.llm_max_chunks,
+                                     user_instructions=await extraction_instructions(self.store))
             try:
                 ex.items = await extractor.extract(ex.doc, prompt_template=watch.prompt_template,
                                                    want=watch.data_types, skip_done=watch.skip_done,

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sidecar import clock
+from sidecar.agent.tools import tool
 from sidecar.search.documents import SEARCH_KINDS
 
 if TYPE_CHECKING:
@@ -20,11 +21,9 @@ class SearchExtension:
     def __init__(self, service: SearchService) -> None:
         self.service = service
 
-    def tools(self) -> list[tuple[str, Callable[..., Awaitable[str]]]]:
-        """Tools added to every run (they replace same-named defaults)."""
-        from sidecar.agent.tools import tool_errors
-
-        return [("search", tool_errors(self.search)), ("update_core_memory", tool_errors(self.update_core_memory))]
+    def tools(self) -> list[Callable[..., Awaitable[str]]]:
+        """Tools added to every run, each declared with ``sidecar.agent.tools.tool``."""
+        return [self.search, self.update_core_memory]
 
     async def core(self) -> dict[str, str] | None:
         """Core memory (None: memory is off, use the agent's own store)."""
@@ -39,6 +38,7 @@ class SearchExtension:
                         changed: int) -> None:
         await self.service.memory.after_run(thread_id, run_id, status, user_text, assistant_text, changed)
 
+    @tool("*")
     async def search(self, query: str, kind: str | None = None, project_id: str | None = None) -> str:
         """Search everything the user has — notes, tasks, milestones, projects, task comments and
         files in watched folders — by words and by meaning. Use it to find what the user
@@ -67,6 +67,7 @@ class SearchExtension:
             lines.append(f"- [{h['kind']} {h['entityId']}] {h['title']}{when}{where}: {text}")
         return "\n".join(lines)
 
+    @tool("*")
     async def update_core_memory(self, key: str, value: str) -> str:
         """Remember a lasting fact or preference about the user (an empty value forgets it).
 

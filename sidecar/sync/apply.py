@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 from pydantic.alias_generators import to_camel, to_snake
 
 from sidecar import clock
-from sidecar.store.db import Writer
+from sidecar.store.db import NewChange, Op, Writer
 from sidecar.store.entities import ENTITIES, EntitySpec, referencing
 from sidecar.store.hlc import decode
 from sidecar.store.repository import _to_db  # the one column encoding of the write path
@@ -65,7 +66,7 @@ def event_of(entry: Any) -> dict[str, Any]:
             "entity_id": entry.entity_id, "op": entry.op, "fields": entry.fields}
 
 
-def _check(ev: Any) -> dict[str, Any]:
+def _check(ev: Any, now_ms: int) -> dict[str, Any]:
     if not isinstance(ev, dict) or any(k not in ev for k in _REQUIRED):
         raise Refused("bad_event", "an event lacks required keys")
     if ev["entity"] not in ENTITIES or ev["op"] not in ("insert", "update", "delete") \
@@ -75,18 +76,31 @@ def _check(ev: Any) -> dict[str, Any]:
         wall = decode(ev["hlc"])[0]
     except ValueError:
         raise Refused("bad_event", f"bad HLC in event {ev['event_id']}") from None
-    ahead = wall - clock.now_ms()
+    ahead = wall - now_ms
     if ahead > MAX_AHEAD_MS:
         raise Refused("clock_skew", f"event {ev['event_id']}: its clock is {ahead // 1000} s ahead of ours")
     return ev
+
+
+@lru_cache(maxsize=4096)
+def _camel(name: str) -> str:
+    return to_camel(name)
+
+
+@lru_cache(maxsize=4096)
+def _snake(name: str) -> str:
+    return to_snake(name)
+
+
+Key = tuple[str, str]  # (entity, entity id)
 
 
 class _History:
     """The newest HLC per (entity, id, field) and the tombstones, for one batch's entities."""
 
     def __init__(self) -> None:
-        self.field_hlc: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-        self.tombstones: set[tuple[str, str]] = set()
+        self.field_hlc: dict[Key, dict[str, str]] = defaultdict(dict)
+        self.tombstones: set[Key] = set()
 
     def note(self, entity: str, entity_id: str, op: str, hlc: str, fields: dict[str, Any]) -> None:
         key = (entity, entity_id)
@@ -94,41 +108,59 @@ class _History:
             self.tombstones.add(key)
             return
         clocks = self.field_hlc[key]
-        names = ENTITIES[entity].columns if op == "insert" else fields
+        names = [_camel(c) for c in ENTITIES[entity].columns] if op == "insert" else fields
         for name in names:
-            camel = to_camel(name) if op == "insert" else name
-            if clocks.get(camel, "") < hlc:
-                clocks[camel] = hlc
+            if clocks.get(name, "") < hlc:
+                clocks[name] = hlc
 
 
-async def _load_history(w: Writer, events: list[dict[str, Any]]) -> tuple[set[str], _History]:
+def _keys(events: list[dict[str, Any]]) -> set[Key]:
+    """The entities the events write, and the ones their references name (maybe tombstoned parents)."""
+    keys = {(e["entity"], e["entity_id"]) for e in events}
+    for e in events:
+        for ref in ENTITIES[e["entity"]].references:
+            target = e["fields"].get(_camel(ref.column))
+            if isinstance(target, str):
+                keys.add((ref.target, target))
+    return keys
+
+
+async def _load_history(w: Writer, events: list[dict[str, Any]], keys: set[Key]) -> tuple[set[str], _History]:
     ids = json.dumps([e["event_id"] for e in events])
     known = {r[0] for r in await w.fetchall(
         "SELECT event_id FROM change_log WHERE event_id IN (SELECT value FROM json_each(?))", (ids,))}
-    keys = {(e["entity"], e["entity_id"]) for e in events}
-    for e in events:  # references may name tombstoned parents
-        spec = ENTITIES[e["entity"]]
-        for ref in spec.references:
-            target = e["fields"].get(to_camel(ref.column))
-            if isinstance(target, str):
-                keys.add((ref.target, target))
     history = _History()
+    entities = sorted({k[0] for k in keys})
+    # entity IN (…) AND entity_id IN (…) is served by the change_log(entity, entity_id) index
     rows = await w.fetchall(
-        "SELECT entity, entity_id, op, hlc, fields FROM change_log WHERE entity_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted({k[1] for k in keys})),))
+        f"SELECT entity, entity_id, op, hlc, fields FROM change_log WHERE entity IN ({', '.join('?' * len(entities))})"
+        " AND entity_id IN (SELECT value FROM json_each(?))",
+        (*entities, json.dumps(sorted({k[1] for k in keys}))))
     for entity, entity_id, op, hlc, fields in rows:
         if (entity, entity_id) in keys:
-            history.note(entity, entity_id, op, hlc, json.loads(fields))
+            history.note(entity, entity_id, op, hlc, json.loads(fields) if op == "update" else {})
     return known, history
 
 
 class Applier:
-    """Applies batches inside one open write transaction (``Store.write``)."""
+    """Applies batches inside one open write transaction (``Store.write``).
+
+    A batch is decided in memory against the rows and change-log history loaded for it in a
+    few queries; its inserts, updates and change-log rows are then written with one
+    ``executemany`` per table and column set (inserts in reference order, parents first), so a
+    batch of 500 events costs a handful of round trips to the database thread rather than
+    several per event. A delete of a row that is here flushes what is pending first and runs
+    the cascade against the database, as the local delete does.
+    """
 
     def __init__(self, w: Writer) -> None:
         self.w = w
         self.history = _History()
         self.applied = 0
+        self._rows: dict[Key, dict[str, Any] | None] = {}  # current row (column → stored value); None: absent
+        self._inserts: dict[Key, dict[str, Any]] = {}
+        self._updates: dict[Key, dict[str, Any]] = {}
+        self._log: list[NewChange] = []
 
     async def apply(self, events: list[Any]) -> int:
         """Apply one batch's events in order; returns how many changed something.
@@ -138,22 +170,43 @@ class Applier:
                 (checked before anything is merged into the local HLC), or its row breaks the schema.
             Deferred: an event needs a row that has not arrived yet.
         """
-        checked = [_check(e) for e in events]
-        known, self.history = await _load_history(self.w, checked)
-        for ev in checked:
-            if ev["event_id"] in known:
-                continue
-            known.add(ev["event_id"])
-            try:
+        now = clock.now_ms()
+        checked = [_check(e, now) for e in events]
+        keys = _keys(checked)
+        known, self.history = await _load_history(self.w, checked, keys)
+        await self._load_rows(keys)
+        try:
+            for ev in checked:
+                if ev["event_id"] in known:
+                    continue
+                known.add(ev["event_id"])
                 await self._one(ev)
-            except sqlite3.IntegrityError as exc:
-                raise Refused("invalid_row", f"event {ev['event_id']}: {exc}") from None
+            await self._flush()
+        except sqlite3.IntegrityError as exc:
+            raise Refused("invalid_row", f"a row of the batch breaks the schema: {exc}") from None
         return self.applied
 
-    async def _record(self, ev: dict[str, Any], op: str, fields: dict[str, Any], *, own: bool = False) -> None:
-        await self.w.record(ev["entity"], ev["entity_id"], op, fields, origin="remote",  # type: ignore[arg-type]
-                            device_id=None if own else ev["device_id"], hlc=ev["hlc"],
-                            event_id=None if own else ev["event_id"])
+    async def _load_rows(self, keys: set[Key]) -> None:
+        by_entity: dict[str, list[str]] = defaultdict(list)
+        for entity, entity_id in keys:
+            if (entity, entity_id) not in self._rows:
+                by_entity[entity].append(entity_id)
+        for entity, ids in by_entity.items():
+            spec = ENTITIES[entity]
+            for entity_id in ids:
+                self._rows[(entity, entity_id)] = None
+            for row in await self.w.fetchall(
+                    f"SELECT * FROM {spec.table} WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)):
+                self._rows[(entity, row["id"])] = dict(row)
+
+    async def _row(self, key: Key) -> dict[str, Any] | None:
+        if key not in self._rows:
+            await self._load_rows({key})
+        return self._rows[key]
+
+    def _record(self, ev: dict[str, Any], op: Op, fields: dict[str, Any], *, own: bool = False) -> None:
+        self._log.append(NewChange(ev["entity"], ev["entity_id"], op, fields, "remote",
+                                   None if own else ev["device_id"], ev["hlc"], None if own else ev["event_id"]))
         self.history.note(ev["entity"], ev["entity_id"], op, ev["hlc"], fields)
         self.applied += 1
 
@@ -162,54 +215,77 @@ class Applier:
         key = (ev["entity"], ev["entity_id"])
         if key in self.history.tombstones:
             return  # delete wins
-        row = await self.w.fetchone(f"SELECT * FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
+        row = await self._row(key)
         if ev["op"] == "delete":
             if row is not None:
-                await self._cascade(spec, ev)
-                await self.w.execute(f"DELETE FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
-            await self._record(ev, "delete", {})
+                await self._delete_here(spec, ev)
+            self._record(ev, "delete", {})
             return
         if row is None and ev["op"] == "update":
             raise Deferred("missing_row", f"{spec.label} {ev['entity_id']} has not arrived yet")
         clocks = self.history.field_hlc.get(key, {})
-        columns = set(spec.columns) - {"id"}
+        columns = _VALUE_COLUMNS[spec.name]
         winners: dict[str, Any] = {}
         for name, value in ev["fields"].items():
-            column = to_snake(name)
+            column = _snake(name)
             if column in columns and ev["hlc"] > clocks.get(name, ""):
                 winners[column] = value
         if not winners:
             return
         for ref in spec.references:
             target = winners.get(ref.column)
-            if target is None:
-                continue
-            tspec = ENTITIES[ref.target]
-            if await self.w.fetchone(f"SELECT 1 FROM {tspec.table} WHERE id = ?", (target,)) is not None:
+            if target is None or await self._row((ref.target, target)) is not None:
                 continue
             if (ref.target, target) not in self.history.tombstones:
-                raise Deferred("missing_reference", f"{tspec.label} {target} has not arrived yet")
+                raise Deferred("missing_reference", f"{ENTITIES[ref.target].label} {target} has not arrived yet")
             if ref.on_delete == "set_null":
                 winners[ref.column] = None
                 continue
             # A required parent was deleted: this row goes with it (as the local cascade does).
             if row is not None:
-                await self._cascade(spec, ev)
-                await self.w.execute(f"DELETE FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
-            await self._record(ev, "delete", {})
+                await self._delete_here(spec, ev)
+            self._record(ev, "delete", {})
             return
-        camel = {to_camel(c): v for c, v in winners.items()}
+        stored = {c: _to_db(spec, c, v) for c, v in winners.items()}
         if row is None:
-            cols = ["id", *winners]
-            await self.w.execute(
-                f"INSERT INTO {spec.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                [ev["entity_id"], *(_to_db(spec, c, v) for c, v in winners.items())])
-            await self._record(ev, "insert", camel)
+            self._rows[key] = {"id": ev["entity_id"], **stored}
+            self._inserts[key] = {"id": ev["entity_id"], **stored}
         else:
-            sets = ", ".join(f"{c} = ?" for c in winners)
-            await self.w.execute(f"UPDATE {spec.table} SET {sets} WHERE id = ?",
-                                 [*(_to_db(spec, c, v) for c, v in winners.items()), ev["entity_id"]])
-            await self._record(ev, "update", camel)
+            row.update(stored)
+            (self._inserts.get(key) or self._updates.setdefault(key, {})).update(stored)
+        self._record(ev, "insert" if row is None else "update", {_camel(c): v for c, v in winners.items()})
+
+    async def _flush(self) -> None:
+        """Write the pending inserts (parents first), updates and change-log rows."""
+        updates: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = defaultdict(list)
+        for spec in ENTITIES.values():  # declared in reference order: a row's parents come before it
+            inserts: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
+            own = [r.column for r in spec.references if r.target == spec.name]
+            for (entity, entity_id), values in self._inserts.items():
+                if entity != spec.name:
+                    continue
+                later = {c: values.pop(c) for c in own if values.get(c) is not None}
+                if later:  # a reference within the table (a client's parent): set once all rows exist
+                    updates[(spec.table, tuple(later))].append([*later.values(), entity_id])
+                inserts[tuple(values)].append(list(values.values()))
+            for cols, rows in inserts.items():
+                await self.w.executemany(
+                    f"INSERT INTO {spec.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+        for (entity, entity_id), values in self._updates.items():
+            updates[(ENTITIES[entity].table, tuple(values))].append([*values.values(), entity_id])
+        for (table, cols), rows in updates.items():
+            await self.w.executemany(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?", rows)
+        await self.w.record_many(self._log)
+        self._inserts.clear()
+        self._updates.clear()
+        self._log.clear()
+
+    async def _delete_here(self, spec: EntitySpec, ev: dict[str, Any]) -> None:
+        """Delete a row that is here, with its cascades, against the database (pending writes first)."""
+        await self._flush()
+        await self._cascade(spec, ev)
+        await self.w.execute(f"DELETE FROM {spec.table} WHERE id = ?", (ev["entity_id"],))
+        self._rows[(ev["entity"], ev["entity_id"])] = None
 
     async def _cascade(self, spec: EntitySpec, ev: dict[str, Any]) -> None:
         """Children of a row deleted by a remote event: deleted or detached, each recorded."""
@@ -221,7 +297,14 @@ class Applier:
                 if ref.on_delete == "cascade":
                     await self._cascade(child, sub)
                     await self.w.execute(f"DELETE FROM {child.table} WHERE id = ?", (child_id,))
-                    await self._record(sub, "delete", {}, own=True)
+                    self._rows[(child.name, child_id)] = None
+                    self._record(sub, "delete", {}, own=True)
                 else:
                     await self.w.execute(f"UPDATE {child.table} SET {ref.column} = NULL WHERE id = ?", (child_id,))
-                    await self._record(sub, "update", {to_camel(ref.column): None}, own=True)
+                    if (current := self._rows.get((child.name, child_id))) is not None:
+                        current[ref.column] = None
+                    self._record(sub, "update", {_camel(ref.column): None}, own=True)
+
+
+#: the columns an event may write, per entity (all but ``id``)
+_VALUE_COLUMNS = {name: frozenset(spec.columns) - {"id"} for name, spec in ENTITIES.items()}

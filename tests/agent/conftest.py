@@ -44,3 +44,12 @@ class ModelFactory:
 def make_model(fake_llm: FakeLLMServer) -> ModelFactory:
     """``make_model(**settings)`` → a model on the fake server (fast backoff); see ``.stats``."""
     return ModelFactory(fake_llm)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _agent_stack_loaded() -> None:
+    """Import the agent stack once before the first test: on a loaded 2-core machine the first
+    import takes 10-20 s, which would otherwise eat the first run's event timeout."""
+    from sidecar.agent.stack import import_agent_stack
+
+    import_agent_stack()

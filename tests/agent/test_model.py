@@ -22,6 +22,7 @@ from sidecar.agent.model import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from sidecar.errors import SidecarError
 from tests.agent.conftest import ModelFactory
 from tests.fakes.llm_server import (
     ErrorReply,
@@ -254,14 +255,14 @@ async def test_non_streaming_tool_calls(fake_llm: FakeLLMServer, make_model: Mod
 async def expect_error(model: LiteLLMChatModel, kind: type[ModelError]) -> ModelError:
     with pytest.raises(ModelError) as info:
         await collect(model)
-    assert type(info.value) is kind, (type(info.value), info.value.to_dict())
+    assert type(info.value) is kind, (type(info.value), info.value.to_body())
     return info.value
 
 
 async def test_401_is_model_auth_and_not_retried(fake_llm: FakeLLMServer, make_model: ModelFactory) -> None:
     fake_llm.push(*[ErrorReply(status=401)] * 3)
     err = await expect_error(make_model(max_retries=2, api_key_secret="openai"), ModelAuthError)
-    assert err.code == "model_auth" and err.status == 401 and err.attempts == 1
+    assert err.code == "model_auth" and err.upstream_status == 401 and err.attempts == 1
     assert "secret named 'openai'" in err.message
     assert len(fake_llm.chat_requests) == 1
     assert make_model.stats[0].outcome == "failed" and make_model.stats[0].error_code == "model_auth"
@@ -278,7 +279,7 @@ async def test_401_without_secret_names_the_setting(
 async def test_403_is_model_auth(fake_llm: FakeLLMServer, make_model: ModelFactory) -> None:
     fake_llm.push(ErrorReply(status=403))
     err = await expect_error(make_model(), ModelAuthError)
-    assert err.status == 403
+    assert err.upstream_status == 403
 
 
 async def test_404_and_400_are_model_error_naming_the_model(
@@ -286,9 +287,9 @@ async def test_404_and_400_are_model_error_naming_the_model(
 ) -> None:
     fake_llm.push(ErrorReply(status=404), ErrorReply(status=400, message="bad field"))
     err = await expect_error(make_model(), ModelRequestRejectedError)
-    assert err.code == "model_error" and err.status == 404 and "model.model" in err.message
+    assert err.code == "model_error" and err.upstream_status == 404 and "model.model" in err.message
     err = await expect_error(make_model(), ModelRequestRejectedError)
-    assert err.code == "model_error" and err.status == 400 and "bad field" in err.message
+    assert err.code == "model_error" and err.upstream_status == 400 and "bad field" in err.message
     assert len(fake_llm.chat_requests) == 2, "client errors are not retried"
 
 
@@ -321,7 +322,7 @@ async def test_429_with_a_long_retry_after_fails_at_once(
     started = time.monotonic()
     err = await expect_error(make_model(max_retries=3), ModelRateLimitedError)
     assert time.monotonic() - started < 2.0
-    assert err.retry_after_s == 600 and err.to_dict()["detail"]["retryAfterS"] == 600
+    assert err.retry_after_s == 600 and err.detail["retryAfterS"] == 600
     assert len(fake_llm.chat_requests) == 1
 
 
@@ -335,7 +336,7 @@ async def test_5xx_retried_then_success(fake_llm: FakeLLMServer, make_model: Mod
 async def test_5xx_after_retries_is_model_error(fake_llm: FakeLLMServer, make_model: ModelFactory) -> None:
     fake_llm.push(*[ErrorReply(status=503)] * 2)
     err = await expect_error(make_model(max_retries=1), ModelError)
-    assert err.code == "model_error" and err.status == 503 and err.attempts == 2
+    assert err.code == "model_error" and err.upstream_status == 503 and err.attempts == 2
     assert "after 2 attempts" in err.message
 
 
@@ -520,12 +521,14 @@ def test_error_codes_are_distinct() -> None:
         )
     ]
     assert codes == ["model_error", "model_unavailable", "model_auth", "model_rate_limited", "model_timeout"]
-    err = ModelAuthError("no", setting="model.apiKeySecret", status=401)
-    assert err.to_dict() == {
+    err = ModelAuthError("no", setting="model.apiKeySecret", upstream_status=401)
+    assert isinstance(err, SidecarError), "model errors are part of the one error tree"
+    assert err.status == 502, "rendered as a response, a model failure is a bad gateway"
+    assert err.to_body() == {"error": {
         "code": "model_auth",
         "message": "no",
         "detail": {"attempts": 1, "setting": "model.apiKeySecret", "status": 401},
-    }
+    }}
 
 
 def test_cost_from_the_local_price_map() -> None:

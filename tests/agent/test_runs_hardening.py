@@ -74,8 +74,8 @@ async def test_a_run_whose_task_never_ran_is_ended_by_the_watchdog(api: Api, fak
     handle.task.cancel()  # cancelled before its first step: its own finally never runs
     events = []
     async with asyncio.timeout(5):
-        while (ev := await queue.get()) is not None:
-            events.append(ev)
+        while (item := await queue.get()) is not None:
+            events.append(item.event)
     assert events and type(events[-1]).__name__ == "RunErrorEvent"
     assert service.active_run("t-orphan") is None
     assert (await api.app[agent_api.HISTORY].run("run-orphan")).status == "error"  # type: ignore[union-attr]

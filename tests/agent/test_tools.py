@@ -9,8 +9,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sidecar import clock
-from sidecar.agent.history import History
-from sidecar.agent.tools import DESTRUCTIVE_TOOLS, TOOL_NAMES, MemoryTools, StoreTools
+from sidecar.agent.tools import (
+    DESTRUCTIVE_TOOLS,
+    DOMAIN_TOOLS,
+    TOOL_NAMES,
+    StoreTools,
+    ToolSpec,
+    declared_tools,
+    tool,
+)
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
 from tests.agent.runs_helpers import assert_terminal_rules, configure_model, run, run_input
@@ -97,20 +104,32 @@ async def test_bad_arguments_come_back_as_readable_errors(tools: StoreTools) -> 
     assert "Error" in await tools.create_timeline("nope", "t", "someday")
 
 
-async def test_core_memory_tool(store: Store) -> None:
-    history = History(store)
-    mem = MemoryTools(history)
-    assert await mem.update_core_memory("language", "Answer in German.") == "Remembered language."
-    assert await history.core_memory() == {"language": "Answer in German."}
-    assert await mem.update_core_memory("language", "") == "Forgot language."
-    assert (await mem.update_core_memory("", "x")).startswith("Error")
-
-
 def test_tool_names_are_the_design_contract() -> None:
-    assert set(DESTRUCTIVE_TOOLS) <= set(TOOL_NAMES)
+    assert DESTRUCTIVE_TOOLS == {"delete_task", "delete_task_comment", "delete_project", "delete_timeline", "delete_note"}
     assert len(TOOL_NAMES) == len(set(TOOL_NAMES)) == 25
     for name in TOOL_NAMES:
         assert callable(getattr(StoreTools, name)) and getattr(StoreTools, name).__doc__
+    assert set(DOMAIN_TOOLS["notes"]) == {"list_notes", "get_note", "create_note", "update_note", "delete_note",
+                                          "list_projects"}
+    assert "list_projects" in DOMAIN_TOOLS["tasks"] and "delete_task" in DOMAIN_TOOLS["tasks"]
+
+
+def test_the_lists_are_derived_from_the_declarations() -> None:
+    class More(StoreTools):
+        @tool("notes", confirm=True)
+        async def archive_note(self, note_id: str) -> str:
+            """Archive a note.
+
+            Args:
+                note_id: Id of the note.
+            """
+            raise ValueError("no such note")
+
+    specs = {s.name: s for s in declared_tools(More)}
+    assert specs["archive_note"] == ToolSpec("archive_note", frozenset({"notes"}), confirm=True)
+    assert specs["delete_task"].confirm and not specs["list_tasks"].confirm
+    with pytest.raises(ValueError):
+        tool("calendar")
 
 
 @pytest.mark.parametrize(("call", "entity", "check"), [

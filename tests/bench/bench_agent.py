@@ -10,6 +10,12 @@
    tasks; time in the sidecar per tool call = TOOL_CALL_END → TOOL_CALL_RESULT (no model time).
 3. First event: POST → RUN_STARTED on the first run right after start-up (lazy imports), and
    on a warm process.
+
+Targets (issue 13): relay ratio sidecar ÷ direct ≥ 0.95; first run right after start-up
+POST → RUN_STARTED ≤ 100 ms; TOOL_CALL_END → TOOL_CALL_RESULT p50 ≤ 3 ms. The comparison with
+AgentScope Runtime's AgentApp is not made: ``agentscope-runtime`` (1.1.6.post2) is not in the lock,
+and adding it changes an existing pin (packaging 26.4 → 26.3) and adds 36 packages (FastAPI,
+uvicorn, celery, redis, kubernetes, docker, …), which the lock rules do not allow.
 """
 
 from __future__ import annotations
@@ -254,17 +260,19 @@ async def main() -> None:
     print(f"relay throughput, 5,000 deltas as fast as the model sends: through the sidecar {relay['relayed_rate']:.0f} "
           f"TEXT_MESSAGE_CONTENT events/s ({relay['relayed_events']} events for {relay['relayed_deltas']} deltas); "
           f"consumed directly with the same LiteLLM model layer {relay['direct_rate']:.0f} deltas/s; "
-          f"ratio {relay['relayed_rate'] / relay['direct_rate']:.2f}  (target >= 5000 events/s)")
+          f"ratio {relay['relayed_rate'] / relay['direct_rate']:.2f}  (target ratio >= 0.95)")
     print(f"relay latency per delta, 1,000 deltas paced 2 ms apart: through the sidecar p50 {relay['rel_p50']:.2f} ms "
           f"p99 {relay['rel_p99']:.2f} ms; direct p50 {relay['dir_p50']:.2f} ms p99 {relay['dir_p99']:.2f} ms; "
           f"added p50 {relay['rel_p50'] - relay['dir_p50']:.2f} ms p99 {relay['rel_p99'] - relay['dir_p99']:.2f} ms  (target p99 added <= 5 ms)")
     print(f"tool overhead: {tools['calls']} calls on 10,000 tasks; per call p50 {tools['p50_ms']:.2f} ms, "
           f"p99 {tools['p99_ms']:.2f} ms, max {tools['max_ms']:.2f} ms (TOOL_CALL_END -> TOOL_CALL_RESULT: AgentScope's "
           f"argument validation and permission check + our tool + AG-UI relay); the tool functions alone "
-          f"p50 {tool_fns['p50_ms']:.2f} ms, p99 {tool_fns['p99_ms']:.2f} ms  (target p50 <= 2 ms)")
-    print(f"first event (POST -> RUN_STARTED): first run right after start-up {after_start_ms:.1f} ms "
+          f"p50 {tool_fns['p50_ms']:.2f} ms, p99 {tool_fns['p99_ms']:.2f} ms  (target p50 <= 3 ms)")
+    print(f"first event (POST -> RUN_STARTED): first run right after start-up {after_start_ms:.1f} ms (target <= 100 ms) "
           f"(whole run {done_ms:.0f} ms); first run of a warmed process {cold_ms:.1f} ms; "
           f"warm median {statistics.median(warm_ms):.1f} ms")
+    print("AgentScope Runtime AgentApp comparison: not run (agentscope-runtime is not installable from the lock "
+          "without changing a pin; see the module docstring)")
 
 
 if __name__ == "__main__":

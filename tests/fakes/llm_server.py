@@ -96,10 +96,12 @@ class TextReply(_ReplyBase):
 
     Streamed as ``chunks`` when given (their concatenation is the text, split anywhere, e.g.
     inside ``<task>[id1,id2]</task>``), else as ``n_chunks`` roughly equal deltas.
+    ``reasoning``: deltas streamed first as ``reasoning_content`` (as reasoning models do).
     """
 
     type: Literal["text"] = "text"
     text: str = ""
+    reasoning: list[str] | None = None
     chunks: list[str] | None = None
     n_chunks: int = Field(default=1, ge=1)
     finish_reason: str = "stop"
@@ -772,7 +774,8 @@ def _error_response(
 def _content_deltas(reply: TextReply | ToolCallsReply) -> list[dict[str, Any]]:
     """The ``delta`` objects of a streamed reply, in wire order (no role/finish chunks)."""
     if isinstance(reply, TextReply):
-        return [{"content": d} for d in reply.deltas()]
+        thinking = [{"reasoning_content": r} for r in reply.reasoning or []]
+        return thinking + [{"content": d} for d in reply.deltas()]
     deltas: list[dict[str, Any]] = []
     if reply.text:
         deltas.append({"content": reply.text})

@@ -334,4 +334,86 @@ describe('AG-UI conformance of the sidecar (real process, @ag-ui/client)', () =>
     assert.equal(rec.events[1].value, 'notes');
     assertTerminal(rec, EventType.RUN_FINISHED);
   });
+
+  test('(e) a client-side tool: the call ends the run, the next run carries its result', async () => {
+    const openPage = {
+      name: 'open_page', description: 'Open a page of the app for the user.',
+      parameters: { type: 'object', properties: { page: { type: 'string' } }, required: ['page'] },
+    };
+    const callId = `ct-${randomUUID().slice(0, 8)}`;
+    await script(
+      { type: 'tool_calls', calls: [{ name: 'open_page', arguments: { page: 'calendar' }, id: callId }] },
+      { type: 'text', text: 'The calendar is open.' },
+    );
+    const agent = newAgent();
+    agent.addMessage(userMessage('show my calendar'));
+    const first = await recordRun(agent, { tools: [openPage] });
+    assertClean(first);
+    assert.equal(assertTerminal(first, EventType.RUN_FINISHED).outcome?.type ?? 'success', 'success');
+    assert.ok(first.types.includes('TOOL_CALL_END') && !first.types.includes('TOOL_CALL_RESULT'), first.types.join(' '));
+    const call = agent.messages.find((m) => m.role === 'assistant' && m.toolCalls?.some((c) => c.id === callId));
+    assert.ok(call, JSON.stringify(agent.messages));
+    assert.equal(call.toolCalls[0].function.name, 'open_page');
+    // The shell executes it and sends the result as a tool message.
+    agent.addMessage({ id: randomUUID(), role: 'tool', toolCallId: callId, content: 'opened calendar' });
+    const second = await recordRun(agent, { tools: [openPage] });
+    assertClean(second);
+    assertTerminal(second, EventType.RUN_FINISHED);
+    assert.equal(agent.messages.at(-1).content, 'The calendar is open.');
+    const sent = (await fake.requests()).at(-1).body.messages;
+    assert.equal(sent.at(-1).role, 'tool');
+    assert.equal(sent.at(-1).tool_call_id, callId);
+  });
+
+  test('(f) STATE_SNAPSHOT at run start, MESSAGES_SNAPSHOT on a resumed thread, a step per model call', async () => {
+    await script(
+      { type: 'tool_calls', calls: [{ name: 'list_tasks', arguments: {} }] },
+      { type: 'text', text: 'Listed.' },
+      { type: 'text', text: 'Again.' },
+    );
+    const agent = newAgent();
+    agent.addMessage(userMessage('list'));
+    const first = await recordRun(agent);
+    assertClean(first);
+    assert.deepEqual(first.types.slice(0, 2), ['RUN_STARTED', 'STATE_SNAPSHOT']);
+    assert.equal(agent.state.mode, 'home');
+    const steps = first.events.filter((e) => e.type.startsWith('STEP_')).map((e) => `${e.type} ${e.stepName}`);
+    assert.deepEqual(steps, ['STEP_STARTED step-1', 'STEP_FINISHED step-1', 'STEP_STARTED step-2', 'STEP_FINISHED step-2']);
+    agent.addMessage(userMessage('again'));
+    const second = await recordRun(agent);
+    assertClean(second);
+    assert.equal(second.types[2], 'MESSAGES_SNAPSHOT');
+    const snap = second.events[2].messages;
+    assert.deepEqual(snap.filter((m) => m.role === 'user').map((m) => m.content), ['list', 'again']);
+    assert.equal(agent.messages.at(-1).content, 'Again.');
+  });
+
+  test('(g) streamed reasoning becomes REASONING events', async () => {
+    await script({ type: 'text', text: 'Done.', reasoning: ['Think ', 'first.'] });
+    const agent = newAgent();
+    agent.addMessage(userMessage('think'));
+    const rec = await recordRun(agent);
+    assertClean(rec);
+    assertTerminal(rec, EventType.RUN_FINISHED);
+    const reasoning = rec.events.filter((e) => e.type.startsWith('REASONING'));
+    assert.deepEqual(reasoning.map((e) => e.type), ['REASONING_START', 'REASONING_MESSAGE_START',
+      'REASONING_MESSAGE_CONTENT', 'REASONING_MESSAGE_CONTENT', 'REASONING_MESSAGE_END', 'REASONING_END']);
+    assert.equal(reasoning.filter((e) => e.delta).map((e) => e.delta).join(''), 'Think first.');
+  });
+
+  test('(h) an output block arrives as one CUSTOM block event', async () => {
+    const block = { type: 'table', headers: ['Task', 'Due'], rows: [['Send invoice', '2026-12-03']] };
+    const text = `Here:\n\`\`\`block\n${JSON.stringify(block)}\n\`\`\`\nDone.`;
+    const chunks = [];
+    for (let i = 0; i < text.length; i += 4) chunks.push(text.slice(i, i + 4));
+    await script({ type: 'text', chunks });
+    const agent = newAgent();
+    agent.addMessage(userMessage('table please'));
+    const rec = await recordRun(agent);
+    assertClean(rec);
+    assertTerminal(rec, EventType.RUN_FINISHED);
+    const blocks = rec.events.filter((e) => e.type === 'CUSTOM' && e.name === 'block');
+    assert.deepEqual(blocks.map((e) => e.value), [block]);
+    assert.equal(agent.messages.at(-1).content, 'Here:\n\nDone.');
+  });
 });

@@ -1,0 +1,162 @@
+"""The open write transaction's handle (:class:`Writer`) and the change-log rows it appends.
+
+:meth:`sidecar.store.db.Store.write` hands out a :class:`Writer`; every change to domain data
+appends its change-log row through :meth:`Writer.record` or :meth:`Writer.record_many` in the
+same transaction (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import uuid6
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from sidecar.store.db import Store
+
+Op = Literal["insert", "update", "delete"]
+Origin = Literal["local", "remote"]
+
+
+class ChangeEntry(BaseModel):
+    """One change-log row (DESIGN §3). ``fields`` holds the changed fields by API (camelCase)
+    name with their new values; empty for a delete."""
+
+    seq: int
+    event_id: str
+    device_id: str
+    hlc: str
+    entity: str
+    entity_id: str
+    op: Op
+    fields: dict[str, Any]
+    origin: Origin
+    synced_at: int | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ChangeEntry:
+        """Build from a ``change_log`` row."""
+        return cls(
+            seq=row["seq"],
+            event_id=row["event_id"],
+            device_id=row["device_id"],
+            hlc=row["hlc"],
+            entity=row["entity"],
+            entity_id=row["entity_id"],
+            op=row["op"],
+            fields=json.loads(row["fields"]),
+            origin=row["origin"],
+            synced_at=row["synced_at"],
+        )
+
+
+CommitListener = Callable[[list[ChangeEntry]], None]
+
+
+class NewChange(NamedTuple):
+    """A change-log row to append (:meth:`Writer.record_many`); ``None`` values are filled in as
+    :meth:`Writer.record` does (a new event id, this device, a new HLC stamp)."""
+
+    entity: str
+    entity_id: str
+    op: Op
+    fields: dict[str, Any]
+    origin: Origin = "local"
+    device_id: str | None = None
+    hlc: str | None = None
+    event_id: str | None = None
+
+
+class Writer:
+    """The open write transaction handed out by :meth:`Store.write`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.db = store._writer
+        self.changes: list[ChangeEntry] = []
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed. One round trip to the
+        connection's thread: a write statement is complete once executed, so its cursor needs no
+        separate close (each hop costs about as much as the statement itself)."""
+        cur = await self.db.execute(sql, tuple(params))
+        return cur.rowcount
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """One row, read inside this transaction (sees its own uncommitted writes)."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()  # type: ignore[no-any-return]
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """All rows, read inside this transaction (one round trip)."""
+        return list(await self.db.execute_fetchall(sql, tuple(params)))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Run one statement once per parameter row (one round trip to the connection's thread)."""
+        await self.db.executemany(sql, [tuple(r) for r in rows])
+
+    async def record(
+        self,
+        entity: str,
+        entity_id: str,
+        op: Op,
+        fields: dict[str, Any],
+        *,
+        origin: Origin = "local",
+        device_id: str | None = None,
+        hlc: str | None = None,
+        event_id: str | None = None,
+    ) -> ChangeEntry:
+        """Append a change-log row in this transaction. Local changes get a new UUIDv7 event id
+        and HLC timestamp; remote ones (sync) pass the originating device's values."""
+        row = self._log_row(NewChange(entity, entity_id, op, fields, origin, device_id, hlc, event_id))
+        async with self.db.execute(_LOG_INSERT, row) as cur:
+            seq = cur.lastrowid
+        assert seq is not None
+        entry = _entry(seq, row, fields)
+        self.changes.append(entry)
+        return entry
+
+    async def record_many(self, changes: Sequence[NewChange]) -> list[ChangeEntry]:
+        """Append many change-log rows in order, in one statement run (as :meth:`record` each;
+        the HLC merges the newest remote stamp among them once)."""
+        if not changes:
+            return []
+        remote = [c.hlc for c in changes if c.hlc is not None]
+        if remote:
+            self._store.hlc.receive(max(remote))
+        rows = [self._log_row(c, merged=True) for c in changes]
+        await self.db.executemany(_LOG_INSERT, rows)
+        # One writer holds the transaction, so the rows got consecutive seqs ending at the last rowid.
+        last = await self.fetchone("SELECT last_insert_rowid()")
+        assert last is not None
+        first = int(last[0]) - len(rows) + 1
+        entries = [_entry(first + i, row, c.fields) for i, (row, c) in enumerate(zip(rows, changes, strict=True))]
+        self.changes.extend(entries)
+        return entries
+
+    def _log_row(self, c: NewChange, *, merged: bool = False) -> tuple[Any, ...]:
+        store = self._store
+        if c.hlc is None:
+            hlc = store.hlc.now()
+        else:
+            if not merged:
+                store.hlc.receive(c.hlc)
+            hlc = c.hlc
+        payload = json.dumps(c.fields, separators=(",", ":"), ensure_ascii=False)
+        return (c.event_id or str(uuid6.uuid7()), c.device_id or store.device_id, hlc, c.entity, c.entity_id, c.op,
+                payload, c.origin)
+
+
+_LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _entry(seq: int, row: tuple[Any, ...], fields: dict[str, Any]) -> ChangeEntry:
+    event_id, device_id, hlc, entity, entity_id, op, _, origin = row
+    return ChangeEntry.model_construct(seq=seq, event_id=event_id, device_id=device_id, hlc=hlc, entity=entity,
+                                       entity_id=entity_id, op=op, fields=fields, origin=origin, synced_at=None)

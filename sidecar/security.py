@@ -119,7 +119,7 @@ def _local_port(request: web.Request) -> int | None:
 async def target_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Origin-form request targets only (``/v1/tasks``), never absolute-form
     (``http://evil.example/v1/tasks``, RFC 9112 §3.2) or ``*``; path ids bounded (:data:`_PATH_ID_RE`)."""
-    if not request.raw_path.startswith("/") or request.message.url.is_absolute():
+    if not request.raw_path.startswith("/"):
         raise BadRequest("request target must be a path (origin-form)", code="bad_request_target")
     for name, value in request.match_info.items():
         if (name == "id" or name.endswith("Id")) and not _PATH_ID_RE.match(value):

@@ -171,6 +171,18 @@ async def tool_functions(data_dir: Path) -> dict[str, float]:
     return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
 
 
+def settle_cpu(pid: int, *, window_s: float = 2.0, idle_pct: float = 10.0, limit_s: float = 180.0) -> float | None:
+    """Wait until process ``pid`` uses less than ``idle_pct`` % of a core over ``window_s``
+    (its background start-up work is done); returns the seconds waited, None if it never settled."""
+    import psutil
+
+    proc, t0 = psutil.Process(pid), time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        if proc.cpu_percent(interval=window_s) < idle_pct:
+            return time.monotonic() - t0
+    return None
+
+
 async def tool_overhead(session: aiohttp.ClientSession, sc: Sidecar, fake: FakeLLMServer) -> dict[str, float]:
     tools = [("list_tasks", {"search": "invoice"}), ("create_task", {"title": "bench task", "priority": "low"}),
              ("list_tasks", {"status": "todo", "order_by": "dueDate"}), ("list_tasks_due_today", {}),
@@ -242,6 +254,10 @@ async def main() -> None:
                 fake.push(TextReply(text="hello"))
                 ev = await stream_run(session, sc, f"warm-{i}", "hi")
                 warm_ms.append((ev[1][0] - ev[0][0]) * 1000)
+            # Measured in steady state: the seeded tasks are indexed for search in the background
+            # after start-up (tens of seconds of CPU), which would otherwise be what is timed.
+            assert sc.proc is not None
+            settled_s = await asyncio.to_thread(settle_cpu, sc.proc.pid)
             tools = await tool_overhead(session, sc, fake)
             await sc.stop()
 
@@ -267,7 +283,8 @@ async def main() -> None:
     print(f"tool overhead: {tools['calls']} calls on 10,000 tasks; per call p50 {tools['p50_ms']:.2f} ms, "
           f"p99 {tools['p99_ms']:.2f} ms, max {tools['max_ms']:.2f} ms (TOOL_CALL_END -> TOOL_CALL_RESULT: AgentScope's "
           f"argument validation and permission check + our tool + AG-UI relay); the tool functions alone "
-          f"p50 {tool_fns['p50_ms']:.2f} ms, p99 {tool_fns['p99_ms']:.2f} ms  (target p50 <= 3 ms)")
+          f"p50 {tool_fns['p50_ms']:.2f} ms, p99 {tool_fns['p99_ms']:.2f} ms  (target p50 <= 3 ms); measured once the "
+          f"sidecar's background start-up work was done ({'never idle' if settled_s is None else f'{settled_s:.0f} s'})")
     print(f"first event (POST -> RUN_STARTED): first run right after start-up {after_start_ms:.1f} ms (target <= 100 ms) "
           f"(whole run {done_ms:.0f} ms); first run of a warmed process {cold_ms:.1f} ms; "
           f"warm median {statistics.median(warm_ms):.1f} ms")

@@ -6,8 +6,6 @@ Each resource module (``tasks``, ``projects``, …) declares its routes with :fu
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import gc
 import json
 import time
@@ -20,6 +18,7 @@ from pydantic.alias_generators import to_camel
 from sidecar.api.io import dump, json_ok, read_body, read_query
 from sidecar.appstate import REPOSITORY
 from sidecar.errors import NotFound
+from sidecar.heap import trim_native_heap
 from sidecar.store.entities import ENTITIES, EntitySpec
 from sidecar.store.repository import read_rows
 
@@ -66,10 +65,9 @@ def _page_json(entity: str, rows: list[Any], total: int, limit: int, offset: int
 
 
 def release_memory() -> None:
-    """Return freed heap memory to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
+    """Collect the page's garbage, then return freed heap memory to the OS (a no-op off glibc)."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
+    trim_native_heap()
 
 
 def resource_routes(spec: EntitySpec, base: str, *, parent: tuple[str, str] | None = None) -> list[web.RouteDef]:

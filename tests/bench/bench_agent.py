@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.bench.settle import settle_cpu
 from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,18 +170,6 @@ async def tool_functions(data_dir: Path) -> dict[str, float]:
         times.append((time.perf_counter() - t0) * 1000)
     await store.close()
     return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
-
-
-def settle_cpu(pid: int, *, window_s: float = 2.0, idle_pct: float = 10.0, limit_s: float = 180.0) -> float | None:
-    """Wait until process ``pid`` uses less than ``idle_pct`` % of a core over ``window_s``
-    (its background start-up work is done); returns the seconds waited, None if it never settled."""
-    import psutil
-
-    proc, t0 = psutil.Process(pid), time.monotonic()
-    while time.monotonic() - t0 < limit_s:
-        if proc.cpu_percent(interval=window_s) < idle_pct:
-            return time.monotonic() - t0
-    return None
 
 
 async def tool_overhead(session: aiohttp.ClientSession, sc: Sidecar, fake: FakeLLMServer) -> dict[str, float]:

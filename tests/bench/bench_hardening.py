@@ -36,6 +36,7 @@ import psutil
 
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
+from tests.bench.settle import settle_cpu
 from tests.e2e.conftest import Sidecar, spawn, stop_all
 
 
@@ -70,20 +71,6 @@ def fmt(p: tuple[float, float, int]) -> str:
 
 def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 1e6
-
-
-def settle_rss(pid: int, *, window_s: float = 6.0, limit_s: float = 180.0) -> float:
-    """Wait until the process's RSS grows less than 2 MB over ``window_s`` (background work such
-    as the search indexer catching up has finished), at most ``limit_s``; return RSS in MB."""
-    deadline = time.monotonic() + limit_s
-    last = rss_mb(pid)
-    while time.monotonic() < deadline:
-        time.sleep(window_s)
-        now = rss_mb(pid)
-        if abs(now - last) < 2:
-            return now
-        last = now
-    return last
 
 
 async def seed_tasks(data: Path, n: int) -> None:
@@ -130,7 +117,8 @@ def bench_lists(work: Path, tasks: int, lists: int) -> None:
         started = rss_mb(sc.pid)
         # The search index catches up with the seeded tasks after start-up; measure the lists'
         # memory from the settled figure, not from a moment before the indexer ran.
-        before = settle_rss(sc.pid)
+        settle_cpu(sc.pid)
+        before = rss_mb(sc.pid)
         print(f"RSS: {started:.0f} MB after start-up, {before:.0f} MB once the search index settled")
         peak = [before]
         stop = threading.Event()

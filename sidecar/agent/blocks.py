@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -107,9 +107,10 @@ class BlockEvent(BaseModel):
     value: Block
 
 
-def parse_block(raw: str, shown: Mapping[tuple[str, str], dict[str, Any]]) -> dict[str, Any] | None:
+def parse_block(raw: str, shown: Callable[[str, str], dict[str, Any] | None]) -> dict[str, Any] | None:
     """The block a fenced ``block`` body holds, as the ``block`` event's value; ``None`` (with a
-    log line saying why) when it is invalid. ``shown``: rows the run's tools showed the model."""
+    log line saying why) when it is invalid. ``shown(entity, id)``: a row the run's tools showed
+    the model (``ToolScope.shown_row``), or None."""
     if len(raw) > MAX_BLOCK_CHARS:
         log.warning("output block dropped: over the size limit", extra={"chars": len(raw), "limit": MAX_BLOCK_CHARS})
         return None
@@ -125,7 +126,7 @@ def parse_block(raw: str, shown: Mapping[tuple[str, str], dict[str, Any]]) -> di
         log.warning("output block dropped: a table row does not match the headers")
         return None
     if isinstance(block, EntityRefBlock):
-        block.rows = [shown[(block.entity, i)] for i in block.ids if (block.entity, i) in shown]
+        block.rows = [row for i in block.ids if (row := shown(block.entity, i)) is not None]
         if not block.rows:
             log.warning("output block dropped: entity_ref names no row of this run's tool results",
                         extra={"entity": block.entity})

@@ -153,7 +153,7 @@ class AgentService:
                       settings=settings, translator=AguiTranslator(message_id_prefix=run_id))
         rs.acct.model = settings.model if settings else None
         if mode == "home":  # output blocks; entity_ref rows from what this run's tools showed
-            rs.translator = AguiTranslator(message_id_prefix=run_id, blocks=lambda raw: parse_block(raw, rs.scope.shown))
+            rs.translator = AguiTranslator(message_id_prefix=run_id, blocks=lambda raw: parse_block(raw, rs.scope.shown_row))
         handle.task = asyncio.get_running_loop().create_task(RunExecution(self, rs).run(), name=f"agent-run-{run_id}")
         self._ensure_flusher()
         self._status({"runId": run_id, "threadId": thread_id, "status": "running"})

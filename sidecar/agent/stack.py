@@ -23,10 +23,13 @@ def import_agent_stack() -> None:
     import sidecar.agent.translate  # noqa: F401  (also the output blocks' models)
     from sidecar.agent.litellm_env import configure_agentscope_logging, import_litellm
 
-
     import_litellm()
     configure_agentscope_logging()
     import agentscope.agent  # noqa: F401
+
+    from sidecar.agent.tool_args import install
+
+    install()  # tool-call arguments checked with a validator compiled once per tool
 
 
 _stack_loaded = threading.Event()

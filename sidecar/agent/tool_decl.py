@@ -88,10 +88,16 @@ def declared_tools(owner: object) -> list[ToolSpec]:
 @dataclass
 class ToolScope:
     """What one run's tools produce besides their text: the change-log entries they caused (in
-    commit order) and the rows they showed the model, by ``(entity, id)`` as the API dumps them."""
+    commit order) and the rows they showed the model, by ``(entity, id)`` (the row objects: they
+    are dumped only if an ``entity_ref`` block names them, see :meth:`shown_row`)."""
 
     changes: list[ChangeEntry] = field(default_factory=list)
-    shown: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    shown: dict[tuple[str, str], Row] = field(default_factory=dict)
+
+    def shown_row(self, entity: str, row_id: str) -> dict[str, Any] | None:
+        """A row this run's tools showed, as the API dumps it (camelCase), or None."""
+        row = self.shown.get((entity, row_id))
+        return row.model_dump(mode="json", by_alias=True) if row is not None else None
 
 
 #: The scope of the run whose task is calling the tools (one toolkit serves every run).
@@ -106,7 +112,8 @@ def record_changes(entries: list[ChangeEntry]) -> None:
 
 
 def shown(entity: str, row: Row) -> None:
-    """Record a row a tool showed the model (for ``entity_ref`` blocks)."""
+    """Record a row a tool showed the model (for ``entity_ref`` blocks). Kept as the object: a
+    listing shows up to 50 rows per call, and dumping each here cost more than the call's query."""
     scope = CURRENT_SCOPE.get()
     if scope is not None:
-        scope.shown[(entity, row.id)] = row.model_dump(mode="json", by_alias=True)
+        scope.shown[(entity, row.id)] = row

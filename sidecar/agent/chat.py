@@ -1,7 +1,8 @@
 """``sidecar chat "…" [--thread ID]``: talk to the agent from a terminal, in-process.
 
-The way to try the agent without a desktop app: the same run service, store and tools as the
-HTTP API, with the streamed text, tool calls and a usage line printed to stdout.
+The way to try the agent without a desktop app: the same application as ``sidecar serve`` (its
+run service, store, parts and so its tools and memory), without a listening socket, with the
+streamed text, tool calls and a usage line printed to stdout.
 """
 
 from __future__ import annotations
@@ -96,16 +97,26 @@ async def chat(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _chat_locked(args: argparse.Namespace, data_dir: Path, out: TextIO) -> int:
-    from sidecar.agent.history import History
-    from sidecar.agent.runs import MODEL_SETTING_KEY, AgentService, new_run_input
-    from sidecar.agent.settings import ModelSettings
-    from sidecar.secrets import SecretStore
-    from sidecar.store.db import Store
+    from aiohttp import web
 
-    store = await Store.open(data_dir / "sidecar.db")
+    from sidecar.agent.runs import MODEL_SETTING_KEY, new_run_input
+    from sidecar.agent.settings import ModelSettings
+    from sidecar.app import create_app
+    from sidecar.appstate import AGENT, HANDSHAKE_DONE, HISTORY
+    from sidecar.lifecycle import NoWaitExecutor
+    from sidecar.settings import Settings, make_token
+
+    # The application ``sidecar serve`` runs, with every part (so a run gets the same tools and
+    # memory as a served one: the search part adds ``search`` and ``update_core_memory``), but
+    # no listening socket: its cleanup contexts open and close the store and the parts.
+    # (and, as there, an exit that does not wait for a library still loading in a worker thread)
+    asyncio.get_running_loop().set_default_executor(NoWaitExecutor(thread_name_prefix="sidecar-worker"))
+    app = create_app(Settings(data_dir=data_dir, token=make_token({})[0], env=dict(os.environ)))
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
     try:
-        history = History(store)
-        service = AgentService(store, history, SecretStore(dict(os.environ)))
+        app[HANDSHAKE_DONE].set()
+        history, service = app[HISTORY], app[AGENT]
         if args.model or args.api_base or args.api_key_secret:
             current = await history.get_setting(MODEL_SETTING_KEY) or {}
             updates = {k: v for k, v in {"model": args.model, "api_base": args.api_base,
@@ -130,7 +141,6 @@ async def _chat_locked(args: argparse.Namespace, data_dir: Path, out: TextIO) ->
             data = json.loads(item.json)
             failed = failed or data["type"] == "RUN_ERROR"
             printer(data)
-        await service.shutdown()
         return 1 if failed else 0
     finally:
-        await store.close()
+        await runner.cleanup()  # on_shutdown ends runs with their final event; the parts stop

@@ -193,6 +193,21 @@ async def test_terminal_chat_runs_tools_and_confirms(tmp_path: Path, fake: FakeL
     assert code == 1 and "model_not_configured" in out
 
 
+async def test_terminal_chat_offers_the_tools_of_a_served_run(api: Api, fake: FakeLLMServer, tmp_path: Path) -> None:
+    """The terminal chat runs the served application: the search part's ``search`` and
+    ``update_core_memory`` are among its tools, and the tool list is the served run's."""
+    await configure_model(api, fake)
+    fake.push(TextReply(text="hi"))
+    await run(api, run_input("served", "hello"))
+    served = [t["function"]["name"] for t in fake.chat_requests[-1].tools]
+    fake.push(TextReply(text="hi"))
+    code, out = await _chat(tmp_path, "hello", "--model", "openai/fake-model", "--api-base", fake.base_url)
+    assert code == 0, out
+    in_chat = [t["function"]["name"] for t in fake.chat_requests[-1].tools]
+    assert {"search", "update_core_memory"} <= set(in_chat)
+    assert sorted(in_chat) == sorted(served)
+
+
 async def test_terminal_chat_refuses_a_data_dir_in_use(tmp_path: Path) -> None:
     from sidecar.lifecycle import claim_data_dir
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 _loading_lock = threading.Lock()
 _loading = 0
+_switch_interval = 0.0
+#: GIL switch interval (s) while a library loads in a worker thread (CPython's default: 5 ms).
+LOADING_SWITCH_INTERVAL_S = 0.0005
 
 
 @contextlib.contextmanager
@@ -30,11 +34,17 @@ def loading_libraries() -> Iterator[None]:
 
     Why: an import of the agent stack or LanceDB allocates about a million long-lived objects,
     which trigger full collections; each holds the GIL for hundreds of ms and stalls the event
-    loop (``/v1/health`` went to ~1 s during a warm-up). Nested and concurrent uses are counted;
-    collection resumes when the last one ends.
+    loop (``/v1/health`` went to ~1 s during a warm-up). And the loading thread, pure Python,
+    keeps the GIL until the switch interval forces it out: each time the event loop wakes (a
+    socket read, a database answer; tens per request) it waited up to 5 ms, so the first run's
+    ``RUN_STARTED`` took 0.5-1 s; the interval is :data:`LOADING_SWITCH_INTERVAL_S` meanwhile.
+    Nested and concurrent uses are counted; both resume when the last one ends.
     """
-    global _loading
+    global _loading, _switch_interval
     with _loading_lock:
+        if _loading == 0:
+            _switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_interval, LOADING_SWITCH_INTERVAL_S))
         _loading += 1
         gc.disable()
     try:
@@ -45,6 +55,7 @@ def loading_libraries() -> Iterator[None]:
             gc.freeze()  # long-lived by nature: never scanned again
             if _loading == 0:
                 gc.enable()
+                sys.setswitchinterval(_switch_interval)
 
 
 def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]]) -> None:

@@ -39,3 +39,20 @@ def test_concurrent_loads_resume_collection_only_when_the_last_one_ends() -> Non
     t.join()
     assert gc.isenabled()
     gc.unfreeze()
+
+
+def test_the_gil_switch_interval_is_short_while_loading_and_restored_after() -> None:
+    """A loading thread (pure-Python imports) otherwise keeps the GIL for CPython's 5 ms each
+    time the event loop wakes, which made the first run's RUN_STARTED wait 0.5-1 s."""
+    import sys
+
+    from sidecar.background import LOADING_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    with loading_libraries():
+        assert sys.getswitchinterval() == LOADING_SWITCH_INTERVAL_S
+        with loading_libraries():  # nested: still short
+            pass
+        assert sys.getswitchinterval() == LOADING_SWITCH_INTERVAL_S
+    assert sys.getswitchinterval() == before
+    gc.unfreeze()

@@ -196,6 +196,7 @@ class RunExecution:
         assert rs.settings is not None
         core, recall = await self._memory()
         prompts = await self._prompts()
+        await self.service.toolkits.ready()
         ours = self.service.toolkits.tools(rs.domain)
         tools = ours + client_tools(list(rs.run_input.tools or []), {t.name for t in ours})
         return Agent(

@@ -83,7 +83,7 @@ class AgentService:
     async def warm(self) -> None:
         """Load the agent stack and build every mode's tools, so the first run pays for neither."""
         await load_agent_stack()
-        self.toolkits.build_all()
+        await self.toolkits.ready()
 
     # --- settings -----------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ second), so the service does it after the handshake, off the event loop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 
 from sidecar.background import loading_libraries
@@ -33,6 +32,7 @@ def import_agent_stack() -> None:
 
 
 _stack_loaded = threading.Event()
+_load_lock = threading.Lock()
 
 
 def stack_loaded() -> bool:
@@ -40,30 +40,19 @@ def stack_loaded() -> bool:
     return _stack_loaded.is_set()
 
 
+def _load_in_thread() -> None:
+    with _load_lock:  # concurrent loads: the second waits here, then finds it done
+        if _stack_loaded.is_set():
+            return
+        with loading_libraries():
+            import_agent_stack()
+        _stack_loaded.set()
+
+
 async def load_agent_stack() -> None:
-    """:func:`import_agent_stack` off the event loop, in a daemon thread: an import cannot be
-    interrupted, and a shutdown must not wait seconds for one to finish (the default executor's
-    threads are joined at exit; a daemon thread is not)."""
-    if _stack_loaded.is_set():
-        return
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+    """:func:`import_agent_stack` off the event loop, in the loop's default executor.
 
-    def target() -> None:
-        error: BaseException | None = None
-        try:
-            with loading_libraries():
-                import_agent_stack()
-            _stack_loaded.set()
-        except BaseException as exc:
-            error = exc
-
-        def settle() -> None:
-            if not done.done():
-                done.set_exception(error) if error is not None else done.set_result(None)
-
-        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
-            loop.call_soon_threadsafe(settle)
-
-    threading.Thread(target=target, name="agent-stack-import", daemon=True).start()
-    await done
+    An import cannot be interrupted; a shutdown does not wait for one because the sidecar's
+    default executor is ``lifecycle.NoWaitExecutor`` (its threads are not joined at exit)."""
+    if not _stack_loaded.is_set():
+        await asyncio.to_thread(_load_in_thread)

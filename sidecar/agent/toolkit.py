@@ -8,6 +8,7 @@ variable (``tools.CURRENT_SCOPE``), set in the run's task.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 class AgentToolkits:
     """The AgentScope ``FunctionTool`` lists per mode (``None`` = home, else a floating domain),
-    built on first use or by :meth:`build_all`; ``extensions`` add their declared tools (a tool
+    built on first use or by :meth:`ready`; ``extensions`` add their declared tools (a tool
     of the same name replaces the store's)."""
 
     def __init__(self, store: Store, extensions: list[Any]) -> None:
@@ -30,6 +31,16 @@ class AgentToolkits:
         self._tools: dict[str | None, list[Any]] = {}
         self._specs: list[ToolSpec] = []
         self._store_tools: StoreTools | None = None
+        self._building: asyncio.Future[None] | None = None
+
+    async def ready(self) -> None:
+        """Build every mode's tools in a worker thread (once; later callers wait for the same
+        build): ~0.3-0.5 s of schema building that would otherwise stall the event loop, and
+        with it every request, the first run's ``RUN_STARTED`` included. The agent stack must
+        be loaded (``stack.load_agent_stack``)."""
+        if self._building is None or (self._building.done() and self._building.exception() is not None):
+            self._building = asyncio.ensure_future(asyncio.to_thread(self.build_all))  # (again, after a failure)
+        await asyncio.shield(self._building)
 
     @property
     def store_tools(self) -> StoreTools:
@@ -38,7 +49,7 @@ class AgentToolkits:
         return self._store_tools
 
     def build_all(self) -> None:
-        """Build every mode's tools now (at warm-up, so the first run does not pay for it)."""
+        """Build every mode's tools now (blocking; :meth:`ready` runs it off the event loop)."""
         for domain in (None, *DOMAINS):
             self.tools(domain)
 

@@ -11,11 +11,17 @@
 3. First event: POST → RUN_STARTED on the first run right after start-up (lazy imports), and
    on a warm process.
 
-Targets (issue 13): relay ratio sidecar ÷ direct ≥ 0.95; first run right after start-up
-POST → RUN_STARTED ≤ 100 ms; TOOL_CALL_END → TOOL_CALL_RESULT p50 ≤ 3 ms. The comparison with
-AgentScope Runtime's AgentApp is not made: ``agentscope-runtime`` (1.1.6.post2) is not in the lock,
-and adding it changes an existing pin (packaging 26.4 → 26.3) and adds 36 packages (FastAPI,
-uvicorn, celery, redis, kubernetes, docker, …), which the lock rules do not allow.
+4. Peer: AgentScope Runtime's ``AgentApp`` serving an AgentScope ``ReActAgent`` over AG-UI
+   (``tests/bench/peer/agentapp_server.py``) on the same scripted model: TEXT_MESSAGE_CONTENT
+   events/s for the same 5,000 deltas. ``agentscope-runtime`` cannot go in the sidecar's lock (it
+   changes a pin and adds ~36 packages), so the peer has its own environment,
+   ``tests/bench/peer/pyproject.toml`` + ``uv.lock``, made into ``tests/bench/peer/.venv``
+   (git-ignored) with ``uv sync --frozen`` on first use, and runs as its own process. Its
+   AgentScope is 1.0.x: runtime 1.1.6's AgentScope adapter consumes AgentScope 1.x's
+   ``stream_printing_messages`` ``(Msg, last)`` pairs, which AgentScope 2.x no longer has.
+
+Targets (issue 13): relay ratio sidecar ÷ direct ≥ 0.95 and sidecar ÷ AgentApp ≥ 1.0; first run
+right after start-up POST → RUN_STARTED ≤ 100 ms; TOOL_CALL_END → TOOL_CALL_RESULT p50 ≤ 3 ms.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +44,7 @@ from tests.bench.settle import settle_cpu
 from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply
 
 REPO = Path(__file__).resolve().parents[2]
+PEER = REPO / "tests" / "bench" / "peer"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -129,6 +137,48 @@ async def direct(session: aiohttp.ClientSession, fake_url: str, k: int, pace_s: 
     return _stamps(chunks)
 
 
+def peer_python() -> Path:
+    """The peer environment's interpreter: ``tests/bench/peer/.venv`` synced to its own lock
+    (``uv sync --frozen``: quick when it is already in place)."""
+    venv = PEER / ".venv"
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_PROJECT_ENVIRONMENT": str(venv)}
+    subprocess.run([str(REPO / ".tools" / "uv" / "bin" / "uv"), "sync", "--frozen", "--quiet", "--project", str(PEER),
+                    "--python", "python3"], env=env, check=True)
+    return venv / "bin" / "python"
+
+
+async def peer_relayed(session: aiohttp.ClientSession, fake_url: str, k: int) -> dict[int, tuple[float, float]]:
+    """The same burst through AgentScope Runtime's AgentApp (its AG-UI endpoint, ``/ag-ui``)."""
+    python = await asyncio.to_thread(peer_python)
+    proc = await asyncio.create_subprocess_exec(
+        str(python), str(PEER / "agentapp_server.py"), "--model-url", fake_url + "/v1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=PEER)
+    assert proc.stdout is not None
+    try:
+        port = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))["port"]
+        out: dict[int, tuple[float, float]] = {}
+        for n in (200, k):  # warm, then measured
+            await _script(session, fake_url, {"type": "burst", "k": n, "numbered": True, "pace_s": 0})
+            chunks: list[tuple[float, str]] = []
+            run: dict[str, Any] = {"threadId": f"peer-{uuid.uuid4()}", "runId": str(uuid.uuid4()), "state": None, "tools": [],
+                   "context": [], "forwardedProps": {},
+                   "messages": [{"id": str(uuid.uuid4()), "role": "user", "content": "stream please"}]}
+            async with session.post(f"http://127.0.0.1:{port}/ag-ui", json=run) as resp:
+                assert resp.status == 200, await resp.text()
+                async for raw in resp.content:
+                    if raw.startswith(b"data: "):
+                        ev = json.loads(raw[6:])
+                        if ev.get("type") == "TEXT_MESSAGE_CONTENT":
+                            chunks.append((time.perf_counter(), ev["delta"]))
+                        elif ev.get("type") == "RUN_ERROR":
+                            raise RuntimeError(f"AgentApp run failed: {ev.get('message')}")
+            out = _stamps(chunks)
+        return out
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
 def rate(stamps: dict[int, tuple[float, float]]) -> float:
     arrivals = [a for _, a in stamps.values()]
     return len(arrivals) / (max(arrivals) - min(arrivals))
@@ -195,7 +245,7 @@ async def tool_overhead(session: aiohttp.ClientSession, sc: Sidecar, fake: FakeL
     return {"calls": len(per_call), "p50_ms": pct(per_call, 50), "p99_ms": pct(per_call, 99), "max_ms": max(per_call)}
 
 
-async def relay_figures(data_dir: Path) -> dict[str, float]:
+async def relay_figures(data_dir: Path) -> dict[str, Any]:
     """Relay throughput and latency with the model in its own process (as a real local server)."""
     fake_proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.fakes.llm_server", stdout=asyncio.subprocess.PIPE, cwd=REPO)
@@ -215,13 +265,19 @@ async def relay_figures(data_dir: Path) -> dict[str, float]:
             await direct(session, fake_url, 200, 0)  # warm
             d_blast = await direct(session, fake_url, 5000, 0)
             d_paced = await direct(session, fake_url, 1000, 0.002)
+            try:
+                peer: dict[int, tuple[float, float]] | str = await peer_relayed(session, fake_url, 5000)
+            except Exception as exc:  # reported with its error text, never faked
+                peer = f"{type(exc).__name__}: {exc}"
     finally:
         fake_proc.terminate()
         await fake_proc.wait()
     rel, dire = latencies(paced), latencies(d_paced)
     return {"relayed_rate": rate(blast), "relayed_events": n_events, "relayed_deltas": len(blast),
             "direct_rate": rate(d_blast), "rel_p50": pct(rel, 50), "rel_p99": pct(rel, 99),
-            "dir_p50": pct(dire, 50), "dir_p99": pct(dire, 99)}
+            "dir_p50": pct(dire, 50), "dir_p99": pct(dire, 99),
+            "peer_rate": rate(peer) if isinstance(peer, dict) else None, "peer_deltas": len(peer) if isinstance(peer, dict) else 0,
+            "peer_error": peer if isinstance(peer, str) else None}
 
 
 async def main() -> None:
@@ -277,8 +333,12 @@ async def main() -> None:
     print(f"first event (POST -> RUN_STARTED): first run right after start-up {after_start_ms:.1f} ms (target <= 100 ms) "
           f"(whole run {done_ms:.0f} ms); first run of a warmed process {cold_ms:.1f} ms; "
           f"warm median {statistics.median(warm_ms):.1f} ms")
-    print("AgentScope Runtime AgentApp comparison: not run (agentscope-runtime is not installable from the lock "
-          "without changing a pin; see the module docstring)")
+    if relay["peer_rate"] is not None:
+        print(f"AgentScope Runtime AgentApp (AG-UI, AgentScope ReActAgent, same model and 5,000 deltas): "
+              f"{relay['peer_rate']:.0f} TEXT_MESSAGE_CONTENT events/s ({relay['peer_deltas']} deltas arrived); "
+              f"ratio sidecar / AgentApp {relay['relayed_rate'] / relay['peer_rate']:.2f}  (target >= 1.0)")
+    else:
+        print(f"AgentScope Runtime AgentApp comparison failed: {relay['peer_error']}")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from sidecar.basemodel import Model
 
 if TYPE_CHECKING:  # numpy loads with the index, after the handshake
     import numpy as np
@@ -37,7 +39,7 @@ DEFAULT_MODEL = "wordllama"
 EMBEDDER_SETTING_KEY = "embedder"
 
 
-class EmbedderSettings(BaseModel):
+class EmbedderSettings(Model):
     """``PUT /v1/settings/embedder`` body (camelCase on the API).
 
     Attributes:

@@ -84,7 +84,7 @@ def _command(module: str) -> Callable[[argparse._SubParsersAction], None]:  # ty
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
     _add_serve,
     _command("sidecar.ingest.cli"),
-    _command("sidecar.agent.chat"),
+    _command("sidecar.chat"),
     _command("sidecar.search.cli"),
     _command("sidecar.doctor"),
     _command("sidecar.schemas"),

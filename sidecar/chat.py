@@ -2,7 +2,9 @@
 
 The way to try the agent without a desktop app: the same application as ``sidecar serve`` (its
 run service, store, parts and so its tools and memory), without a listening socket, with the
-streamed text, tool calls and a usage line printed to stdout.
+streamed text, tool calls and a usage line printed to stdout. A command over the whole
+application (like ``sidecar doctor``), so it lives beside the factory, not in the agent part
+(parts never import the factory: ``tests/test_seam.py``).
 """
 
 from __future__ import annotations

@@ -313,21 +313,25 @@ def test_trailing_todo_and_done_markers() -> None:
 
 
 def test_todo_file_items() -> None:
-    """Every item of a to-do file; under an action item sub-items are its notes, under a group
-    label ("PAM", "Design issues:") they are the tasks."""
+    """Every item of a to-do file, sub-items too (under an action item and under a group label
+    such as "PAM"); a group label is no task, nor is a remark under an item ("It looks like …",
+    "See above …")."""
     text = (
-        "Documentation:\n\n- Update the docs\n  - Update README\n\n- Install FAQ?\n"
+        "Documentation:\n\n- Update the docs\n  - Update README\n  - It looks like we could merge them\n\n"
+        "- Install FAQ?\n"
         "- Link order is incorrect for some systems using Kerberos 4 and AFS. Result\n"
         "  is multiple inclusion of DES symbols.\n\nPrivSep Issues:\n- PAM\n  + See above PAM notes\n"
+        "  + Use a different PAM service name\n"
     )
     todo = rules.extract(Document(path=Path("openssh-TODO.txt"), kind="text", text=text))
     assert [(i.title, i.signal) for i in todo] == [
         ("Update the docs", "todo-file"),
+        ("Update README", "todo-file"),
         ("Install FAQ?", "todo-file"),
         ("Link order is incorrect for some systems using Kerberos 4 and AFS", "todo-file"),
-        ("See above PAM notes", "todo-file"),
+        ("Use a different PAM service name", "todo-file"),
     ]
-    assert todo[2].description == "Result is multiple inclusion of DES symbols."
+    assert todo[3].description == "Result is multiple inclusion of DES symbols."
     assert rules.extract(Document(path=Path("notes.txt"), kind="text", text=text)) == []
 
 
@@ -549,3 +553,15 @@ def test_markdown_structure_fast_path_matches_the_parser(lines: list[str]) -> No
     what markdown-it finds; other texts go to the parser."""
     text = "\n".join(lines)
     assert structure(text) == parsed_structure(text)
+
+
+def test_todo_section_parents_with_sub_items_are_tasks() -> None:
+    """Under "# TODO" an action with numbered sub-steps is a task, and so is each step; a group
+    label ("for delete", "Design:") is not."""
+    text = (
+        "# TODO\n\n0. Use SPAG to beautify code\n    0. run SPAG\n    1. double check output for sanity\n"
+        "1. for delete\n    - add deleted status\n"
+    )
+    assert titles(text) == [
+        "Use SPAG to beautify code", "run SPAG", "double check output for sanity", "add deleted status",
+    ]

@@ -134,6 +134,20 @@ def _is_group_label(text: str) -> bool:
     return clean.endswith(":") or len(re.findall(r"\w+", clean)) <= 2
 
 
+#: How a remark under a to-do item starts: a pronoun subject, a hedge, a reference or a
+#: participle ("It looks like we could …", "maybe …", "see …", "provided by …").
+_COMMENTARY = re.compile(
+    r"^(?:it|it[’']s|this|that|these|those|there|which|maybe|perhaps|probably|possibly|note|n\.?b\.?"
+    r"|e\.g\.|i\.e\.|see|cf\.?|provided|based|done|fixed|works|currently|because|since|we[ \t]+(?:could|might|may))\b",
+    re.I,
+)
+
+
+def is_commentary(text: str) -> bool:
+    """A nested to-do line that comments on the item above it rather than naming an action."""
+    return bool(_COMMENTARY.match(clean_markup(text).strip()))
+
+
 def _is_prose(line: Line, nxt: Line | None, prev: Line | None) -> bool:
     """A paragraph line, not an action: long, continuing the line before (which ended mid-
     sentence), or wrapped onto a next line that continues it."""
@@ -178,7 +192,6 @@ class TextRules(TableRules):
         section: Section | None = None
         list_base: int | None = None  # indent of the current list's top-level items
         last_heading: str | None = None
-        detail_indent: int | None = None  # in a to-do file: the items under this indent are notes
         i = 0
         n = len(lines)
         while i < n:
@@ -286,17 +299,12 @@ class TextRules(TableRules):
                 i = self._section_item(lines, i, section, None if nested and not section.todo else marker_item)
                 continue
             if todo_file and marker_item:
-                if detail_indent is not None and line.indent > detail_indent:
-                    i += 1  # a note under an action item
-                    continue
-                detail_indent = None
                 body, last = self._joined(lines, i, marker_item)
-                if not self._has_children(lines, last, line.indent):
+                if nested and is_commentary(body):
+                    pass  # a remark under an item ("It looks like …", "provided by …")
+                elif not self._has_children(lines, last, line.indent) or not _is_group_label(body):
+                    # an item, or an action with sub-items (those are items of their own)
                     self.add_task(body, line, lines[last], "todo-file", min_words=2)
-                elif not _is_group_label(body):
-                    # an action with sub-items: the sub-items are its details
-                    self.add_task(body, line, lines[last], "todo-file", min_words=2)
-                    detail_indent = line.indent
                 i = last + 1
                 continue
             i += 1
@@ -463,8 +471,10 @@ class TextRules(TableRules):
             return i + 1  # indented detail under an item
         body, last = self._joined(lines, i, item)
         parent = self._has_children(lines, last, line.indent)
-        if (parent and section.todo) or body.rstrip().endswith(":"):
+        if (parent and section.todo and _is_group_label(body)) or body.rstrip().endswith(":"):
             return last + 1  # an item that groups the ones below it ("First week:") is no task
+        if section.todo and line.indent > section.indent and is_commentary(body):
+            return last + 1
         section.items += 1
         self.add_task(
             body, line, lines[last], "action-section", dash_owner=True, min_words=2 if parent else 1

@@ -559,9 +559,9 @@ def test_todo_section_parents_with_sub_items_are_tasks() -> None:
     """Under "# TODO" an action with numbered sub-steps is a task, and so is each step; a group
     label ("for delete", "Design:") is not."""
     text = (
-        "# TODO\n\n0. Use SPAG to beautify code\n    0. run SPAG\n    1. double check output for sanity\n"
+        "# TODO\n\n0. Beautify the code\n    0. run SPAG\n    1. double check output for sanity\n"
         "1. for delete\n    - add deleted status\n"
     )
     assert titles(text) == [
-        "Use SPAG to beautify code", "run SPAG", "double check output for sanity", "add deleted status",
+        "Beautify the code", "run SPAG", "double check output for sanity", "add deleted status",
     ]

@@ -56,10 +56,51 @@ def test_checkbox_states() -> None:
         ("also closed", "done"),
         ("half done", "in_progress"),
         ("started", "in_progress"),
+        ("struck entirely", "done"),
         ("new plan", "todo"),
     ]
     assert {i.signal for i in items} == {"checkbox"}
     assert all(i.confidence == 0.95 for i in items)
+
+
+def test_checkbox_styles_without_a_list_marker_and_check_marks() -> None:
+    items = run(
+        "[ ] bare open box\n[x] bare done box\n- [✓] ticked box\n☐ ballot box\n☑ checked ballot box\n"
+        "✅ shipped the release\n[see the notes]\n"
+    )
+    assert [(i.title, i.status) for i in items] == [
+        ("bare open box", "todo"),
+        ("bare done box", "done"),
+        ("ticked box", "done"),
+        ("ballot box", "todo"),
+        ("checked ballot box", "done"),
+        ("shipped the release", "done"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "- [ ] ~~write the brief~~",
+        "- [ ] write the brief (done)",
+        "- [ ] write the brief [DONE]",
+        "- [ ] write the brief ✓",
+        "- [ ] write the brief - ✅",
+        "- [ ] DONE: write the brief",
+        "- [ ] (completed) write the brief",
+    ],
+)
+def test_done_markers_in_their_styles(line: str) -> None:
+    (item,) = run(line + "\n")
+    assert (item.title, item.status) == ("write the brief", "done")
+
+
+def test_o_and_bracketed_numbers_are_list_markers_in_a_todo_file() -> None:
+    text = "o fix the build on BSD\no write a man page\n(1) port to Windows\n(b) add a test suite\n"
+    todo = rules.extract(Document(path=Path("TODO.txt"), kind="text", text=text))
+    assert [i.title for i in todo] == [
+        "fix the build on BSD", "write a man page", "port to Windows", "add a test suite",
+    ]
 
 
 def test_skip_done_and_want() -> None:
@@ -75,7 +116,7 @@ def test_checkbox_details_become_description() -> None:
 
 
 def test_not_a_checkbox() -> None:
-    assert titles("[ ] no list marker\n- [] empty box\n-[ ] no space\nWe should [x] something\n") == []
+    assert titles("- [] empty box\n-[ ] no space\nWe should [x] something\n[ ]no space after the box\n") == []
 
 
 def test_code_fences_are_ignored() -> None:

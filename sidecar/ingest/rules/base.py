@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from sidecar.ingest.items import Document, ExtractedItem, Span, Status
 from sidecar.ingest.rules.owners import task_fields
-from sidecar.ingest.rules.titles import NOTHING, clean_task_title, first_sentence
+from sidecar.ingest.rules.titles import NOTHING, clean_task_title, done_marker, first_sentence
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
@@ -49,14 +49,19 @@ CONFIDENCE = {
 #: Characters of a line looked at for one item (titles are cut to 500 anyway).
 MAX_RAW_TITLE = 2000
 
-#: List markers: Markdown's, the bullets PDF text keeps (● ○ ■ ▪ ◦ · – …) and outline numbers (1. 1.2. a)).
+#: List markers: Markdown's, the bullets PDF text keeps (● ○ ■ ▪ ◦ · – …), outline numbers (1. 1.2. a)
+#: (1) (a)) and the ``o`` bullet of plain-text files.
 BULLETS = "-*+•●○■□▪◦·‣⁃–—"
 LIST_ITEM = re.compile(
-    rf"^(?P<indent>[ \t]*)(?P<marker>[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)]|[a-z]\))[ \t]+(?P<body>\S.*)$"
+    rf"^(?P<indent>[ \t]*)(?P<marker>[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)]|[a-z]\)|\((?:\d{{1,3}}|[a-z])\)|o(?=[ \t]+[A-Za-z]))"
+    r"[ \t]+(?P<body>\S.*)$"
 )
+#: A task box, after a list marker or on its own: ``- [ ]``, ``[x]``, ``* [✓]``, ``☐``, ``☑``, ``✅``.
 CHECKBOX = re.compile(
-    r"^(?P<indent>[ \t]*)(?:[-*+•]|\d{1,3}[.)])[ \t]+\[(?P<mark>[ xX~/-])\][ \t]+(?P<body>\S.*)$"
+    r"^(?P<indent>[ \t]*)(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?(?:\[(?P<mark>[ xX✓✔~/-])\]|(?P<box>[☐☑☒✅✔✓]))[ \t]+(?P<body>\S.*)$"
 )
+#: Box marks meaning done (the rest: " "/"☐" open, "~"/"/" in progress, "-" cancelled).
+DONE_MARKS = frozenset("xX✓✔☑☒✅")
 FENCE = re.compile(r"^[ \t]*(```|~~~)")
 HEADING = re.compile(r"^[ ]{0,3}(?P<hashes>#{1,6})[ \t]+(?P<text>.*?)[ \t#]*$")
 RULE_LINE = re.compile(r"^[ \t]*([-*_=])(?:[ \t]*\1){2,}[ \t]*$")
@@ -156,8 +161,9 @@ class Run:
         min_words: int = 1,
     ) -> bool:
         raw = raw[:MAX_RAW_TITLE]
-        if re.fullmatch(r"\s*~~.*~~\s*", raw):
-            return False  # struck out entirely: cancelled
+        raw, done = done_marker(raw)
+        if done:
+            status = "done"
         fields = task_fields(
             raw,
             self.base_ms,

@@ -3,9 +3,11 @@
 Signals, by ``ExtractedItem.signal``:
 
 ``checkbox``
-    A list item with a Markdown task box: ``- [ ]`` → todo, ``- [x]`` → done, ``- [~]`` or
-    ``- [/]`` → in progress (``- [-]``, cancelled, is skipped). Struck-out text (``~~…~~``) is
-    dropped from the title; a fully struck item is skipped.
+    A task box, after a list marker or on its own: ``- [ ]``/``[ ]``/``☐`` → todo, ``[x]``,
+    ``[✓]``, ``☑``, ``☒``, ``✅`` → done, ``[~]`` or ``[/]`` → in progress (``[-]``, cancelled, is
+    skipped). Struck-out words (``~~…~~``) are dropped from the title. Any task whose text is
+    struck out entirely, or carries a done marker (``(done)``, ``[done]``, ``DONE:``, a check
+    mark at either end), is reported with status ``done`` (:func:`.titles.done_marker`).
 ``todo-line`` / ``action-line`` / ``ai-line`` / ``next-step-line`` / ``follow-up-line``
     A line (optionally a list item, optionally emphasised as ``*AI:*`` or ``**Action:**``)
     starting with ``TODO`` (upper case; ``todo:``/``to-do:`` need the colon), ``Action:``,
@@ -40,6 +42,7 @@ from sidecar.ingest.dates import find_date, parse_date_phrase
 from sidecar.ingest.items import Document, EmailMessageInfo, Status
 from sidecar.ingest.rules.base import (
     CHECKBOX,
+    DONE_MARKS,
     FENCE,
     HEADING,
     LIST_ITEM,
@@ -540,10 +543,10 @@ class TextRules(TableRules):
 
     def _checkbox(self, lines: list[Line], i: int, m: re.Match[str]) -> int:
         line = lines[i]
-        mark = m.group("mark")
+        mark = m.group("mark") or m.group("box")
         if mark == "-":
             return i + 1
-        status: Status = "todo" if mark == " " else ("done" if mark in "xX" else "in_progress")
+        status: Status = "todo" if mark in " ☐" else ("done" if mark in DONE_MARKS else "in_progress")
         body = m.group("body")
         # deeper-indented lines below (that are not boxes themselves) describe the item
         details: list[str] = []

@@ -29,6 +29,27 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
 
 
+_STRUCK = re.compile(r"^\s*~~(?P<text>.*)~~\s*$")
+_LEAD_DONE = re.compile(r"^[ \t]*(?:[✅✓✔☑☒]|\[(?:done|completed?)\]|\((?:done|completed?)\)|(?-i:DONE)\b[ \t]*:?)[ \t]*", re.I)
+_TRAIL_DONE = re.compile(
+    r"[ \t]*(?:[-–:][ \t]*)?(?:[✅✓✔☑]|\((?:done|completed?|finished)\)|\[(?:done|completed?|finished)\])[ \t.!]*$", re.I
+)
+
+
+def done_marker(text: str) -> tuple[str, bool]:
+    """``(text without its done marker, marked done)``. Done markers: struck out entirely
+    (``~~…~~``), a leading or trailing check mark (``✅ ✓ ✔ ☑``), ``(done)``/``[done]``/
+    ``(completed)`` at either end, a leading ``DONE:``."""
+    m = _STRUCK.match(text)
+    if m and "~~" not in m.group("text"):
+        return m.group("text").strip(), True
+    stripped = _LEAD_DONE.sub("", text, count=1)
+    stripped = _TRAIL_DONE.sub("", stripped, count=1)
+    if stripped != text and stripped.strip():
+        return stripped, True
+    return text, False
+
+
 def clean_markup(text: str) -> str:
     """Markdown inline syntax out: links → their text, images/struck text dropped, no emphasis."""
     if not _MARKUP_CHARS.search(text):

@@ -606,3 +606,18 @@ def test_todo_section_parents_with_sub_items_are_tasks() -> None:
     assert titles(text) == [
         "Beautify the code", "run SPAG", "double check output for sanity", "add deleted status",
     ]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["To-Do List", "Goals for next week:", "Plan for the next meeting", "Upcoming tasks", "Things to do:",
+     "Work to be done", "Actions required:", "Decisions and Action Items", "Action items & next steps"],
+)
+def test_more_names_of_action_sections(header: str) -> None:
+    text = f"Meeting notes\n\n{header}\n- Book the venue\n- Send the agenda to everyone\n"
+    assert titles(text, kind="text", name="notes.txt") == ["Book the venue", "Send the agenda to everyone"]
+
+
+def test_a_wrapped_line_that_ends_in_section_words_opens_no_section() -> None:
+    text = "Meeting notes\n\n- Review the checklist to see what has been done and\nwhat needs to be done\n\nBen\n"
+    assert titles(text, kind="pdf", name="minutes.pdf") == []

@@ -70,16 +70,22 @@ TABLE_SEPARATOR = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?
 
 _ACTIONS = r"(?:action[ \t]+(?:items?|points?|list|plan|log|register)|actions?|tasks?|to[- ]?dos?|to[ \t]+do)"
 _SECTION_WORDS = (
-    r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?|to[ \t]+do(?:[ \t]+list)?|todo[ \t]+list|next[ \t]+steps?"
+    r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?(?:[ \t]+list)?|to[ \t]+do(?:[ \t]+list)?|next[ \t]+steps?"
     r"|follow[- ]?ups?|open[ \t]+tasks|tasks"
     # the same lists under other common names: "Agreed actions", "New action items", "Action plan",
     # "Tasks for next week", "Actions arising", "Decisions and actions", "Assigned tasks"
-    rf"|(?:new|open|outstanding|agreed|pending|assigned|ongoing|carried[- ]over|summary[ \t]+of)[ \t]+{_ACTIONS}"
-    rf"|{_ACTIONS}[ \t]+(?:agreed|arising|assigned|identified|taken|summary)"
+    rf"|(?:new|open|outstanding|agreed|pending|assigned|ongoing|carried[- ]over|summary[ \t]+of|upcoming|remaining"
+    rf"|individual|required)[ \t]+{_ACTIONS}"
+    rf"|{_ACTIONS}[ \t]+(?:agreed|arising|assigned|identified|taken|summary|required|to[ \t]+(?:take|complete|be[ \t]+done))"
+    # "Things to do", "Work to be done", "What needs to be done", "Actionables"
+    r"|(?:things|work|stuff)[ \t]+to[ \t]+(?:do|be[ \t]+done)|to[ \t]+be[ \t]+done|what[ \t]+needs[ \t]+to[ \t]+be[ \t]+done"
+    r"|actionables?"
     r"|action[ \t]+(?:plan|log|register)"
-    rf"|{_ACTIONS}[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)[ \t]+(?:week|meeting|sprint|call|time)"
+    rf"|(?:{_ACTIONS}|goals|plans?|targets|work)[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)"
+    r"[ \t]+(?:week|meeting|sprint|call|time|session)"
     r"|task[ \t]+(?:assignments?|allocation|list)|work[ \t]+allocation|next[ \t]+actions"
-    r"|decisions?[ \t]+(?:and|&)[ \t]+actions?|actions?[ \t]+(?:and|&)[ \t]+decisions?"
+    # "Decisions and action items", "Action items & next steps"
+    rf"|(?:decisions?|next[ \t]+steps)[ \t]+(?:and|&)[ \t]+{_ACTIONS}|{_ACTIONS}[ \t]+(?:and|&)[ \t]+(?:decisions?|next[ \t]+steps)"
     r"|follow[- ]?up[ \t]+(?:items|actions|tasks))"
 )
 SECTION_FULL = re.compile(rf"^{_SECTION_WORDS}[ \t]*:?$", re.IGNORECASE)

@@ -419,6 +419,8 @@ class TextRules(TableRules):
     def _is_section_header(text: str, heading: str | None) -> bool:
         inner = heading if heading is not None else text
         inner = _NUMBERING.sub("", clean_markup(inner).strip())
+        if heading is None and inner[:1].islower():
+            return False  # a label line starts with a capital; "what needs to be done" continues a line
         if SECTION_FULL.match(inner):
             return True
         return bool(heading is None and _SECTION_TRAILING.search(inner) and len(inner.split()) <= 12)

@@ -11,7 +11,10 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
   capitalised names or ``@handles``) is the owner;
 * after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
   the owner;
-* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group.
+* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group, or to the
+  people it names first (``@ana please review …``, ``Folks, please …``).
+
+A speaker prefix is initials, a first name (``Rich:``, ``Michael D:``) or an ``@handle:``.
 
 Only the line's first sentence is the title. Reports ("NAME worked on …"), plans in the middle
 of a sentence ("Ultimately, Sam will …") and verbs that name no action ("will be", "to do") are
@@ -40,7 +43,9 @@ _MINUTES_WORDS = re.compile(
 _HEAD_CHARS = 3000
 
 #: ``JB:`` / ``TBL:`` / ``eP:`` / ``Rich:`` / ``Michael D:`` at the start of a line (after a bullet).
-_SPEAKER = re.compile(r"^(?P<speaker>[A-Za-z][A-Za-z]{0,3}|[A-Z][a-z]{2,12}(?:[ \t][A-Z]\.?)?)[ \t]*:[ \t]+(?=\S)")
+_SPEAKER = re.compile(
+    r"^(?P<speaker>[A-Za-z][A-Za-z]{0,3}|[A-Z][a-z]{2,12}(?:[ \t][A-Z]\.?)?|@[\w-]{2,39})[ \t]*:[ \t]+(?=\S)"
+)
 #: Field labels that look like a speaker prefix but are not a person.
 _NOT_SPEAKERS = frozenset(
     {
@@ -67,11 +72,13 @@ _LINK = (
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
 _SELF_ACTION = re.compile(
-    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|Will)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
+    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
+#: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
 _REQUEST = re.compile(
-    rf"^(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
+    rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
     re.I,
 )
 _EMAIL_REQUEST = re.compile(
@@ -194,11 +201,12 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
     m = _SELF_ACTION.match(body)
-    if m and (speaker is not None or not body.startswith("Will")):
+    if m and (speaker is not None or not body.lower().startswith("will")):
         return first_sentence(m.group("rest")), speaker
     m = _REQUEST.match(body)
     if m:
-        return first_sentence(m.group("rest")), None
+        asked = m.group("asked")
+        return first_sentence(m.group("rest")), asked if asked and asked.startswith("@") else None
     return None
 
 

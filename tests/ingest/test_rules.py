@@ -621,3 +621,10 @@ def test_more_names_of_action_sections(header: str) -> None:
 def test_a_wrapped_line_that_ends_in_section_words_opens_no_section() -> None:
     text = "Meeting notes\n\n- Review the checklist to see what has been done and\nwhat needs to be done\n\nBen\n"
     assert titles(text, kind="pdf", name="minutes.pdf") == []
+
+
+def test_word_and_pdf_bullet_glyphs_are_list_markers() -> None:
+    """Symbol/Wingdings bullets of Word documents come out of PDFs as private-use glyphs
+    (U+F0B7, U+F0A7); arrows and diamonds are bullets too. None stays in a title."""
+    text = "Action Items\n\uf0b7 Book the room for Monday\n\uf0a7 Send the agenda\n➢ Print the handouts\n"
+    assert titles(text, kind="pdf", name="minutes.pdf") == ["Book the room for Monday", "Send the agenda", "Print the handouts"]

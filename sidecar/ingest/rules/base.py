@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from sidecar.ingest.items import Document, ExtractedItem, Span, Status
 from sidecar.ingest.rules.owners import task_fields
-from sidecar.ingest.rules.titles import NOTHING, clean_task_title, done_marker, first_sentence
+from sidecar.ingest.rules.titles import BULLETS, NOTHING, clean_task_title, done_marker, first_sentence
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
@@ -51,7 +51,6 @@ MAX_RAW_TITLE = 2000
 
 #: List markers: Markdown's, the bullets PDF text keeps (● ○ ■ ▪ ◦ · – …), outline numbers (1. 1.2. a)
 #: (1) (a)) and the ``o`` bullet of plain-text files.
-BULLETS = "-*+•●○■□▪◦·‣⁃–—"
 LIST_ITEM = re.compile(
     rf"^(?P<indent>[ \t]*)(?P<marker>[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)]|[a-z]\)|\((?:\d{{1,3}}|[a-z])\)|o(?=[ \t]+[A-Za-z]))"
     r"[ \t]+(?P<body>\S.*)$"

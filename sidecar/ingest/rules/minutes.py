@@ -35,6 +35,7 @@ import re
 
 from sidecar.ingest.dates import DateMatch, find_date, numeric_date_order, parse_numeric_date
 from sidecar.ingest.items import Document
+from sidecar.ingest.rules.titles import BULLETS
 
 #: Words of a meeting header; two distinct ones near the top make a document minutes.
 _MINUTES_WORDS = re.compile(
@@ -85,7 +86,7 @@ _EMAIL_REQUEST = re.compile(
     rf"^(?:(?:could|can|would)[ \t]+you[ \t]+(?:please[ \t]+)?|please[ \t]+|pls[ \t]+|kindly[ \t]+)(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*?)\??$",
     re.I,
 )
-_BULLET = re.compile(r"^[ \t]*(?:[-*+•●○■□▪◦·‣⁃]|\d{1,3}(?:\.\d{1,3})*[.)])[ \t]+")
+_BULLET = re.compile(rf"^[ \t]*(?:[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)])[ \t]+")
 _HEADING_MARK = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z(+])|[.!;]?[ \t]*$")
 

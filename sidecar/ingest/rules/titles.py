@@ -9,6 +9,10 @@ import re
 
 from sidecar.ingest.items import TITLE_MAX
 
+#: List bullets: Markdown's, the ones PDF text keeps (● ○ ■ ▪ ◦ · – ➢ ► ◆ ❖ …) and the private-use
+#: glyphs that Symbol/Wingdings bullets of Word documents come out as (U+F0B7 , U+F0A7 , …).
+BULLETS = "-*+•●○■□▪◦·‣⁃–—➢➤►▶▸▹◆◇❖❏❑❒\uf020-\uf0ff"
+
 #: A cell or line that says there is nothing: "N/A", "none", "TBD", "-", "?".
 NOTHING = re.compile(r"^(?:n/?a|none|nothing|tbd|tbc|no actions?|-+|\?+)\b", re.I)
 
@@ -83,7 +87,7 @@ def first_sentence(text: str, *, joined: bool) -> tuple[str, str | None]:
     return text, None
 
 
-_LEAD_NUMBERING = re.compile(r"^(?:[-*+•●○■□▪◦·‣⁃–—>]+[ \t]*|\d{1,3}(?:\.\d{1,3})*[.)\-–:][ \t]*(?=\D)|[a-z]\)[ \t]+)+")
+_LEAD_NUMBERING = re.compile(rf"^(?:[{BULLETS}>]+[ \t]*|\d{{1,3}}(?:\.\d{{1,3}})*[.)\-–:][ \t]*(?=\D)|[a-z]\)[ \t]+)+")
 _TRAIL_URL = re.compile(r"[ \t]*[:–-]?[ \t]*<?https?://\S+>?[ \t]*$")
 _TRAIL_VOTES = re.compile(r"(?:[ \t]*[+-]1[ \t]+[A-Za-z][\w.]{0,15})+[ \t]*$")
 #: A trailing remark in brackets: "(i.e. …)", "(e.g. …)", "(n.b. …)", "(see …)", "(as part of …)".

@@ -628,3 +628,19 @@ def test_word_and_pdf_bullet_glyphs_are_list_markers() -> None:
     (U+F0B7, U+F0A7); arrows and diamonds are bullets too. None stays in a title."""
     text = "Action Items\n\uf0b7 Book the room for Monday\n\uf0a7 Send the agenda\n➢ Print the handouts\n"
     assert titles(text, kind="pdf", name="minutes.pdf") == ["Book the room for Monday", "Send the agenda", "Print the handouts"]
+
+
+def test_who_what_when_tables() -> None:
+    """Beside an owner and a deadline column, "What"/"Item" is the action column; "When" is the
+    deadline in a who/what/when table. Without an owner column "Item" names no action."""
+    text = (
+        "| What | Who | When |\n|---|---|---|\n| Book the venue | Ana | 2024-05-07 |\n\n"
+        "| Item | Owner | Due date |\n|---|---|---|\n| Send the invoice | Bo | 2024-05-09 |\n\n"
+        "| Item | Price |\n|---|---|\n| Coffee beans | 12 |\n"
+    )
+    items = run(text)
+    assert [(i.title, i.assignees, i.signal) for i in items] == [
+        ("Book the venue", ["Ana"], "action-table"),
+        ("Send the invoice", ["Bo"], "action-table"),
+    ]
+    assert items[0].due_date == day(2024, 5, 7)

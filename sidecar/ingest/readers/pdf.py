@@ -87,7 +87,7 @@ def read_pdf(path: Path, data: bytes) -> Document:
 #: A line that reads like the header of an action table: an action/task word and an owner or
 #: deadline word. Only pages with one are given to the (slower) table finder.
 _OWNER_WORD = r"\b(?:owners?|responsible|assigned|assignees?|who)\b"
-_DUE_WORD = r"\b(?:deadline|due|completion|by[ \t]+when|target[ \t]+date)\b"
+_DUE_WORD = r"\b(?:deadline|due|completion|by[ \t]+when|target[ \t]+date|when)\b"
 _TABLE_HEADER_HINT = re.compile(
     rf"^(?:(?=.*\b(?:actions?|tasks?|to[- ]?dos?)\b)(?=.*(?:{_OWNER_WORD}|{_DUE_WORD}))"
     rf"|(?=.*{_OWNER_WORD})(?=.*{_DUE_WORD})).{{0,150}}$",

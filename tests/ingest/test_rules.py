@@ -644,3 +644,24 @@ def test_who_what_when_tables() -> None:
         ("Send the invoice", ["Bo"], "action-table"),
     ]
     assert items[0].due_date == day(2024, 5, 7)
+
+
+def test_a_todo_file_without_list_markers_is_read_line_by_line() -> None:
+    text = (
+        "TODO\n====\n\nBugs:\nfix the crash when the window is resized\nmake the status line\n"
+        "   respect the terminal width\n\nFEATURES\nAdd a man page\nSupport UTF-8 in titles.\n"
+        "x 2024-03-01 port to OpenBSD\n"
+    )
+    todo = rules.extract(Document(path=Path("TODO"), kind="text", text=text))
+    assert [(i.title, i.status) for i in todo] == [
+        ("fix the crash when the window is resized", "todo"),
+        ("make the status line respect the terminal width", "todo"),
+        ("Add a man page", "todo"),
+        ("Support UTF-8 in titles", "todo"),
+        ("port to OpenBSD", "done"),
+    ]
+    assert {i.signal for i in todo} == {"todo-file"}
+
+
+def test_plain_lines_of_other_files_are_no_tasks() -> None:
+    assert titles("fix the crash when the window is resized\nAdd a man page\n", kind="text", name="notes.txt") == []

@@ -24,7 +24,9 @@ Signals, by ``ExtractedItem.signal``:
     A list item ending in ``- TODO`` (todo) or ``- DONE`` (done).
 ``todo-file``
     In a file *named* as a to-do list (``TODO.md``, ``project-TODO.txt``, ``todo-list.md``),
-    every list item of two words or more.
+    every list item of two words or more, sub-items too (not group labels such as ``PAM`` or
+    ``Bugs:``, nor remarks under an item). A to-do file without list markers is read line by
+    line: each line (with its continuation lines) is an item.
 ``action-table``
     See :mod:`.tables`.
 ``next-meeting``
@@ -186,9 +188,53 @@ class TextRules(TableRules):
         else:
             saved_base = self.base_ms
         try:
-            self._scan(lines, todo_file=todo_file, email=email)
+            if todo_file and not any(LIST_ITEM.match(ln.text) or CHECKBOX.match(ln.text) for ln in lines):
+                self._plain_todo(lines)
+            else:
+                self._scan(lines, todo_file=todo_file, email=email)
         finally:
             self.base_ms = saved_base
+
+    def _plain_todo(self, lines: list[Line]) -> None:
+        """A to-do file written without list markers: each line is an item, with the lines that
+        continue it (indented under it, or starting in lower case after a line that ran to a
+        wrap width of 60+ characters without ending a sentence); blank lines, headings (``#``, underlined, a short all-capitals line) and
+        group labels ending in ``:`` separate them. ``x `` before an item (todo.txt) marks it done."""
+        k = 0
+        n = len(lines)
+        while k < n:
+            line = lines[k]
+            text = line.text.strip()
+            underlined = k + 1 < n and bool(re.fullmatch(r"[ \t]*(?:=+|-+)[ \t]*", lines[k + 1].text))
+            if (
+                line.blank
+                or underlined
+                or RULE_LINE.match(line.text)
+                or self._heading(line) is not None
+                or text.endswith(":")
+                or (text.isupper() and len(text.split()) <= 4)
+                or FENCE.match(line.text)
+            ):
+                k += 2 if underlined else 1
+                continue
+            body = text
+            j = k + 1
+            while j < n and j <= k + 4:
+                nxt = lines[j]
+                piece = nxt.text.strip()
+                if nxt.blank or RULE_LINE.match(nxt.text) or piece.endswith(":"):
+                    break
+                wrapped = len(lines[j - 1].text.rstrip()) >= 60 and body[-1:] not in ".!?"
+                if nxt.indent > line.indent or (piece[:1].islower() and wrapped):
+                    body = f"{body} {piece}"
+                    j += 1
+                    continue
+                break
+            done = re.match(r"x[ \t]+(?:\d{4}-\d{2}-\d{2}[ \t]+)?(?=\S)", body)
+            if done:
+                body = body[done.end():]
+            self.add_task(body, line, lines[j - 1], "todo-file", min_words=2, status="done" if done else "todo")
+            k = j
 
     def _scan(self, lines: list[Line], *, todo_file: bool, email: bool) -> None:
         in_fence = False

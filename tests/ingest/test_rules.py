@@ -650,7 +650,7 @@ def test_a_todo_file_without_list_markers_is_read_line_by_line() -> None:
     text = (
         "TODO\n====\n\nBugs:\nfix the crash when the window is resized\nmake the status line\n"
         "   respect the terminal width\n\nFEATURES\nAdd a man page\nSupport UTF-8 in titles.\n"
-        "x 2024-03-01 port to OpenBSD\n"
+        "x 2024-03-01 port to OpenBSD\n\nTerminal\n\tallow a second status line\n\tadd a bell option\n"
     )
     todo = rules.extract(Document(path=Path("TODO"), kind="text", text=text))
     assert [(i.title, i.status) for i in todo] == [
@@ -659,6 +659,8 @@ def test_a_todo_file_without_list_markers_is_read_line_by_line() -> None:
         ("Add a man page", "todo"),
         ("Support UTF-8 in titles", "todo"),
         ("port to OpenBSD", "done"),
+        ("allow a second status line", "todo"),
+        ("add a bell option", "todo"),
     ]
     assert {i.signal for i in todo} == {"todo-file"}
 

@@ -206,8 +206,13 @@ class TextRules(TableRules):
             line = lines[k]
             text = line.text.strip()
             underlined = k + 1 < n and bool(re.fullmatch(r"[ \t]*(?:=+|-+)[ \t]*", lines[k + 1].text))
+            group = (
+                k + 1 < n and not lines[k + 1].blank and lines[k + 1].indent > line.indent
+                and len(text.split()) <= 3 and text[-1:] not in ".!?"
+            )  # "Terminal" over indented items: a group heading, not an item with continuations
             if (
-                line.blank
+                group
+                or line.blank
                 or underlined
                 or RULE_LINE.match(line.text)
                 or self._heading(line) is not None

@@ -277,3 +277,15 @@ def test_requests_to_named_people_and_handle_speakers() -> None:
         ("comment on the governance PR", []),
         ("open an issue for the flaky test", ["bochen"]),
     ]
+
+
+def test_calls_for_help_are_requests() -> None:
+    text = (
+        "# Weekly call minutes\n\n## Present\n\n* Ana Lima\n\n## Notes\n\n"
+        "* The streams rewrite is nearly there, need more eyes on PR 4512\n"
+        "* Ana: looking for reviewers for the release notes\n"
+        "* We had help from many people last year\n"
+    )
+    assert [t for kind, t, _ in _minutes(text) if kind == "task"] == [
+        "need more eyes on PR 4512", "looking for reviewers for the release notes",
+    ]

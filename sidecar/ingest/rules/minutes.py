@@ -14,6 +14,9 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
 * ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group, or to the
   people it names first (``@ana please review …``, ``Folks, please …``).
 
+* a call for help anywhere in the line: ``need more eyes on PR 123``, ``looking for reviewers
+  for …``, ``volunteers needed for …`` (the title starts at the call).
+
 A speaker prefix is initials, a first name (``Rich:``, ``Michael D:``) or an ``@handle:``.
 
 Only the line's first sentence is the title. Reports ("NAME worked on …"), plans in the middle
@@ -80,6 +83,15 @@ _SELF_ACTION = re.compile(
 _REQUEST = re.compile(
     r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
     rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    re.I,
+)
+#: A call for help anywhere in a minutes line: "need(s) more eyes on PR 123", "looking for
+#: reviewers for …", "volunteers needed for …", "reviews welcome on …".
+_CALL_FOR_HELP = re.compile(
+    r"\b(?:(?:we[ \t]+)?needs?[ \t]+(?:more[ \t]+|some[ \t]+)?(?:eyes|reviews?|reviewers|volunteers|help|feedback|input)"
+    r"|(?:looking|asking)[ \t]+for[ \t]+(?:more[ \t]+)?(?:reviews?|reviewers|volunteers|help|feedback|input|champions?)"
+    r"|(?:reviews?|reviewers|volunteers|help|feedback)[ \t]+(?:needed|wanted|welcome|requested))\b"
+    r"(?P<rest>[ \t]+(?:on|for|with|in|at|to)\b.*|[ \t]*[:,-][ \t]*\S.*)$",
     re.I,
 )
 _EMAIL_REQUEST = re.compile(
@@ -208,6 +220,9 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
     if m:
         asked = m.group("asked")
         return first_sentence(m.group("rest")), asked if asked and asked.startswith("@") else None
+    m = _CALL_FOR_HELP.search(first_sentence(body))
+    if m:
+        return first_sentence(body[m.start() :]), None
     return None
 
 

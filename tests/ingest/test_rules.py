@@ -667,3 +667,11 @@ def test_a_todo_file_without_list_markers_is_read_line_by_line() -> None:
 
 def test_plain_lines_of_other_files_are_no_tasks() -> None:
     assert titles("fix the crash when the window is resized\nAdd a man page\n", kind="text", name="notes.txt") == []
+
+
+def test_name_colon_action_in_an_action_section_names_the_owner() -> None:
+    items = run("## Action items\n- Ana: book the room for Monday\n- Note: the room has no projector\n")
+    assert [(i.title, i.assignees) for i in items] == [
+        ("book the room for Monday", ["Ana"]),
+        ("Note: the room has no projector", []),
+    ]

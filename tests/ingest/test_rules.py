@@ -675,3 +675,13 @@ def test_name_colon_action_in_an_action_section_names_the_owner() -> None:
         ("book the room for Monday", ["Ana"]),
         ("Note: the room has no projector", []),
     ]
+
+
+def test_actions_grouped_under_a_name_in_an_action_section() -> None:
+    text = "## Action items\n- Ana\n  - book the room\n  - send the agenda\n- Bo Chen:\n  - print the handouts\n- Review the budget\n  - it is on the drive\n"
+    assert [(i.title, i.assignees) for i in run(text)] == [
+        ("book the room", ["Ana"]),
+        ("send the agenda", ["Ana"]),
+        ("print the handouts", ["Bo Chen"]),
+        ("Review the budget", []),
+    ]

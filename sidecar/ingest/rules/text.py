@@ -115,6 +115,8 @@ class Section:
     todo: bool = False  # a to-do list ("## Todo"): nested items are tasks, parents group them
     depth: int = 0  # outline depth of a numbered header ("1.1 Action Items" → 2), 0 if none
     skip_line: bool = False  # the current line is a group label inside the section
+    group_indent: int | None = None  # items deeper than this are under a person's name ("- Ana")
+    group_owner: str | None = None
 
 
 _PERSON_LINE = re.compile(r"^[ \t]*(?P<name>[A-Z][\w'’.-]*(?:[ \t][A-Z][\w'’.-]*)?)[ \t]*:[ \t]*$")
@@ -350,7 +352,10 @@ class TextRules(TableRules):
                 i += 1
                 continue
             if section is not None and not line.blank:
-                i = self._section_item(lines, i, section, None if nested and not section.todo else marker_item)
+                grouped = section.group_indent is not None and line.indent > section.group_indent
+                i = self._section_item(
+                    lines, i, section, None if nested and not section.todo and not grouped else marker_item
+                )
                 continue
             if todo_file and marker_item:
                 body, last = self._joined(lines, i, marker_item)
@@ -527,13 +532,21 @@ class TextRules(TableRules):
             return i + 1  # indented detail under an item
         body, last = self._joined(lines, i, item)
         parent = self._has_children(lines, last, line.indent)
+        if section.group_indent is not None and line.indent <= section.group_indent:
+            section.group_indent = section.group_owner = None
+        name = _PERSON_LINE.match(body if body.rstrip().endswith(":") else f"{body}:")
+        if parent and name and not section.todo and len(body.split()) <= 3:
+            # "- Ana" over her actions: the items below are tasks, Ana owns them
+            section.group_indent, section.group_owner = line.indent, name.group("name")
+            return last + 1
         if (parent and section.todo and _is_group_label(body)) or body.rstrip().endswith(":"):
             return last + 1  # an item that groups the ones below it ("First week:") is no task
         if section.todo and line.indent > section.indent and is_commentary(body):
             return last + 1
         section.items += 1
         self.add_task(
-            body, line, lines[last], "action-section", dash_owner=True, min_words=2 if parent else 1
+            body, line, lines[last], "action-section", dash_owner=True, min_words=2 if parent else 1,
+            owner_hint=section.group_owner,
         )
         return last + 1
 

@@ -4,7 +4,8 @@ Signal ``action-table``. A PDF's ruled tables come from its layout (the reader's
 ``metadata["tables"]``, cells found by pdfplumber): one whose header row (among the first four)
 names an action/task column and an owner or deadline column gives a task per row, and replaces
 what the line rules made of the same rows' text. A Markdown table counts when its header has an action/task column and
-an owner or deadline column; a PDF-text table when its header line names an owner/responsible
+an owner or deadline column (beside both an owner and a deadline column, "What"/"Item"/
+"Description" is the action column and "When" the deadline: who/what/when tables); a PDF-text table when its header line names an owner/responsible
 column and a deadline/due column (under an "Actions" heading or with "Action" in the header). A
 text row must end in its date (``04/03/19``, ``01 SEP``, ``N/A``) and optional status; rows that
 do not are dropped. Numeric dates are read day- or month-first only when the document proves the

@@ -19,7 +19,8 @@ Signals, by ``ExtractedItem.signal``:
     in ``action items:``. The section's list items (or, when the first line after the label is
     not a list item, its plain lines up to a blank line) are tasks. It ends at the next
     heading, a rule line (``---``), a blank line followed by text, or text outdented to the
-    label. Items of one word (group labels such as "Design") are skipped.
+    label. Items of one word (group labels such as "Design") are skipped; items grouped under
+    a person's name (``- Ana`` over her items) are tasks that person owns, as is ``Ana: …``.
 ``todo-marker``
     A list item ending in ``- TODO`` (todo) or ``- DONE`` (done).
 ``todo-file``

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import uuid6
-from pydantic import BaseModel
+
+from sidecar.basemodel import Model
 
 if TYPE_CHECKING:
     from sidecar.store.db import Store
@@ -22,7 +23,7 @@ Op = Literal["insert", "update", "delete"]
 Origin = Literal["local", "remote"]
 
 
-class ChangeEntry(BaseModel):
+class ChangeEntry(Model):
     """One change-log row (DESIGN §3). ``fields`` holds the changed fields by API (camelCase)
     name with their new values; empty for a delete."""
 

@@ -9,8 +9,9 @@ module                 what
 =====================  ==========================================================================
 :mod:`.calendar`       ``.ics``: VTODO → task, VEVENT → timeline, VJOURNAL → note
 :mod:`.email`          ``.eml``/``.mbox``: each message's own text, else the message as a note
-:mod:`.text`           text, Markdown, HTML, PDF text: the line rules (checkboxes, labelled lines,
+:mod:`.text`           text, Markdown, HTML, PDF text: the line scanner (checkboxes, labelled lines,
                        action sections, to-do files, next-meeting dates)
+:mod:`.sections`       action sections, label lines, to-do files, wrapped lines (the scanner's parts)
 :mod:`.tables`         owner/action/due tables in Markdown and PDF text
 :mod:`.minutes`        minutes written as sentences, dated events, email requests
 :mod:`.language`       the document's language (other languages: a note, no English rules)

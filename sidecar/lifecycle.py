@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import gc
 import logging
 import os
 import signal
@@ -255,6 +256,8 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
         pid=os.getpid(), instance=str(uuid.uuid4()), version=__version__,
     ))
     app[HANDSHAKE_DONE].set()
+    gc.freeze()  # start-up's objects: never scanned again (cli turned GC off until here)
+    gc.enable()
     log.info("serving", extra={"port": port, "data_dir": str(settings.data_dir)})
     ca_store = asyncio.get_running_loop().run_in_executor(None, tls.load_deferred)
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import uuid6
 from pydantic import BaseModel, TypeAdapter
 
+from sidecar import clock
+
 if TYPE_CHECKING:
     from sidecar.store.db import Store
 
@@ -26,7 +28,8 @@ Origin = Literal["local", "remote"]
 
 class ChangeEntry(BaseModel):
     """One change-log row (DESIGN §3). ``fields`` holds the changed fields by API (camelCase)
-    name with their new values; empty for a delete."""
+    name with their new values; empty for a delete. ``synced_at`` (Unix ms): when the event was
+    known to be on the server — a local one's push was acknowledged, a remote one was applied."""
 
     seq: int
     event_id: str
@@ -166,12 +169,14 @@ class Writer:
                 store.hlc.receive(c.hlc)
             hlc = c.hlc
         payload = _compact_json(c.fields)
+        # A remote event came from the server: it is synced as it is applied, so the unsynced
+        # index (change_log_unsynced) holds only local events waiting to be pushed.
         return (c.event_id or str(uuid6.uuid7()), c.device_id or store.device_id, hlc, c.entity, c.entity_id, c.op,
-                payload, c.origin)
+                payload, c.origin, clock.now_ms() if c.origin == "remote" else None)
 
 
-_LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin, synced_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 #: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an encoder per call
@@ -185,4 +190,4 @@ def _entries(first_seq: int, rows: Sequence[tuple[Any, ...]], fields: Sequence[d
     """The entries of log rows just inserted with consecutive seqs from ``first_seq``."""
     return _ENTRY_LIST.validate_python([
         {"seq": first_seq + i, "event_id": r[0], "device_id": r[1], "hlc": r[2], "entity": r[3], "entity_id": r[4],
-         "op": r[5], "fields": f, "origin": r[7]} for i, (r, f) in enumerate(zip(rows, fields, strict=True))])
+         "op": r[5], "fields": f, "origin": r[7], "synced_at": r[8]} for i, (r, f) in enumerate(zip(rows, fields, strict=True))])

@@ -261,18 +261,21 @@ class Applier:
                 await self._delete_here(spec, ev)
             self._record(ev, "delete", {})
             return
-        stored = {columns[n]: v for n, v in won.items()}
+        stored: dict[str, Any] = {"id": ev["entity_id"]} if row is None else {}
+        for name, value in won.items():
+            stored[columns[name]] = value
         for column in _ENCODED[entity]:
             if column in stored:
                 stored[column] = _to_db(spec, column, stored[column])
         if row is None:
-            new = {"id": ev["entity_id"], **stored}
-            self._rows[key] = new
-            self._inserts[key] = dict(new)
+            # one dict is both the current row and the pending insert: until the insert is
+            # flushed, every later change of the row goes to both alike
+            self._rows[key] = self._inserts[key] = stored
             self._record(ev, "insert", won)
         else:
             row.update(stored)
-            (self._inserts.get(key) or self._updates.setdefault(key, {})).update(stored)
+            if key not in self._inserts:
+                self._updates.setdefault(key, {}).update(stored)
             self._record(ev, "update", won)
 
     async def _flush(self) -> None:

@@ -112,7 +112,7 @@ def _size(blob: bytes) -> int:
         return 0
 
 
-class _Group:
+class RecordGroup:
     """Downloaded records gathered for one transaction. It is full at :data:`GROUP_EVENTS`
     events (a larger record is a group of its own), at :data:`GROUP_RECORDS` records, or
     :data:`GROUP_WAIT_S` after its first record arrived (a slow download still shows progress,
@@ -152,12 +152,12 @@ class Puller:
             if not metas:
                 break
             distinct = {m.id for m in metas}
-            group = _Group()
+            group = RecordGroup()
             for meta in await self._unseen(metas):
                 self.result.records += 1
                 if (rec := await self._download(meta)) is not None and group.add(rec):
                     await self._apply(group.records)
-                    group = _Group()
+                    group = RecordGroup()
             if group.records:
                 await self._apply(group.records)
             if len(distinct) < PAGE:
@@ -200,11 +200,11 @@ class Puller:
             if not rows:
                 return
             # a held blob was verified when it arrived; it is opened again (a key may have been removed since)
-            applied, group = 0, _Group()
+            applied, group = 0, RecordGroup()
             for r in rows:
                 if group.add(Downloaded(r[0], bytes(r[2]), r[1])):
                     applied += await self._apply(group.records, held=True)
-                    group = _Group()
+                    group = RecordGroup()
             if group.records:
                 applied += await self._apply(group.records, held=True)
             if not applied:

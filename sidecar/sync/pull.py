@@ -31,9 +31,11 @@ crash loses (and a restart redoes) whole groups only.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,6 +213,23 @@ class Puller:
                 return
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a group is applied. A group allocates a few
+    objects per event (rows, change-log entries: none cyclic, all freed by reference counting)
+    that stay alive until its commit, so the collector would traverse them — and, every few
+    groups, the whole heap — for nothing: a quarter of the apply's CPU in ``bench_sync``. The
+    pause lasts one group's apply (≈ 0.2 s, not its wait for the lock or the commit); an enabled collector is always enabled again."""
+    if not gc.isenabled():  # paused by someone else: theirs to resume
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 async def apply_records(store: Store, records: Sequence[Opened], result: PullResult, *, held: bool = False) -> int:
     """Decide and apply opened records in order, in one transaction, each in its own savepoint
     (steps 3 to 5); returns how many were applied and adds to ``result``. ``held``: records
@@ -218,13 +237,14 @@ async def apply_records(store: Store, records: Sequence[Opened], result: PullRes
     applied = 0
     quarantined: list[dict[str, Any]] = []
     async with store.write() as w:
-        for rec in records:
-            outcome = await _consider(store.device_id, w, rec, held=held)
-            if isinstance(outcome, int):
-                applied += 1
-                result.events += outcome
-            elif outcome is not None:
-                quarantined.append({"record_id": rec.id, "reason": outcome})
+        with _collector_paused():
+            for rec in records:
+                outcome = await _consider(store.device_id, w, rec, held=held)
+                if isinstance(outcome, int):
+                    applied += 1
+                    result.events += outcome
+                elif outcome is not None:
+                    quarantined.append({"record_id": rec.id, "reason": outcome})
     result.applied += applied
     for q in quarantined:  # told once the group's commit is durable
         log.warning("sync record quarantined", extra=q)

@@ -123,3 +123,37 @@ async def test_a_group_that_fails_whole_leaves_nothing_and_the_next_pull_redoes_
     assert await domain_hash(b.store) == await domain_hash(a.store)
     dup = await b.store.fetchone("SELECT count(*) - count(DISTINCT event_id) FROM change_log")
     assert dup is not None and dup[0] == 0
+
+
+async def test_the_collector_pause_ends_with_the_group_even_when_it_fails(
+        devices: list[Device], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group's apply pauses Python's garbage collector; it is running again afterwards, also
+    after a failure, and a pause someone else made is left to them."""
+    import gc
+
+    a, b, _ = devices
+    await _records(a)
+    seen: list[bool] = []
+    real = pull_mod.Applier.apply
+
+    async def watching(self: Any, events: list[Any]) -> int:
+        seen.append(gc.isenabled())
+        return await real(self, events)
+
+    monkeypatch.setattr(pull_mod.Applier, "apply", watching)
+    monkeypatch.setattr(pull_mod, "mark_record", _failing)
+    with pytest.raises(RuntimeError):
+        await b.pull()
+    assert seen == [False] and gc.isenabled()
+    monkeypatch.setattr(pull_mod, "mark_record", state.mark_record)
+    gc.disable()
+    try:
+        await b.pull()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert (await b.store.fetchone("SELECT count(*) FROM notes"))[0] == 6  # type: ignore[index]
+
+
+async def _failing(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("disk gone")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import gc
 import logging
 import os
 import signal
@@ -36,9 +37,10 @@ from typing import Literal
 
 import psutil
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from sidecar import PROTOCOL, __version__
+from sidecar.basemodel import Model
 from sidecar.errors import SidecarError
 from sidecar.settings import Settings
 
@@ -55,7 +57,7 @@ class ExitCode(enum.IntEnum):
     SHUTDOWN_FORCED = 4
 
 
-class ReadyLine(BaseModel):
+class ReadyLine(Model):
     """The handshake: the one line on stdout once the API is listening (DESIGN §1.2)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -69,7 +71,7 @@ class ReadyLine(BaseModel):
     version: str
 
 
-class ErrorLine(BaseModel):
+class ErrorLine(Model):
     """The start-up failure line on stdout, followed by a non-zero exit (DESIGN §1.2)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -222,11 +224,14 @@ class NoWaitExecutor(ThreadPoolExecutor):
 
 
 async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
-    from aiohttp import web
+    from sidecar import tls
 
-    from sidecar.app import create_app
-    from sidecar.appstate import HANDSHAKE_DONE
-    from sidecar.server import make_runner
+    with tls.deferred_ca_loading():  # aiohttp's client contexts get their CAs after the handshake
+        from aiohttp import web
+
+        from sidecar.app import create_app
+        from sidecar.appstate import HANDSHAKE_DONE
+        from sidecar.server import make_runner
 
     asyncio.get_running_loop().set_default_executor(NoWaitExecutor(thread_name_prefix="sidecar-worker"))
     stopper = _Stopper(asyncio.get_running_loop())
@@ -251,13 +256,17 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
         pid=os.getpid(), instance=str(uuid.uuid4()), version=__version__,
     ))
     app[HANDSHAKE_DONE].set()
+    gc.freeze()  # start-up's objects: never scanned again (cli turned GC off until here)
+    gc.enable()
     log.info("serving", extra={"port": port, "data_dir": str(settings.data_dir)})
+    ca_store = asyncio.get_running_loop().run_in_executor(None, tls.load_deferred)
 
     if _stdin_is_watchable():
         _watch_stdin(stopper)
     parent_task = asyncio.create_task(_watch_parent(stopper, settings))
     await stopper.event.wait()
     parent_task.cancel()
+    ca_store.cancel()  # a no-op once it has run
     log.info("shutting down", extra={"reason": stopper.reason})
     try:
         await asyncio.wait_for(runner.cleanup(), timeout=settings.shutdown_timeout_s + 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from sidecar.basemodel import Model
 
 State = Literal["starting", "ok", "degraded", "error", "disabled"]
 
@@ -12,7 +12,7 @@ State = Literal["starting", "ok", "degraded", "error", "disabled"]
 COMPONENTS: tuple[str, ...] = ("store", "agent", "vectors", "watcher", "sync", "secrets")
 
 
-class ComponentStatus(BaseModel):
+class ComponentStatus(Model):
     """One component's state and a human-readable detail."""
 
     state: State

@@ -7,7 +7,9 @@ import secrets
 from pathlib import Path
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from sidecar.basemodel import Model
 
 APP_NAME = "sidecar"
 TOKEN_ENV = "SIDECAR_TOKEN"
@@ -19,7 +21,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-class Settings(BaseModel):
+class Settings(Model):
     """Process-wide settings. Sizes in bytes, durations in seconds."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)

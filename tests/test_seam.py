@@ -134,3 +134,36 @@ def test_the_app_factory_loads_no_heavy_library_before_the_handshake() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_models_derive_from_the_one_base() -> None:
+    # sidecar.basemodel.Model defers schema building; a model on pydantic's BaseModel directly
+    # builds its validator at import, before the handshake.
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "basemodel.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and b.id == "BaseModel" for b in node.bases):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not offenders, f"derive these from sidecar.basemodel.Model: {offenders}"
+
+
+def test_the_app_factory_builds_no_model_schema_at_import() -> None:
+    code = (
+        "import sys, pydantic, sidecar.app\n"
+        "seen, todo, built = set(), [pydantic.BaseModel], []\n"
+        "while todo:\n"
+        "    for sub in todo.pop().__subclasses__():\n"
+        "        if sub not in seen:\n"
+        "            seen.add(sub); todo.append(sub)\n"
+        "            if sub.__module__.startswith('sidecar.') and sub.__pydantic_complete__:\n"
+        "                built.append(sub.__module__ + '.' + sub.__qualname__)\n"
+        "print(len([s for s in seen if s.__module__.startswith('sidecar.')]), sorted(built))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    count, built = proc.stdout.split(" ", 1)
+    assert int(count) > 50  # the walk saw the models
+    assert built.strip() == "[]", f"built at import: {built}"

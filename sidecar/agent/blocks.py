@@ -24,8 +24,10 @@ import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
+
+from sidecar.basemodel import Model
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ OPENER = FENCE + "block"
 Scalar = str | int | float | bool | None
 
 
-class _Block(BaseModel):
+class _Block(Model):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
@@ -99,7 +101,7 @@ Block = Annotated[ChartBlock | TableBlock | TimelineBlock | EntityRefBlock, Fiel
 BLOCK_ADAPTER: TypeAdapter[ChartBlock | TableBlock | TimelineBlock | EntityRefBlock] = TypeAdapter(Block)
 
 
-class BlockEvent(BaseModel):
+class BlockEvent(Model):
     """AG-UI ``CUSTOM`` event ``block`` (home mode): one validated output block."""
 
     type: Literal["CUSTOM"]

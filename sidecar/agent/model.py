@@ -42,7 +42,7 @@ from agentscope.formatter import FormatterBase, OpenAIChatFormatter
 from agentscope.message import Msg
 from agentscope.model import ChatModelBase, ChatResponse, ChatUsage, OpenAIChatModel
 from agentscope.tool import ToolChoice
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from sidecar.agent.litellm_env import import_litellm
@@ -57,6 +57,7 @@ from sidecar.agent.model_stats import (
 )
 from sidecar.agent.model_stream import DeltaState, convert_chunk, parse_completion
 from sidecar.agent.settings import ModelSettings
+from sidecar.basemodel import Model
 from sidecar.errors import (
     ModelAuthError,
     ModelError,
@@ -98,7 +99,7 @@ class LiteLLMChatModel(ChatModelBase):
     ``stream=False``. Raises :class:`ModelError` subclasses.
     """
 
-    class Parameters(BaseModel):
+    class Parameters(Model):
         """Sampling parameters sent with every call."""
 
         temperature: float | None = Field(default=None, ge=0, le=2)

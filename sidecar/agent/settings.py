@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from sidecar.basemodel import Model
 
-class ModelSettings(BaseModel):
+
+class ModelSettings(Model):
     """Which model to call and how patiently. camelCase on the API (``apiBase``), snake_case here.
 
     Attributes:
@@ -43,7 +45,7 @@ AGENT_PROMPTS_KEY = "agent_prompts"
 MAX_PROMPT_CHARS = 4000
 
 
-class _Prompts(BaseModel):
+class _Prompts(Model):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 

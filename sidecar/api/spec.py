@@ -20,6 +20,7 @@ from sidecar.api.agent import EventsAfterQuery, ThreadsQuery
 from sidecar.api.events import ChangeEvent, EventsQuery
 from sidecar.api.search import SearchQuery
 from sidecar.api.secrets import SecretBody
+from sidecar.basemodel import Model
 from sidecar.ingest.journey import JourneyMessage, JourneyStart, JourneyTurn
 from sidecar.ingest.queue import FileQuery, FileRow
 from sidecar.ingest.runs import Run, RunQuery
@@ -37,19 +38,19 @@ from sidecar.sync.settings import SyncSettings
 T = TypeVar("T")
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Model):
     code: str = Field(description="stable machine code, e.g. validation_failed, not_found, run_active")
     message: str
     detail: Any = Field(default=None, description="for 422: [{field, message, type}]; else code-specific")
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Model):
     """Every error response (DESIGN §2)."""
 
     error: ErrorDetail
 
 
-class Page(BaseModel, Generic[T]):
+class Page(Model, Generic[T]):
     """A page of a list."""
 
     items: list[T]
@@ -62,26 +63,26 @@ class FilePage(Page[FileRow]):
     counts: dict[str, int] = Field(description="files per status for the same watchId filter")
 
 
-class Deleted(BaseModel):
+class Deleted(Model):
     deleted: str
 
 
-class Health(BaseModel):
+class Health(Model):
     status: Literal["ok"]
     version: str
 
 
-class Ready(BaseModel):
+class Ready(Model):
     ready: bool
     components: dict[str, ComponentStatus]
 
 
-class SecretStored(BaseModel):
+class SecretStored(Model):
     name: str
     stored: bool
 
 
-class SecretDeleted(BaseModel):
+class SecretDeleted(Model):
     name: str
     deleted: bool
 
@@ -103,7 +104,7 @@ class ModelSettingsView(ApiModel):
     api_key_set: bool
 
 
-class SearchSource(BaseModel):
+class SearchSource(Model):
     path: str
     start: int = Field(description="character offset into the file's text")
     end: int
@@ -121,18 +122,18 @@ class SearchItem(ApiModel):
     source: SearchSource | None
 
 
-class SearchResults(BaseModel):
+class SearchResults(Model):
     items: list[SearchItem]
     mode: Literal["hybrid", "keyword", "vector"]
 
 
-class EmbedderActive(BaseModel):
+class EmbedderActive(Model):
     table: str | None
     embedder: str | None
     dim: int | None
 
 
-class EmbedderView(BaseModel):
+class EmbedderView(Model):
     settings: EmbedderSettings
     active: EmbedderActive
     building: str | None = Field(description="table being re-embedded, swapped in when done")
@@ -140,15 +141,15 @@ class EmbedderView(BaseModel):
     problem: str | None
 
 
-class MemoryList(BaseModel):
+class MemoryList(Model):
     items: list[MemoryItem]
 
 
-class DeletedCount(BaseModel):
+class DeletedCount(Model):
     deleted: int
 
 
-class IndexProgress(BaseModel):
+class IndexProgress(Model):
     """Transient ``index.progress`` event on ``/v1/events``."""
 
     table: str
@@ -162,7 +163,7 @@ class IndexProgress(BaseModel):
 # --- events that are not responses ------------------------------------------------------------
 
 
-class MutationEntry(BaseModel):
+class MutationEntry(Model):
     """One change-log entry caused by a run (value of the CUSTOM ``mutations`` event)."""
 
     seq: int
@@ -172,7 +173,7 @@ class MutationEntry(BaseModel):
     fields: dict[str, Any]
 
 
-class MutationsEvent(BaseModel):
+class MutationsEvent(Model):
     """AG-UI ``CUSTOM`` event sent before every run's terminal event."""
 
     type: Literal["CUSTOM"]
@@ -180,7 +181,7 @@ class MutationsEvent(BaseModel):
     value: list[MutationEntry]
 
 
-class DomainEvent(BaseModel):
+class DomainEvent(Model):
     """AG-UI ``CUSTOM`` event right after ``RUN_STARTED`` in floating mode."""
 
     type: Literal["CUSTOM"]
@@ -188,7 +189,7 @@ class DomainEvent(BaseModel):
     value: Literal["tasks", "notes", "projects", "timelines"]
 
 
-class ResumeDecision(BaseModel):
+class ResumeDecision(Model):
     """``RunAgentInput.resume[].payload`` for a tool approval (status ``resolved``)."""
 
     approved: bool
@@ -203,7 +204,7 @@ class IngestProgress(ApiModel):
     total: int
 
 
-class SyncStatusEvent(BaseModel):
+class SyncStatusEvent(Model):
     """Transient ``sync.status`` event on ``/v1/events`` (see ``GET /v1/sync`` for the details)."""
 
     state: Literal["disabled", "offline", "online", "degraded"]

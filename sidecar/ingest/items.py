@@ -16,7 +16,9 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from sidecar.basemodel import Model
 
 ItemType = Literal["task", "timeline", "note"]
 Priority = Literal["high", "medium", "low"]
@@ -27,7 +29,7 @@ DocumentKind = Literal["text", "markdown", "email", "calendar", "pdf", "html"]
 TITLE_MAX = 500
 
 
-class Span(BaseModel):
+class Span(Model):
     """Where an item came from: ``[start, end)`` character offsets into ``Document.text``.
 
     ``line_start``/``line_end`` are 1-based line numbers of the same range when known.
@@ -59,7 +61,7 @@ def normalise_title(title: str) -> str:
     return " ".join(text.split())
 
 
-class ExtractedItem(BaseModel):
+class ExtractedItem(Model):
     """One proposed task, timeline entry or note.
 
     Fields:
@@ -124,7 +126,7 @@ class ExtractedItem(BaseModel):
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class CalendarComponent(BaseModel):
+class CalendarComponent(Model):
     """One VEVENT, VTODO or VJOURNAL as read from an iCalendar file (RFC 5545 §3.6).
 
     Fields:
@@ -164,7 +166,7 @@ class CalendarComponent(BaseModel):
     span: Span
 
 
-class EmailMessageInfo(BaseModel):
+class EmailMessageInfo(Model):
     """One message inside an email document (``.eml`` has one, ``.mbox`` one per message).
 
     Fields:
@@ -187,7 +189,7 @@ class EmailMessageInfo(BaseModel):
     html_only: bool = False
 
 
-class Document(BaseModel):
+class Document(Model):
     """What a reader produced from one file.
 
     Fields:

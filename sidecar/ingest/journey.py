@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import uuid6
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 
 from sidecar import clock
+from sidecar.basemodel import Model
 from sidecar.errors import Conflict, NotFound, Unavailable
 from sidecar.ingest.llm import LlmUnavailable, complete_text, strip_fence
 from sidecar.ingest.watches import PROMPT_MAX, Watch, WatchStore
@@ -95,7 +96,7 @@ class JourneyBusy(Conflict):
     code = "journey_busy"
 
 
-class _ModelReply(BaseModel):
+class _ModelReply(Model):
     """What the model may answer (extra keys ignored)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

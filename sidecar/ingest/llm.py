@@ -30,9 +30,10 @@ import re
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sidecar import clock
+from sidecar.basemodel import Model
 from sidecar.ingest.items import TITLE_MAX, Document, ExtractedItem, Span
 
 EXTRACTOR_NAME = "llm"
@@ -58,7 +59,7 @@ class LlmOutputInvalid(Exception):
         self.reason = reason
 
 
-class LlmItem(BaseModel):
+class LlmItem(Model):
     """One item as the model must answer it (camelCase or snake_case keys)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -96,7 +97,7 @@ class LlmItem(BaseModel):
         return self
 
 
-class LlmOutput(BaseModel):
+class LlmOutput(Model):
     """The whole answer: ``{"items": [...]}``."""
 
     model_config = ConfigDict(extra="ignore")

@@ -23,8 +23,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from sidecar.basemodel import Model
 
 if TYPE_CHECKING:  # numpy loads with the index, after the handshake
     import numpy as np
@@ -37,7 +39,7 @@ DEFAULT_MODEL = "wordllama"
 EMBEDDER_SETTING_KEY = "embedder"
 
 
-class EmbedderSettings(BaseModel):
+class EmbedderSettings(Model):
     """``PUT /v1/settings/embedder`` body (camelCase on the API).
 
     Attributes:
@@ -74,6 +76,8 @@ class Embedder(Protocol):
     min_similarity: float
     #: weight of the vector leg's ranks in hybrid fusion (1.0: plain reciprocal-rank fusion)
     vector_weight: float
+    #: hybrid queries put the vector leg's best document at worst this rank (0: no such place)
+    vector_slot: int
 
     async def embed(self, texts: list[str], *, count: bool = True) -> np.ndarray:
         """Vectors for ``texts`` (shape ``(len(texts), dim)``, float32, unit length); ``count``
@@ -128,11 +132,16 @@ class WordLlamaEmbedder:
     dim = 256
     #: measured: paraphrases score ≈ 0.2–0.7 against their source, unrelated text ≤ 0.06
     min_similarity = 0.15
-    #: Chosen on the dev split of ``tests/search/quality_queries.json`` (never on its test split).
-    #: This static model is far weaker than BM25 there (dev MRR 0.663 vs 0.879), and equal-weight
-    #: RRF drags keyword's good ranks down (MRR 0.767); at 0.05 its ranks break near-ties among
-    #: keyword matches and add what keyword missed (dev MRR 0.886).
+    #: Fusion chosen on the dev split of ``tests/search/quality_queries.json`` (63 queries; never
+    #: on its test split). This static model is far weaker than BM25 there (dev MRR 0.623 vs
+    #: 0.881), and equal-weight RRF drags keyword's good ranks down (MRR 0.743). At weight 0.05
+    #: its ranks break near-ties among keyword matches (dev MRR 0.893) but can never lift a
+    #: document keyword missed onto the first page (hit@5 0.937, as keyword); so its best
+    #: document also gets a place among the first 3 (``vector_slot``): dev hit@5 0.952 / MRR
+    #: 0.897 (slot 4 or 5: 0.952 / 0.895, 0.894; weight 0.02 or 0.1: the same within 0.003).
+    #: On the test split the slot is neutral (hybrid 0.883 / 0.813 with it, 0.883 / 0.814 without).
     vector_weight = 0.05
+    vector_slot = 3
 
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -189,6 +198,7 @@ class LiteLLMEmbedder:
         self.embedded = 0
         self.min_similarity = settings.min_similarity
         self.vector_weight = 1.0  # a configured model: plain reciprocal-rank fusion
+        self.vector_slot = 0
 
     @classmethod
     async def connect(cls, settings: EmbedderSettings, api_key: str | None) -> LiteLLMEmbedder:

@@ -245,12 +245,15 @@ class ChunkTable:
 
     def query(self, mode: Mode, text: str | None, vector: np.ndarray | None, where: str | None,
               limit: int, min_similarity: float = 0.0, vector_weight: float = 1.0,
-              text_where: str | None = None) -> list[dict[str, Any]]:
+              text_where: str | None = None, vector_slot: int = 0) -> list[dict[str, Any]]:
         """Chunks best first, each with ``_score`` (higher is better).
 
         ``hybrid``: a full-text (BM25) leg and a vector (cosine) leg, each ``limit`` long, run
         side by side and fused by :func:`weighted_rrf` (reciprocal rank, k = 60, the vector
-        leg's ranks weighted by ``vector_weight``). ``keyword``: the full-text leg only.
+        leg's ranks weighted by ``vector_weight``); with ``vector_slot`` = n > 0, the vector
+        leg's best document is then moved up to be at worst the n-th document
+        (:func:`promote`), so a weakly weighted vector leg still shows its best match on the
+        first page when keyword search missed it. ``keyword``: the full-text leg only.
         ``vector``: the vector leg only; ``_score`` is the cosine similarity. The vector leg
         keeps only chunks with cosine similarity ≥ ``min_similarity`` (it ranks every row,
         related or not). ``where`` filters both legs; ``text_where`` (default ``where``)
@@ -281,7 +284,11 @@ class ChunkTable:
         assert text
         other = _pool().submit(self._vector_leg, vector, where, limit, min_similarity)
         fts = self._fts_leg(text, tw, limit)
-        return weighted_rrf(fts, other.result(), vector_weight)[:limit]
+        vec = other.result()
+        fused = weighted_rrf(fts, vec, vector_weight)
+        if vector_slot > 0 and vec:
+            fused = promote(fused, vec[0]["doc_id"], vector_slot)
+        return fused[:limit]
 
     def _fts_leg(self, text: str, where: str | None, limit: int) -> list[dict[str, Any]]:
         q = self._t.search(text, query_type="fts")
@@ -325,6 +332,22 @@ def weighted_rrf(fts: list[dict[str, Any]], vec: list[dict[str, Any]], vector_we
         rows.setdefault(r["id"], r)
     order = sorted(scores, key=lambda c: (-scores[c], vrank.get(c, 1 << 30)))
     return [{**rows[c], "_score": scores[c]} for c in order]
+
+
+def promote(rows: list[dict[str, Any]], doc_id: str, slot: int) -> list[dict[str, Any]]:
+    """``rows`` (chunks best first) with the first chunk of document ``doc_id`` moved up to just
+    before the first chunk of the ``slot``-th document, when ``doc_id`` comes later than that
+    (else unchanged). The moved chunk takes the score of the one it now precedes, so scores
+    still never increase down the list. ``slot`` counts documents, from 1."""
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        first.setdefault(r["doc_id"], i)
+    docs = list(first)  # in order of first appearance
+    if doc_id not in first or docs.index(doc_id) < slot:
+        return rows
+    i, j = first[doc_id], first[docs[slot - 1]]
+    moved = {**rows[i], "_score": rows[j]["_score"]}
+    return [*rows[:j], moved, *(r for n, r in enumerate(rows[j:], j) if n != i)]
 
 
 _POOL: ThreadPoolExecutor | None = None

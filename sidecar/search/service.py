@@ -372,7 +372,8 @@ class SearchService:
             # memory rows have no text: the full-text leg cannot find them, only the vector leg
             rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(["kind != 'memory'", *filters]),
                                            limit * 4, embedder.min_similarity if embedder else 0.0,
-                                           embedder.vector_weight if embedder else 1.0, " AND ".join(filters))
+                                           embedder.vector_weight if embedder else 1.0, " AND ".join(filters),
+                                           embedder.vector_slot if embedder else 0)
         except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
             log.debug("search query failed", extra={"reason": str(exc)})
             rows = []

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
+
+from sidecar.basemodel import Model
 
 TaskStatus = Literal["todo", "in_progress", "done"]
 TaskPriority = Literal["high", "medium", "low"]
@@ -35,12 +37,11 @@ Offset = Annotated[int, Field(ge=0, le=MAX_INT64)]
 Seq = Annotated[int, Field(ge=0, le=MAX_INT64)]
 
 
-class ApiModel(BaseModel):
+class ApiModel(Model):
     """Base of every API body: camelCase aliases, unknown fields refused."""
 
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", str_max_length=1_000_000,
-        defer_build=True,  # validators are built on first use, not at import: a faster handshake
     )
 
 
@@ -266,7 +267,7 @@ class TaskCommentQuery(ListQuery):
     task_id: Id | None = None
 
 
-class Page(BaseModel):
+class Page(Model):
     """A page of a list: ``{"items": [...], "total": N, "limit": L, "offset": O}``."""
 
     items: list[dict[str, Any]]

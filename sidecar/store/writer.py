@@ -8,6 +8,7 @@ same transaction (DESIGN §3).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -15,9 +16,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import uuid6
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from sidecar import clock
+from sidecar.basemodel import Model
 
 if TYPE_CHECKING:
     from sidecar.store.db import Store
@@ -26,7 +28,7 @@ Op = Literal["insert", "update", "delete"]
 Origin = Literal["local", "remote"]
 
 
-class ChangeEntry(BaseModel):
+class ChangeEntry(Model):
     """One change-log row (DESIGN §3). ``fields`` holds the changed fields by API (camelCase)
     name with their new values; empty for a delete. ``synced_at`` (Unix ms): when the event was
     known to be on the server — a local one's push was acknowledged, a remote one was applied."""
@@ -181,13 +183,15 @@ _LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity
 
 #: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an encoder per call
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-#: builds a list of entries in one call (pydantic-core: a few times cheaper per entry than
-#: ``model_construct``, whose per-field loop is Python)
-_ENTRY_LIST = TypeAdapter(list[ChangeEntry])
+@functools.cache
+def _entry_list() -> TypeAdapter[list[ChangeEntry]]:
+    """Builds a list of entries in one call (pydantic-core: a few times cheaper per entry than
+    ``model_construct``, whose per-field loop is Python). Made on first use, not at import."""
+    return TypeAdapter(list[ChangeEntry])
 
 
 def _entries(first_seq: int, rows: Sequence[tuple[Any, ...]], fields: Sequence[dict[str, Any]]) -> list[ChangeEntry]:
     """The entries of log rows just inserted with consecutive seqs from ``first_seq``."""
-    return _ENTRY_LIST.validate_python([
+    return _entry_list().validate_python([
         {"seq": first_seq + i, "event_id": r[0], "device_id": r[1], "hlc": r[2], "entity": r[3], "entity_id": r[4],
          "op": r[5], "fields": f, "origin": r[7], "synced_at": r[8]} for i, (r, f) in enumerate(zip(rows, fields, strict=True))])

@@ -26,6 +26,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from sidecar import tls
 from sidecar.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class CloudClient:
         return float(wait_random_exponential(multiplier=self._policy.min_s, max=self._policy.max_s)(state))
 
     async def _once(self, method: str, path: str, *, auth: bool, **kw: Any) -> tuple[int, dict[str, str], bytes]:
+        await tls.ensure_loaded()  # aiohttp's default context has its CAs (sidecar/tls.py)
         headers = dict(kw.pop("headers", {}))
         if auth:
             if self._token is None:

@@ -27,8 +27,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from sidecar.basemodel import Model
 from sidecar.sync.keys import SyncKey
 
 MAGIC = b"SCB1"
@@ -44,7 +45,7 @@ class EnvelopeError(Exception):
         self.reason = reason
 
 
-class BatchHeader(BaseModel):
+class BatchHeader(Model):
     """The authenticated, unencrypted identity of a batch."""
 
     v: int

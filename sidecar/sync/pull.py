@@ -31,15 +31,14 @@ crash loses (and a restart redoes) whole groups only.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar import clock
+from sidecar.background import collector_paused
 from sidecar.store.db import Store, Writer
 from sidecar.sync.apply import Applier, Deferred, Refused
 from sidecar.sync.client import CloudClient, RecordMeta, Rejected, checksum
@@ -213,23 +212,6 @@ class Puller:
                 return
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a group is applied. A group allocates a few
-    objects per event (rows, change-log entries: none cyclic, all freed by reference counting)
-    that stay alive until its commit, so the collector would traverse them — and, every few
-    groups, the whole heap — for nothing: a quarter of the apply's CPU in ``bench_sync``. The
-    pause lasts one group's apply (≈ 0.2 s, not its wait for the lock or the commit); an enabled collector is always enabled again."""
-    if not gc.isenabled():  # paused by someone else: theirs to resume
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 async def apply_records(store: Store, records: Sequence[Opened], result: PullResult, *, held: bool = False) -> int:
     """Decide and apply opened records in order, in one transaction, each in its own savepoint
     (steps 3 to 5); returns how many were applied and adds to ``result``. ``held``: records
@@ -237,7 +219,10 @@ async def apply_records(store: Store, records: Sequence[Opened], result: PullRes
     applied = 0
     quarantined: list[dict[str, Any]] = []
     async with store.write() as w:
-        with _collector_paused():
+        # a group's rows and change-log entries (a few objects per event, none cyclic) live until
+        # its commit: collecting meanwhile would traverse them, and every few groups the whole
+        # heap, for nothing (a quarter of the apply's CPU in bench_sync)
+        with collector_paused():
             for rec in records:
                 outcome = await _consider(store.device_id, w, rec, held=held)
                 if isinstance(outcome, int):

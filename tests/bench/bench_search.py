@@ -225,7 +225,7 @@ async def big(rnd: random.Random, sentences: list[str]) -> None:
                     v = (await emb.embed([q], count=False))[0]
                     a = time.perf_counter()
                     await asyncio.to_thread(table.query, mode, q, v, "kind != 'memory'", 40, emb.min_similarity,
-                                            emb.vector_weight, "")
+                                            emb.vector_weight, "", emb.vector_slot)
                     ts.append((time.perf_counter() - a) * 1000)
                 print(f"2. {mode:7s} query at {table.stats().rows} chunks: p50 {pct(ts, 50):.1f} ms, "
                       f"p95 {pct(ts, 95):.1f} ms (IVF_SQ vector index, {table._ann_partitions} partitions; "

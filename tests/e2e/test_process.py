@@ -130,6 +130,41 @@ def test_library_output_never_reaches_stdout(spawn_sidecar: SpawnFn) -> None:
         assert marker in err, f"{marker} was not diverted to stderr\n{sc.diagnostics()}"
 
 
+# Instrumented launcher: GC's state at the handshake line and once serving (at exit).
+GC_LAUNCHER = textwrap.dedent(
+    """
+    import atexit, gc, sys
+    import sidecar.lifecycle as lc
+
+    _send = lc.HandshakeChannel.send
+
+    def send(self, message):
+        sys.stderr.write(f"GC-AT-HANDSHAKE enabled={gc.isenabled()}\\n")
+        return _send(self, message)
+
+    lc.HandshakeChannel.send = send
+    atexit.register(lambda: sys.stderr.write(f"GC-SERVING enabled={gc.isenabled()} frozen={gc.get_freeze_count()}\\n"))
+
+    from sidecar.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_gc_is_off_until_the_handshake_and_on_while_serving(spawn_sidecar: SpawnFn) -> None:
+    # start-up allocates only long-lived objects: no collections on the way to the handshake,
+    # then they are frozen and collection resumes (a sidecar left without GC would leak cycles).
+    # No data, so no library load (which pauses GC itself: sidecar.background) is under way.
+    sc = spawn_sidecar(launcher=GC_LAUNCHER)
+    sc.wait_ready()
+    assert sc.stop() == 0
+    err = sc.stderr_text()
+    assert "GC-AT-HANDSHAKE enabled=False" in err, sc.diagnostics()
+    serving = [line for line in err.splitlines() if line.startswith("GC-SERVING")]
+    assert serving and "enabled=True" in serving[0], sc.diagnostics()
+    assert int(serving[0].rsplit("frozen=", 1)[1]) > 10_000, serving
+
+
 # --- request defences -------------------------------------------------------------------------
 
 

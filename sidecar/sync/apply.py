@@ -4,6 +4,8 @@ Rules (DESIGN §6, issue 11):
 
 * **Idempotent by event id.** An event whose id is already in the change log is skipped, so a
   batch delivered twice (a retried push whose first response was lost) changes nothing.
+* **Fields by API name.** An event's ``fields`` are keyed by camelCase API name (as the change
+  log records them); other names are ignored.
 * **Last writer wins per field by HLC.** A field takes the remote value only when the event's
   HLC is greater than the newest HLC that wrote that field here (the change log holds every
   write, local and remote, with its HLC: an insert writes every field). Losing fields are

@@ -2,7 +2,9 @@
 
 Data lives on disk under ``--data DIR`` (``records/<id>.bin`` + ``records.jsonl``,
 ``backups/<id>.bin`` + ``backups.jsonl``); the server verifies checksums and never decrypts.
-Run it as its own process::
+Every handler is declared with :func:`route`, the one place for the Bearer token check, the
+JSON body and the ``{"detail"}`` error shape (:class:`Problem`); the ``_faults`` middleware
+counts requests and plays the fault switches before and after it. Run it as its own process::
 
     python -m tests.fakes.cloud_server --data DIR [--token T] [--refresh-token R] [--quota BYTES]
 

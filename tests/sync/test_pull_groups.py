@@ -6,8 +6,6 @@ fails as a whole leaves neither its events nor its bookkeeping, so the next pull
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +16,7 @@ from sidecar.store.writer import ChangeEntry
 from sidecar.sync import pull as pull_mod
 from sidecar.sync import state
 from sidecar.sync.envelope import seal
-from sidecar.sync.keys import Keychain, SyncKey
-from tests.sync.conftest import CLOUD_TOKEN, Cloud
-from tests.sync.harness import Device, domain_hash, open_device
+from tests.sync.harness import Device, domain_hash
 from tests.test_group_commit import wal_commits
 
 FORGER = "0190aaaa-0000-7000-8000-00000000f00d"
@@ -31,16 +27,6 @@ def _insert(entity: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"event_id": str(uuid6.uuid7()), "device_id": FORGER, "hlc": f"{now:015d}-00000000-{FORGER[-12:]}",
             "entity": entity, "entity_id": str(uuid6.uuid7()), "op": "insert",
             "fields": {**fields, "createdAt": now, "updatedAt": now}}
-
-
-@pytest.fixture
-async def devices(tmp_path: Path, cloud: Cloud) -> AsyncIterator[list[Device]]:
-    chain = Keychain.of(SyncKey.generate())
-    devs = [await open_device(tmp_path / name, cloud.base, Keychain.parse(chain.dump()), CLOUD_TOKEN)
-            for name in ("a", "b", "c")]
-    yield devs
-    for d in devs:
-        await d.close()
 
 
 async def _records(a: Device) -> list[str]:

@@ -19,32 +19,49 @@ from sidecar.appstate import BACKGROUND, HANDSHAKE_DONE
 
 log = logging.getLogger(__name__)
 
-_loading_lock = threading.Lock()
-_loading = 0
+_pause_lock = threading.Lock()
+_pauses = 0
+_resume = True  # whether the collector was running when the first current pause began
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the block runs. Nested and concurrent uses (any
+    thread) are counted: collection resumes when the last one ends, and only if it was running
+    when the first began (start-up turns it off until the handshake, see ``sidecar.cli``).
+
+    For bursts of objects that are not cyclic but live a while, which the collector would
+    otherwise traverse again and again for nothing (heavy imports; a sync group's rows)."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+        _pauses += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
 
 
 @contextlib.contextmanager
 def loading_libraries() -> Iterator[None]:
     """Around a heavy import or model load in a worker thread: no cyclic garbage collection
-    while it runs, and what it loaded is frozen out of the collector's view afterwards.
+    while it runs (:func:`collector_paused`), and what it loaded is frozen out of the
+    collector's view afterwards.
 
     Why: an import of the agent stack or LanceDB allocates about a million long-lived objects,
     which trigger full collections; each holds the GIL for hundreds of ms and stalls the event
-    loop (``/v1/health`` went to ~1 s during a warm-up). Nested and concurrent uses are counted;
-    collection resumes when the last one ends.
+    loop (``/v1/health`` went to ~1 s during a warm-up).
     """
-    global _loading
-    with _loading_lock:
-        _loading += 1
-        gc.disable()
-    try:
-        yield
-    finally:
-        with _loading_lock:
-            _loading -= 1
+    with collector_paused():
+        try:
+            yield
+        finally:
             gc.freeze()  # long-lived by nature: never scanned again
-            if _loading == 0:
-                gc.enable()
 
 
 def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]]) -> None:

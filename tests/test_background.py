@@ -39,3 +39,21 @@ def test_concurrent_loads_resume_collection_only_when_the_last_one_ends() -> Non
     t.join()
     assert gc.isenabled()
     gc.unfreeze()
+
+
+def test_a_pause_shares_the_count_with_loads_and_resumes_only_what_was_running() -> None:
+    from sidecar.background import collector_paused
+
+    with collector_paused():  # e.g. a sync group's apply, while a heavy load begins and ends
+        with loading_libraries():
+            pass
+        assert not gc.isenabled(), "the load resumed collection inside another pause"
+    assert gc.isenabled()
+    gc.unfreeze()
+    gc.disable()  # as start-up does until the handshake
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled(), "a pause turned on a collector that was off"
+    finally:
+        gc.enable()

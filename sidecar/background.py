@@ -20,41 +20,70 @@ from sidecar.appstate import BACKGROUND, HANDSHAKE_DONE
 
 log = logging.getLogger(__name__)
 
-_loading_lock = threading.Lock()
+_switch_lock = threading.Lock()
 _loading = 0
 _switch_interval = 0.0
 #: GIL switch interval (s) while a library loads in a worker thread (CPython's default: 5 ms).
 LOADING_SWITCH_INTERVAL_S = 0.0005
+_pause_lock = threading.Lock()
+_pauses = 0
+_resume = True  # whether the collector was running when the first current pause began
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the block runs. Nested and concurrent uses (any
+    thread) are counted: collection resumes when the last one ends, and only if it was running
+    when the first began (start-up turns it off until the handshake, see ``sidecar.cli``).
+
+    For bursts of objects that are not cyclic but live a while, which the collector would
+    otherwise traverse again and again for nothing (heavy imports; a sync group's rows)."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+        _pauses += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
 
 
 @contextlib.contextmanager
 def loading_libraries() -> Iterator[None]:
     """Around a heavy import or model load in a worker thread: no cyclic garbage collection
-    while it runs, and what it loaded is frozen out of the collector's view afterwards.
+    while it runs (:func:`collector_paused`), and what it loaded is frozen out of the
+    collector's view afterwards.
 
     Why: an import of the agent stack or LanceDB allocates about a million long-lived objects,
     which trigger full collections; each holds the GIL for hundreds of ms and stalls the event
     loop (``/v1/health`` went to ~1 s during a warm-up). And the loading thread, pure Python,
     keeps the GIL until the switch interval forces it out: each time the event loop wakes (a
-    socket read, a database answer; tens per request) it waited up to 5 ms, so the first run's
-    ``RUN_STARTED`` took 0.5-1 s; the interval is :data:`LOADING_SWITCH_INTERVAL_S` meanwhile.
-    Nested and concurrent uses are counted; both resume when the last one ends.
+    socket read, a database answer; tens per request) it waited up to 5 ms for the GIL, which
+    slowed the first run's ``RUN_STARTED``; the interval is :data:`LOADING_SWITCH_INTERVAL_S`
+    meanwhile.
+    Nested and concurrent uses are counted; the interval comes back when the last one ends.
     """
     global _loading, _switch_interval
-    with _loading_lock:
+    with _switch_lock:
         if _loading == 0:
             _switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(_switch_interval, LOADING_SWITCH_INTERVAL_S))
         _loading += 1
-        gc.disable()
     try:
-        yield
+        with collector_paused():
+            try:
+                yield
+            finally:
+                gc.freeze()  # long-lived by nature: never scanned again
     finally:
-        with _loading_lock:
+        with _switch_lock:
             _loading -= 1
-            gc.freeze()  # long-lived by nature: never scanned again
             if _loading == 0:
-                gc.enable()
                 sys.setswitchinterval(_switch_interval)
 
 

@@ -43,7 +43,7 @@ def test_concurrent_loads_resume_collection_only_when_the_last_one_ends() -> Non
 
 def test_the_gil_switch_interval_is_short_while_loading_and_restored_after() -> None:
     """A loading thread (pure-Python imports) otherwise keeps the GIL for CPython's 5 ms each
-    time the event loop wakes, which made the first run's RUN_STARTED wait 0.5-1 s."""
+    time the event loop wakes, which slowed the first run's RUN_STARTED."""
     import sys
 
     from sidecar.background import LOADING_SWITCH_INTERVAL_S
@@ -56,3 +56,21 @@ def test_the_gil_switch_interval_is_short_while_loading_and_restored_after() -> 
         assert sys.getswitchinterval() == LOADING_SWITCH_INTERVAL_S
     assert sys.getswitchinterval() == before
     gc.unfreeze()
+
+
+def test_a_pause_shares_the_count_with_loads_and_resumes_only_what_was_running() -> None:
+    from sidecar.background import collector_paused
+
+    with collector_paused():  # e.g. a sync group's apply, while a heavy load begins and ends
+        with loading_libraries():
+            pass
+        assert not gc.isenabled(), "the load resumed collection inside another pause"
+    assert gc.isenabled()
+    gc.unfreeze()
+    gc.disable()  # as start-up does until the handshake
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled(), "a pause turned on a collector that was off"
+    finally:
+        gc.enable()

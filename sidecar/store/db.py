@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -148,15 +149,26 @@ class Store:
         self.hlc = hlc_mod.HybridLogicalClock(device_id[-12:], last=last[0] if last else None)
 
     async def close(self) -> None:
-        """Checkpoint the WAL and close both connections (waits for a running transaction)."""
+        """Checkpoint the WAL and close both connections (waits for a running transaction).
+
+        A read statement that was never reset keeps a snapshot open, and the TRUNCATE
+        checkpoint would wait the busy timeout (5 s, past the 3 s shutdown bound) for it. Such
+        a cursor is usually held only by a reference cycle (the frame of a query cancelled at
+        shutdown, through its exception), so a collection frees it first; one still held, or
+        another process's reader, leaves the WAL in place at once (it is replayed at the next
+        open), never a wait."""
         async with self._lock:
             if self._group is not None:
                 await self._commit(self._group)
-            try:
-                await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:  # another process holding a read lock is not fatal here
-                log.warning("wal checkpoint skipped at close")
+            gc.collect()
             await self._reader.close()
+            try:
+                await self._writer.execute("PRAGMA busy_timeout = 0")
+                rows = list(await self._writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)"))
+                if rows and rows[0][0]:
+                    log.warning("wal checkpoint incomplete at close: a reader holds a snapshot")
+            except sqlite3.Error:
+                log.warning("wal checkpoint skipped at close")
             await self._writer.close()
 
     # -- health ---------------------------------------------------------------------------

@@ -34,11 +34,15 @@ def spec_for(entity: str) -> EntitySpec:
     return ENTITIES[entity]
 
 
+#: ``json.dumps(value, ensure_ascii=False)`` without building an encoder per call
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _to_db(spec: EntitySpec, column: str, value: Any) -> Any:
     if value is None:
         return None
     if column in spec.json_columns:
-        return json.dumps(value, ensure_ascii=False)
+        return _json_text(value)
     if column in spec.bool_columns:
         return int(bool(value))
     return value

@@ -7,13 +7,18 @@ same transaction (DESIGN §3).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import uuid6
+from pydantic import TypeAdapter
 
+from sidecar import clock
 from sidecar.basemodel import Model
 
 if TYPE_CHECKING:
@@ -25,7 +30,8 @@ Origin = Literal["local", "remote"]
 
 class ChangeEntry(Model):
     """One change-log row (DESIGN §3). ``fields`` holds the changed fields by API (camelCase)
-    name with their new values; empty for a delete."""
+    name with their new values; empty for a delete. ``synced_at`` (Unix ms): when the event was
+    known to be on the server — a local one's push was acknowledged, a remote one was applied."""
 
     seq: int
     event_id: str
@@ -118,7 +124,7 @@ class Writer:
         async with self.db.execute(_LOG_INSERT, row) as cur:
             seq = cur.lastrowid
         assert seq is not None
-        entry = _entry(seq, row, fields)
+        (entry,) = _entries(seq, [row], [fields])
         self.changes.append(entry)
         return entry
 
@@ -135,10 +141,26 @@ class Writer:
         # One writer holds the transaction, so the rows got consecutive seqs ending at the last rowid.
         last = await self.fetchone("SELECT last_insert_rowid()")
         assert last is not None
-        first = int(last[0]) - len(rows) + 1
-        entries = [_entry(first + i, row, c.fields) for i, (row, c) in enumerate(zip(rows, changes, strict=True))]
+        entries = _entries(int(last[0]) - len(rows) + 1, rows, [c.fields for c in changes])
         self.changes.extend(entries)
         return entries
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of this change that fails alone: when the block raises, its writes and
+        change-log entries are rolled back (``ROLLBACK TO`` a savepoint), the rest of the change
+        stays, and the exception propagates. Savepoints nest."""
+        mark = len(self.changes)
+        await self.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:  # else SQLite ended the transaction: Store.write fails the change
+                await asyncio.shield(self.execute("ROLLBACK TO part"))
+                await asyncio.shield(self.execute("RELEASE part"))
+            del self.changes[mark:]
+            raise
+        await self.execute("RELEASE part")
 
     def _log_row(self, c: NewChange, *, merged: bool = False) -> tuple[Any, ...]:
         store = self._store
@@ -148,16 +170,28 @@ class Writer:
             if not merged:
                 store.hlc.receive(c.hlc)
             hlc = c.hlc
-        payload = json.dumps(c.fields, separators=(",", ":"), ensure_ascii=False)
+        payload = _compact_json(c.fields)
+        # A remote event came from the server: it is synced as it is applied, so the unsynced
+        # index (change_log_unsynced) holds only local events waiting to be pushed.
         return (c.event_id or str(uuid6.uuid7()), c.device_id or store.device_id, hlc, c.entity, c.entity_id, c.op,
-                payload, c.origin)
+                payload, c.origin, clock.now_ms() if c.origin == "remote" else None)
 
 
-_LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_LOG_INSERT = ("INSERT INTO change_log (event_id, device_id, hlc, entity, entity_id, op, fields, origin, synced_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _entry(seq: int, row: tuple[Any, ...], fields: dict[str, Any]) -> ChangeEntry:
-    event_id, device_id, hlc, entity, entity_id, op, _, origin = row
-    return ChangeEntry.model_construct(seq=seq, event_id=event_id, device_id=device_id, hlc=hlc, entity=entity,
-                                       entity_id=entity_id, op=op, fields=fields, origin=origin, synced_at=None)
+#: ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` without building an encoder per call
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+@functools.cache
+def _entry_list() -> TypeAdapter[list[ChangeEntry]]:
+    """Builds a list of entries in one call (pydantic-core: a few times cheaper per entry than
+    ``model_construct``, whose per-field loop is Python). Made on first use, not at import."""
+    return TypeAdapter(list[ChangeEntry])
+
+
+def _entries(first_seq: int, rows: Sequence[tuple[Any, ...]], fields: Sequence[dict[str, Any]]) -> list[ChangeEntry]:
+    """The entries of log rows just inserted with consecutive seqs from ``first_seq``."""
+    return _entry_list().validate_python([
+        {"seq": first_seq + i, "event_id": r[0], "device_id": r[1], "hlc": r[2], "entity": r[3], "entity_id": r[4],
+         "op": r[5], "fields": f, "origin": r[7], "synced_at": r[8]} for i, (r, f) in enumerate(zip(rows, fields, strict=True))])

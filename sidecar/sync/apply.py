@@ -4,6 +4,8 @@ Rules (DESIGN §6, issue 11):
 
 * **Idempotent by event id.** An event whose id is already in the change log is skipped, so a
   batch delivered twice (a retried push whose first response was lost) changes nothing.
+* **Fields by API name.** An event's ``fields`` are keyed by camelCase API name (as the change
+  log records them); other names are ignored.
 * **Last writer wins per field by HLC.** A field takes the remote value only when the event's
   HLC is greater than the newest HLC that wrote that field here (the change log holds every
   write, local and remote, with its HLC: an insert writes every field). Losing fields are
@@ -27,10 +29,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from functools import lru_cache
 from typing import Any
 
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_camel
 
 from sidecar import clock
 from sidecar.store.db import NewChange, Op, Writer
@@ -66,11 +67,15 @@ def event_of(entry: Any) -> dict[str, Any]:
             "entity_id": entry.entity_id, "op": entry.op, "fields": entry.fields}
 
 
+_REQUIRED_KEYS = frozenset(_REQUIRED)
+_OPS = frozenset(("insert", "update", "delete"))
+
+
 def _check(ev: Any, now_ms: int) -> dict[str, Any]:
-    if not isinstance(ev, dict) or any(k not in ev for k in _REQUIRED):
+    if not isinstance(ev, dict) or not ev.keys() >= _REQUIRED_KEYS:
         raise Refused("bad_event", "an event lacks required keys")
-    if ev["entity"] not in ENTITIES or ev["op"] not in ("insert", "update", "delete") \
-            or not isinstance(ev["fields"], dict) or not all(isinstance(ev[k], str) for k in _REQUIRED[:5]):
+    if ev["entity"] not in ENTITIES or ev["op"] not in _OPS or not isinstance(ev["fields"], dict) \
+            or not all(isinstance(ev[k], str) for k in _REQUIRED[:5]):
         raise Refused("bad_event", f"unknown entity or op in event {ev.get('event_id')}")
     try:
         wall = decode(ev["hlc"])[0]
@@ -82,46 +87,46 @@ def _check(ev: Any, now_ms: int) -> dict[str, Any]:
     return ev
 
 
-@lru_cache(maxsize=4096)
-def _camel(name: str) -> str:
-    return to_camel(name)
-
-
-@lru_cache(maxsize=4096)
-def _snake(name: str) -> str:
-    return to_snake(name)
-
-
 Key = tuple[str, str]  # (entity, entity id)
 
 
 class _History:
-    """The newest HLC per (entity, id, field) and the tombstones, for one batch's entities."""
+    """The newest HLC per (entity, id, field) and the tombstones, for one batch's entities.
+
+    An insert writes every field: its HLC is kept once per row (``row_hlc``) rather than once
+    per field, and a field's clock is the greater of that and its own (``field_hlc``, from
+    updates)."""
+
+    __slots__ = ("field_hlc", "row_hlc", "tombstones")
 
     def __init__(self) -> None:
-        self.field_hlc: dict[Key, dict[str, str]] = defaultdict(dict)
+        self.row_hlc: dict[Key, str] = {}
+        self.field_hlc: dict[Key, dict[str, str]] = {}
         self.tombstones: set[Key] = set()
 
-    def note(self, entity: str, entity_id: str, op: str, hlc: str, fields: dict[str, Any]) -> None:
-        key = (entity, entity_id)
+    def note(self, key: Key, op: str, hlc: str, fields: dict[str, Any]) -> None:
         if op == "delete":
             self.tombstones.add(key)
-            return
-        clocks = self.field_hlc[key]
-        names = [_camel(c) for c in ENTITIES[entity].columns] if op == "insert" else fields
-        for name in names:
-            if clocks.get(name, "") < hlc:
-                clocks[name] = hlc
+        elif op == "insert":
+            if self.row_hlc.get(key, "") < hlc:
+                self.row_hlc[key] = hlc
+        else:
+            clocks = self.field_hlc.get(key)
+            if clocks is None:
+                clocks = self.field_hlc[key] = {}
+            for name in fields:
+                if clocks.get(name, "") < hlc:
+                    clocks[name] = hlc
 
 
 def _keys(events: list[dict[str, Any]]) -> set[Key]:
     """The entities the events write, and the ones their references name (maybe tombstoned parents)."""
     keys = {(e["entity"], e["entity_id"]) for e in events}
     for e in events:
-        for ref in ENTITIES[e["entity"]].references:
-            target = e["fields"].get(_camel(ref.column))
+        for name, target_entity in _REFERENCE_FIELDS[e["entity"]]:
+            target = e["fields"].get(name)
             if isinstance(target, str):
-                keys.add((ref.target, target))
+                keys.add((target_entity, target))
     return keys
 
 
@@ -137,8 +142,9 @@ async def _load_history(w: Writer, events: list[dict[str, Any]], keys: set[Key])
         " AND entity_id IN (SELECT value FROM json_each(?))",
         (*entities, json.dumps(sorted({k[1] for k in keys}))))
     for entity, entity_id, op, hlc, fields in rows:
-        if (entity, entity_id) in keys:
-            history.note(entity, entity_id, op, hlc, json.loads(fields) if op == "update" else {})
+        key = (entity, entity_id)
+        if key in keys:
+            history.note(key, op, hlc, json.loads(fields) if op == "update" else {})
     return known, history
 
 
@@ -200,79 +206,102 @@ class Applier:
                 self._rows[(entity, row["id"])] = dict(row)
 
     async def _row(self, key: Key) -> dict[str, Any] | None:
-        if key not in self._rows:
+        rows = self._rows
+        if key not in rows:
             await self._load_rows({key})
-        return self._rows[key]
+        return rows[key]
 
     def _record(self, ev: dict[str, Any], op: Op, fields: dict[str, Any], *, own: bool = False) -> None:
-        self._log.append(NewChange(ev["entity"], ev["entity_id"], op, fields, "remote",
+        key = (ev["entity"], ev["entity_id"])
+        self._log.append(NewChange(key[0], key[1], op, fields, "remote",
                                    None if own else ev["device_id"], ev["hlc"], None if own else ev["event_id"]))
-        self.history.note(ev["entity"], ev["entity_id"], op, ev["hlc"], fields)
+        self.history.note(key, op, ev["hlc"], fields)
         self.applied += 1
 
     async def _one(self, ev: dict[str, Any]) -> None:
-        spec = ENTITIES[ev["entity"]]
-        key = (ev["entity"], ev["entity_id"])
-        if key in self.history.tombstones:
+        entity = ev["entity"]
+        key = (entity, ev["entity_id"])
+        history = self.history
+        if key in history.tombstones:
             return  # delete wins
-        row = await self._row(key)
-        if ev["op"] == "delete":
+        row = self._rows[key] if key in self._rows else await self._row(key)
+        op = ev["op"]
+        if op == "delete":
             if row is not None:
-                await self._delete_here(spec, ev)
+                await self._delete_here(ENTITIES[entity], ev)
             self._record(ev, "delete", {})
             return
-        if row is None and ev["op"] == "update":
-            raise Deferred("missing_row", f"{spec.label} {ev['entity_id']} has not arrived yet")
-        clocks = self.history.field_hlc.get(key, {})
-        columns = _VALUE_COLUMNS[spec.name]
-        winners: dict[str, Any] = {}
-        for name, value in ev["fields"].items():
-            column = _snake(name)
-            if column in columns and ev["hlc"] > clocks.get(name, ""):
-                winners[column] = value
-        if not winners:
+        if row is None and op == "update":
+            raise Deferred("missing_row", f"{ENTITIES[entity].label} {ev['entity_id']} has not arrived yet")
+        hlc = ev["hlc"]
+        if history.row_hlc.get(key, "") >= hlc:
+            return  # every field was written by a newer event
+        columns = _COLUMN_OF[entity]
+        clocks = history.field_hlc.get(key)
+        # the fields that win, by API name (what the change log records); unknown names are ignored
+        if clocks is None:
+            won = {n: v for n, v in ev["fields"].items() if n in columns}
+        else:
+            won = {n: v for n, v in ev["fields"].items() if n in columns and clocks.get(n, "") < hlc}
+        if not won:
             return
-        for ref in spec.references:
-            target = winners.get(ref.column)
-            if target is None or await self._row((ref.target, target)) is not None:
+        spec = ENTITIES[entity]
+        for name, ref in _REFERENCES[entity]:
+            target = won.get(name)
+            if target is None:
                 continue
-            if (ref.target, target) not in self.history.tombstones:
+            tkey = (ref.target, target)
+            if (self._rows[tkey] if tkey in self._rows else await self._row(tkey)) is not None:
+                continue
+            if tkey not in history.tombstones:
                 raise Deferred("missing_reference", f"{ENTITIES[ref.target].label} {target} has not arrived yet")
             if ref.on_delete == "set_null":
-                winners[ref.column] = None
+                won[name] = None
                 continue
             # A required parent was deleted: this row goes with it (as the local cascade does).
             if row is not None:
                 await self._delete_here(spec, ev)
             self._record(ev, "delete", {})
             return
-        stored = {c: _to_db(spec, c, v) for c, v in winners.items()}
+        stored: dict[str, Any] = {"id": ev["entity_id"]} if row is None else {}
+        for name, value in won.items():
+            stored[columns[name]] = value
+        for column in _ENCODED[entity]:
+            if column in stored:
+                stored[column] = _to_db(spec, column, stored[column])
         if row is None:
-            self._rows[key] = {"id": ev["entity_id"], **stored}
-            self._inserts[key] = {"id": ev["entity_id"], **stored}
+            # one dict is both the current row and the pending insert: until the insert is
+            # flushed, every later change of the row goes to both alike
+            self._rows[key] = self._inserts[key] = stored
+            self._record(ev, "insert", won)
         else:
             row.update(stored)
-            (self._inserts.get(key) or self._updates.setdefault(key, {})).update(stored)
-        self._record(ev, "insert" if row is None else "update", {_camel(c): v for c, v in winners.items()})
+            if key not in self._inserts:
+                self._updates.setdefault(key, {}).update(stored)
+            self._record(ev, "update", won)
 
     async def _flush(self) -> None:
         """Write the pending inserts (parents first), updates and change-log rows."""
-        updates: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = defaultdict(list)
+        pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for (entity, _), values in self._inserts.items():
+            pending[entity].append(values)
+        updates: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = defaultdict(list)
         for spec in ENTITIES.values():  # declared in reference order: a row's parents come before it
-            inserts: dict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
-            own = [r.column for r in spec.references if r.target == spec.name]
-            for (entity, entity_id), values in self._inserts.items():
-                if entity != spec.name:
-                    continue
-                later = {c: values.pop(c) for c in own if values.get(c) is not None}
-                if later:  # a reference within the table (a client's parent): set once all rows exist
-                    updates[(spec.table, tuple(later))].append([*later.values(), entity_id])
-                inserts[tuple(values)].append(list(values.values()))
+            if spec.name not in pending:
+                continue
+            own = _OWN_REFERENCES[spec.name]
+            inserts: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
+            for values in pending[spec.name]:
+                if own and (later := {c: values[c] for c in own if values.get(c) is not None}):
+                    # a reference within the table (a client's parent): set once all rows exist
+                    updates[(spec.table, tuple(later))].append((*later.values(), values["id"]))
+                    values = {c: v for c, v in values.items() if c not in later}
+                inserts[tuple(values)].append(tuple(values.values()))
             for cols, rows in inserts.items():
                 await self.w.executemany(
                     f"INSERT INTO {spec.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
         for (entity, entity_id), values in self._updates.items():
-            updates[(ENTITIES[entity].table, tuple(values))].append([*values.values(), entity_id])
+            updates[(ENTITIES[entity].table, tuple(values))].append((*values.values(), entity_id))
         for (table, cols), rows in updates.items():
             await self.w.executemany(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?", rows)
         await self.w.record_many(self._log)
@@ -303,8 +332,15 @@ class Applier:
                     await self.w.execute(f"UPDATE {child.table} SET {ref.column} = NULL WHERE id = ?", (child_id,))
                     if (current := self._rows.get((child.name, child_id))) is not None:
                         current[ref.column] = None
-                    self._record(sub, "update", {_camel(ref.column): None}, own=True)
+                    self._record(sub, "update", {to_camel(ref.column): None}, own=True)
 
 
-#: the columns an event may write, per entity (all but ``id``)
-_VALUE_COLUMNS = {name: frozenset(spec.columns) - {"id"} for name, spec in ENTITIES.items()}
+#: per entity, the fields an event may write (all columns but ``id``): API (camelCase) name → column
+_COLUMN_OF = {name: {to_camel(c): c for c in spec.columns if c != "id"} for name, spec in ENTITIES.items()}
+#: per entity, the columns whose stored form differs from the API value (JSON text, 0/1)
+_ENCODED = {name: tuple(spec.json_columns | spec.bool_columns) for name, spec in ENTITIES.items()}
+#: per entity, its references by API field name
+_REFERENCES = {name: tuple((to_camel(r.column), r) for r in spec.references) for name, spec in ENTITIES.items()}
+_REFERENCE_FIELDS = {name: tuple((n, r.target) for n, r in refs) for name, refs in _REFERENCES.items()}
+#: per entity, the columns referencing its own table (a client's parent)
+_OWN_REFERENCES = {name: tuple(r.column for r in spec.references if r.target == name) for name, spec in ENTITIES.items()}

@@ -31,9 +31,8 @@ from aiohttp.test_utils import TestServer
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
 from sidecar.sync import backup
-from sidecar.sync.apply import Applier
-from sidecar.sync.envelope import open_batch
 from sidecar.sync.keys import Keychain, SyncKey
+from sidecar.sync.pull import Downloaded, PullResult, RecordGroup, apply_records, open_records
 from tests.fakes.cloud_server import STATE, make_app
 from tests.sync.harness import domain_hash, open_device
 
@@ -75,34 +74,44 @@ async def bench_push_pull(base: str, app_state, tmp: Path, n: int) -> None:  # t
                                | {"fields": json.loads(r["fields"])}))
                 for r in await a.store.fetchall("SELECT * FROM change_log"))
     before = app_state.stats["requests"]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     pushed = await a.push()
-    push_s = time.perf_counter() - t
+    push_s, push_cpu = time.perf_counter() - t, time.process_time() - cpu
     push_req = app_state.stats["requests"] - before
     stored = sum(r["size"] for r in app_state.records)
-    before = app_state.stats["requests"]
-    t = time.perf_counter()
+    before, commits_before = app_state.stats["requests"], b.store.commits
+    t, cpu = time.perf_counter(), time.process_time()
     pulled = await b.pull()
-    pull_s = time.perf_counter() - t
+    pull_s, pull_cpu = time.perf_counter() - t, time.process_time() - cpu
     pull_req = app_state.stats["requests"] - before
+    # CPU: the whole process, the in-process reference server's work included
     print(f"push: {pushed.events} events in {push_s:.2f} s = {pushed.events / push_s:,.0f} events/s "
-          f"({pushed.batches} batches, {push_req} requests)")
+          f"({pushed.batches} batches, {push_req} requests); CPU {push_cpu:.2f} s = "
+          f"{pushed.events / push_cpu:,.0f} events per CPU-second")
     print(f"pull+apply: {pulled.events} events in {pull_s:.2f} s = {pulled.events / pull_s:,.0f} events/s "
-          f"({pull_req} requests)")
+          f"({pull_req} requests, {b.store.commits - commits_before} commits); CPU {pull_cpu:.2f} s = "
+          f"{pulled.events / pull_cpu:,.0f} events per CPU-second")
     print(f"stored: {stored / n:.1f} bytes/event on the server vs {plain / n:.1f} bytes/event plaintext JSON "
           f"(ratio {stored / plain:.2f}); requests per {n:,} events: push {push_req}, pull {pull_req}")
-    # apply alone: the same decrypted batches into a fresh store
-    blobs = [(app_state.data / "records" / f"{r['id']}.bin").read_bytes() for r in app_state.records]
-    batches = [open_batch(chain.keys, blob)[1] for blob in blobs]
+    # apply alone: the same records, verified and decrypted beforehand, applied into a fresh store
+    # as a pull applies them (grouped into transactions, bookkeeping included)
+    downloaded = [Downloaded(r["id"], (app_state.data / "records" / f"{r['id']}.bin").read_bytes(), r["checksum"])
+                  for r in app_state.records]
+    groups, group = [], RecordGroup()
+    for rec in downloaded:
+        if group.add(rec):
+            groups.append(group.records)
+            group = RecordGroup()
+    opened = [open_records(chain.keys, g) for g in [*groups, group.records] if g]
     c = await Store.open(tmp / "c" / "sidecar.db")
+    result, commits = PullResult(), c.commits
     t, cpu = time.perf_counter(), time.process_time()
-    applied = 0
-    for events in batches:
-        async with c.write() as w:
-            applied += await Applier(w).apply(events)
+    for records in opened:
+        await apply_records(c, records, result)
     apply_s, apply_cpu = time.perf_counter() - t, time.process_time() - cpu
+    applied = result.events
     print(f"apply only: {applied} events in {apply_s:.2f} s = {applied / apply_s:,.0f} events/s (target 10,000), "
-          f"{len(batches)} batches, one transaction each; CPU {apply_cpu:.2f} s (both threads) = "
+          f"{len(downloaded)} batches in {c.commits - commits} transactions; CPU {apply_cpu:.2f} s (both threads) = "
           f"{applied / apply_cpu:,.0f} events per CPU-second")
     await c.close()
     await a.close()

@@ -2,7 +2,9 @@
 
 Data lives on disk under ``--data DIR`` (``records/<id>.bin`` + ``records.jsonl``,
 ``backups/<id>.bin`` + ``backups.jsonl``); the server verifies checksums and never decrypts.
-Run it as its own process::
+Every handler is declared with :func:`route`, the one place for the Bearer token check, the
+JSON body and the ``{"detail"}`` error shape (:class:`Problem`); the ``_faults`` middleware
+counts requests and plays the fault switches before and after it. Run it as its own process::
 
     python -m tests.fakes.cloud_server --data DIR [--token T] [--refresh-token R] [--quota BYTES]
 
@@ -29,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,18 +96,82 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _detail(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"detail": detail}, status=status, headers=headers)
+class Problem(Exception):
+    """An error answer in the contract's one shape: ``status`` with ``{"detail": …}``."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        return web.json_response({"detail": self.detail}, status=self.status, headers=self.headers)
+
+
+@dataclass
+class Call:
+    """What a handler gets: the server's state, the request and its JSON body (``{}`` if it takes none)."""
+
+    state: CloudState
+    request: web.Request
+    body: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """The record named by the path's ``{id}``. Raises Problem 404."""
+        rid = self.request.match_info["id"]
+        rec = next((r for r in self.state.records if r["id"] == rid), None)
+        if rec is None:
+            raise Problem(404, "no such record")
+        return rec
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+ROUTES = web.RouteTableDef()
+
+
+def route(method: str, path: str, *, auth: bool = True, body: bool = False) -> Callable[[Handler], Handler]:
+    """Register a handler under ``path``. The one place for what every handler shares: the
+    Bearer token check (``auth``, after the fault switches, so ``expire_token`` applies to this
+    very request), the JSON body (``body``: an object, else 400), and :class:`Problem` → its
+    answer."""
+
+    def register(fn: Handler) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            state = request.app[STATE]
+            try:
+                if auth:
+                    header = request.headers.get("Authorization", "")
+                    if not header.startswith("Bearer ") or header[7:] not in state.tokens:
+                        raise Problem(401, "missing or expired token")
+                payload: Any = {}
+                if body:
+                    try:
+                        payload = await request.json()
+                    except ValueError:
+                        raise Problem(400, "the body is not JSON") from None
+                    if not isinstance(payload, dict):
+                        raise Problem(422, "the body must be a JSON object")
+                return await fn(Call(state, request, payload))
+            except Problem as problem:
+                return problem.response()
+
+        ROUTES.route(method, path)(handle)
+        return fn
+
+    return register
 
 
 @web.middleware
 async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Counts every contract request, then plays the queued fault switches (module docstring)."""
     state = request.app[STATE]
     path = request.path
     if path.startswith("/_control"):
         return await handler(request)  # type: ignore[no-any-return]
     state.stats["requests"] += 1
-    state.stats[f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else path}"] += 1
+    resource = request.match_info.route.resource
+    state.stats[f"{request.method} {resource.canonical if resource else path}"] += 1
     if (f := state.take("slow", path)) is not None:
         await asyncio.sleep(f.seconds)
     if state.take("reset", path) is not None:
@@ -113,15 +180,11 @@ async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
         request.transport.abort()
         raise asyncio.CancelledError  # nothing is answered
     if state.take("5xx", path) is not None:
-        return _detail(503, "service unavailable")
+        return Problem(503, "service unavailable").response()
     if (f := state.take("429", path)) is not None:
-        return _detail(429, "rate limited", {"Retry-After": str(int(f.seconds))})
-    if (f := state.take("expire_token", path)) is not None:
+        return Problem(429, "rate limited", {"Retry-After": str(int(f.seconds))}).response()
+    if state.take("expire_token", path) is not None:
         state.tokens.clear()
-    if path != f"{API}/health" and path != f"{API}/auth/refresh":
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in state.tokens:
-            return _detail(401, "missing or expired token")
     response = await handler(request)
     if request.method in {"POST", "PUT"} and state.take("lost_response", path) is not None:
         assert request.transport is not None
@@ -130,28 +193,35 @@ async def _faults(request: web.Request, handler: Any) -> web.StreamResponse:
     return response  # type: ignore[no-any-return]
 
 
-def _decode_blob(body: Any) -> bytes | web.Response:
-    if not isinstance(body, dict) or not isinstance(body.get("blob"), str) or not isinstance(body.get("checksum"), str):
-        return _detail(422, "blob and checksum are required")
+def _blob(body: dict[str, Any]) -> bytes:
+    """The decoded ``blob`` of a body, checked against its ``checksum``. Raises Problem."""
+    if not isinstance(body.get("blob"), str) or not isinstance(body.get("checksum"), str):
+        raise Problem(422, "blob and checksum are required")
     try:
         blob = base64.b64decode(body["blob"], validate=True)
     except (binascii.Error, ValueError):
-        return _detail(400, "blob is not base64")
+        raise Problem(400, "blob is not base64") from None
     if hashlib.sha256(blob).hexdigest() != body["checksum"].lower():
-        return _detail(400, "checksum mismatch")
+        raise Problem(400, "checksum mismatch")
     return blob
 
 
-async def health(request: web.Request) -> web.Response:
+def _within_quota(state: CloudState, size: int) -> None:
+    if state.used_bytes() + size > state.quota:
+        raise Problem(403, "storage quota exceeded")
+
+
+@route("GET", f"{API}/health", auth=False)
+async def health(call: Call) -> web.Response:
     return web.json_response({"status": "ok", "version": "reference-1"})
 
 
-async def refresh(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = await request.json()
-    token = body.get("refresh_token") if isinstance(body, dict) else None
+@route("POST", f"{API}/auth/refresh", auth=False, body=True)
+async def refresh(call: Call) -> web.Response:
+    state = call.state
+    token = call.body.get("refresh_token")
     if token not in state.refresh_tokens:
-        return _detail(401, "invalid refresh token")
+        raise Problem(401, "invalid refresh token")
     state.refresh_tokens.discard(token)
     access, new_refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     state.tokens = {access}
@@ -160,16 +230,13 @@ async def refresh(request: web.Request) -> web.Response:
                               "expires_at": _now_ms() + 3_600_000})
 
 
-async def create_record(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = await request.json()
-    blob = _decode_blob(body)
-    if isinstance(blob, web.Response):
-        return blob
+@route("POST", f"{API}/storage/records", body=True)
+async def create_record(call: Call) -> web.Response:
+    state, body = call.state, call.body
+    blob = _blob(body)
     if not isinstance(body.get("table"), str) or not body["table"]:
-        return _detail(422, "table is required")
-    if state.used_bytes() + len(blob) > state.quota:
-        return _detail(403, "storage quota exceeded")
+        raise Problem(422, "table is required")
+    _within_quota(state, len(blob))
     rid = str(uuid.uuid4())
     (state.data / "records" / f"{rid}.bin").write_bytes(blob)
     now = _now_ms()
@@ -179,89 +246,79 @@ async def create_record(request: web.Request) -> web.Response:
     return web.json_response({"id": rid, "created_at": now}, status=201)
 
 
-async def list_records(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+@route("GET", f"{API}/storage/records")
+async def list_records(call: Call) -> web.Response:
+    query = call.request.query
     try:
-        page = int(request.query.get("page", "1"))
-        limit = int(request.query.get("limit", "50"))
+        page = int(query.get("page", "1"))
+        limit = int(query.get("limit", "50"))
     except ValueError:
-        return _detail(422, "page and limit are integers")
+        raise Problem(422, "page and limit are integers") from None
     if page < 1 or not 1 <= limit <= 100:
-        return _detail(422, "page >= 1, 1 <= limit <= 100")
-    table = request.query.get("table")
-    rows = [r for r in state.records if table is None or r["table"] == table]
+        raise Problem(422, "page >= 1, 1 <= limit <= 100")
+    table = query.get("table")
+    rows = [r for r in call.state.records if table is None or r["table"] == table]
     chunk = [{k: r[k] for k in ("id", "table", "checksum", "created_at", "updated_at")}
              for r in rows[(page - 1) * limit : page * limit]]
-    if state.take("duplicates", request.path) is not None:
+    if call.state.take("duplicates", call.request.path) is not None:
         chunk = [x for r in chunk for x in (r, r)]
     return web.json_response(chunk)
 
 
-def _record(request: web.Request) -> dict[str, Any] | None:
-    rid = request.match_info["id"]
-    return next((r for r in request.app[STATE].records if r["id"] == rid), None)
-
-
-async def get_record(request: web.Request) -> web.StreamResponse:
-    rec = _record(request)
-    if rec is None:
-        return _detail(404, "no such record")
-    blob = (request.app[STATE].data / "records" / f"{rec['id']}.bin").read_bytes()
+@route("GET", f"{API}/storage/records/{{id}}")
+async def get_record(call: Call) -> web.StreamResponse:
+    rec = call.record()
+    blob = (call.state.data / "records" / f"{rec['id']}.bin").read_bytes()
     return web.Response(body=blob, content_type="application/octet-stream", headers={"X-Checksum": rec["checksum"]})
 
 
-async def put_record(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    rec = _record(request)
-    if rec is None:
-        return _detail(404, "no such record")
-    blob = _decode_blob(await request.json())
-    if isinstance(blob, web.Response):
-        return blob
-    (state.data / "records" / f"{rec['id']}.bin").write_bytes(blob)
+@route("PUT", f"{API}/storage/records/{{id}}", body=True)
+async def put_record(call: Call) -> web.Response:
+    rec = call.record()
+    blob = _blob(call.body)
+    (call.state.data / "records" / f"{rec['id']}.bin").write_bytes(blob)
     rec.update(checksum=hashlib.sha256(blob).hexdigest(), updated_at=_now_ms(), size=len(blob))
-    state.save("records")
+    call.state.save("records")
     return web.json_response({"ok": True})
 
 
-async def delete_record(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    rec = _record(request)
-    if rec is None:
-        return _detail(404, "no such record")
-    state.records.remove(rec)
-    (state.data / "records" / f"{rec['id']}.bin").unlink(missing_ok=True)
-    state.save("records")
+@route("DELETE", f"{API}/storage/records/{{id}}")
+async def delete_record(call: Call) -> web.Response:
+    rec = call.record()
+    call.state.records.remove(rec)
+    (call.state.data / "records" / f"{rec['id']}.bin").unlink(missing_ok=True)
+    call.state.save("records")
     return web.json_response({"ok": True})
 
 
-async def put_backup(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+@route("PUT", f"{API}/backup")
+async def put_backup(call: Call) -> web.Response:
+    state, request = call.state, call.request
     blob = await request.read()
     checksum = request.headers.get("X-Checksum", "").lower()
     if hashlib.sha256(blob).hexdigest() != checksum:
-        return _detail(400, "checksum mismatch")
-    if state.used_bytes() + len(blob) > state.quota:
-        return _detail(403, "storage quota exceeded")
+        raise Problem(400, "checksum mismatch")
+    _within_quota(state, len(blob))
     try:
         meta = {"id": str(uuid.uuid4()), "version": int(request.headers.get("X-Backup-Version", "1")),
                 "timestamp": int(request.headers.get("X-Backup-Timestamp", str(_now_ms()))),
                 "checksum": checksum, "chunk_count": int(request.headers.get("X-Chunk-Count", "1")),
                 "size_bytes": len(blob)}
     except ValueError:
-        return _detail(422, "backup headers must be integers")
+        raise Problem(422, "backup headers must be integers") from None
     (state.data / "backups" / f"{meta['id']}.bin").write_bytes(blob)
     state.backups.append(meta)
     state.save("backups")
     return web.json_response({"ok": True, "id": meta["id"]})
 
 
-async def get_backup(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
+@route("GET", f"{API}/backup")
+async def get_backup(call: Call) -> web.StreamResponse:
+    state = call.state
     if not state.backups:
-        return _detail(404, "no backup")
+        raise Problem(404, "no backup")
     meta = max(state.backups, key=lambda b: (b["timestamp"], state.backups.index(b)))
-    since = request.headers.get("If-Modified-Since")
+    since = call.request.headers.get("If-Modified-Since")
     if since and since.isdigit() and int(since) >= meta["timestamp"]:
         return web.Response(status=304)
     blob = (state.data / "backups" / f"{meta['id']}.bin").read_bytes()
@@ -271,43 +328,48 @@ async def get_backup(request: web.Request) -> web.StreamResponse:
         "X-Backup-Id": meta["id"]})
 
 
-async def backup_history(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].backups)
+@route("GET", f"{API}/backup/history")
+async def backup_history(call: Call) -> web.Response:
+    return web.json_response(call.state.backups)
 
 
-async def delete_backup(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    meta = next((b for b in state.backups if b["id"] == request.match_info["id"]), None)
+@route("DELETE", f"{API}/backup/{{id}}")
+async def delete_backup(call: Call) -> web.Response:
+    state = call.state
+    meta = next((b for b in state.backups if b["id"] == call.request.match_info["id"]), None)
     if meta is None:
-        return _detail(404, "no such backup")
+        raise Problem(404, "no such backup")
     state.backups.remove(meta)
     (state.data / "backups" / f"{meta['id']}.bin").unlink(missing_ok=True)
     state.save("backups")
     return web.json_response({"ok": True})
 
 
-async def add_fault(request: web.Request) -> web.Response:
-    body = await request.json()
-    request.app[STATE].faults.append(Fault(**body))
+# Test control: not part of the contract, no token, not counted, no faults.
+
+@route("POST", "/_control/faults", auth=False, body=True)
+async def add_fault(call: Call) -> web.Response:
+    call.state.faults.append(Fault(**call.body))
     return web.json_response({"ok": True})
 
 
-async def clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE].faults.clear()
+@route("DELETE", "/_control/faults", auth=False)
+async def clear_faults(call: Call) -> web.Response:
+    call.state.faults.clear()
     return web.json_response({"ok": True})
 
 
-async def stats(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+@route("GET", "/_control/stats", auth=False)
+async def stats(call: Call) -> web.Response:
+    state = call.state
     return web.json_response({"requests": state.stats["requests"], "by_route": dict(state.stats),
                               "faults_left": sum(f.count for f in state.faults), "records": len(state.records)})
 
 
-async def set_tokens(request: web.Request) -> web.Response:
-    body = await request.json()
-    state = request.app[STATE]
-    state.tokens = set(body.get("tokens", []))
-    state.refresh_tokens = set(body.get("refresh_tokens", []))
+@route("PUT", "/_control/tokens", auth=False, body=True)
+async def set_tokens(call: Call) -> web.Response:
+    call.state.tokens = set(call.body.get("tokens", []))
+    call.state.refresh_tokens = set(call.body.get("refresh_tokens", []))
     return web.json_response({"ok": True})
 
 
@@ -317,21 +379,7 @@ def make_app(data: Path, *, token: str, refresh_token: str = "", quota: int = 1 
     state = CloudState(data, {token}, {refresh_token} if refresh_token else set(), quota)
     state.load()
     app[STATE] = state
-    app.router.add_get(f"{API}/health", health)
-    app.router.add_post(f"{API}/auth/refresh", refresh)
-    app.router.add_post(f"{API}/storage/records", create_record)
-    app.router.add_get(f"{API}/storage/records", list_records)
-    app.router.add_get(f"{API}/storage/records/{{id}}", get_record)
-    app.router.add_put(f"{API}/storage/records/{{id}}", put_record)
-    app.router.add_delete(f"{API}/storage/records/{{id}}", delete_record)
-    app.router.add_put(f"{API}/backup", put_backup)
-    app.router.add_get(f"{API}/backup", get_backup)
-    app.router.add_get(f"{API}/backup/history", backup_history)
-    app.router.add_delete(f"{API}/backup/{{id}}", delete_backup)
-    app.router.add_post("/_control/faults", add_fault)
-    app.router.add_delete("/_control/faults", clear_faults)
-    app.router.add_get("/_control/stats", stats)
-    app.router.add_put("/_control/tokens", set_tokens)
+    app.router.add_routes(ROUTES)
     return app
 
 

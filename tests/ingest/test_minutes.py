@@ -263,3 +263,29 @@ def test_email_requests_in_the_newest_part_only(tmp_path: Path) -> None:
     assert [(i.title, i.signal, i.due_date) for i in items] == [
         ("send the slides", "email-request", day(2026, 3, 6)),
     ]
+
+
+def test_requests_to_named_people_and_handle_speakers() -> None:
+    text = (
+        "# Weekly call minutes\n\n## Present\n\n* Ana Lima (@analima)\n* Bo Chen (@bochen)\n\n## Notes\n\n"
+        "* @analima please review the release notes before Friday\n"
+        "* Folks, please comment on the governance PR\n"
+        "* @bochen: will open an issue for the flaky test\n"
+    )
+    assert [(t, a) for kind, t, a in _minutes(text) if kind == "task"] == [
+        ("review the release notes", ["analima"]),
+        ("comment on the governance PR", []),
+        ("open an issue for the flaky test", ["bochen"]),
+    ]
+
+
+def test_calls_for_help_are_requests() -> None:
+    text = (
+        "# Weekly call minutes\n\n## Present\n\n* Ana Lima\n\n## Notes\n\n"
+        "* The streams rewrite is nearly there, need more eyes on PR 4512\n"
+        "* Ana: looking for reviewers for the release notes\n"
+        "* We had help from many people last year\n"
+    )
+    assert [t for kind, t, _ in _minutes(text) if kind == "task"] == [
+        "need more eyes on PR 4512", "looking for reviewers for the release notes",
+    ]

@@ -49,6 +49,8 @@ def test_precision_and_recall() -> None:
     total, _ = evaluate(verbose=True)
     assert total.extracted > 100
     assert total.precision >= 0.9, f"precision {total.precision:.3f} < 0.9: {total.false_positives}"
+    # reached: tasks P 0.951 R 0.856 (third session); a regression guard on recall
+    assert total.task_recall >= 0.84, f"task recall {total.task_recall:.3f} < 0.84"
 
 
 @old_corpus
@@ -83,8 +85,8 @@ def test_corpus2_is_labelled_and_split_by_source() -> None:
 @corpus2
 @pytest.mark.parametrize(
     ("corpus", "task_precision", "task_recall", "event_recall"),
-    # reached: dev 0.930 / 0.811 / 0.923, test 0.839 / 0.504 / 0.923 (this session's end)
-    [("dev", 0.92, 0.80, 0.9), ("test", 0.83, 0.50, 0.9)],
+    # reached: dev 0.930 / 0.811 / 0.923, test 0.840 / 0.529 / 0.923 (third session's end)
+    [("dev", 0.92, 0.80, 0.9), ("test", 0.83, 0.52, 0.9)],
 )
 def test_held_out_figures_do_not_regress(corpus: str, task_precision: float, task_recall: float,
                                          event_recall: float) -> None:
@@ -96,7 +98,7 @@ def test_held_out_figures_do_not_regress(corpus: str, task_precision: float, tas
 
 
 @corpus2
-@pytest.mark.xfail(strict=True, reason="issue 12's target is not met yet: test tasks P 0.839 R 0.504")
+@pytest.mark.xfail(strict=True, reason="issue 12's target is not met yet: test tasks P 0.840 R 0.529")
 def test_held_out_test_split_meets_the_issue_target() -> None:
     """Issue 12's acceptance on the test split: task recall ≥ 0.6 at precision ≥ 0.85, dated-event
     recall ≥ 0.6. Strict: when the rules reach it this test fails as XPASS, and the mark goes."""

@@ -56,10 +56,51 @@ def test_checkbox_states() -> None:
         ("also closed", "done"),
         ("half done", "in_progress"),
         ("started", "in_progress"),
+        ("struck entirely", "done"),
         ("new plan", "todo"),
     ]
     assert {i.signal for i in items} == {"checkbox"}
     assert all(i.confidence == 0.95 for i in items)
+
+
+def test_checkbox_styles_without_a_list_marker_and_check_marks() -> None:
+    items = run(
+        "[ ] bare open box\n[x] bare done box\n- [✓] ticked box\n☐ ballot box\n☑ checked ballot box\n"
+        "✅ shipped the release\n[see the notes]\n"
+    )
+    assert [(i.title, i.status) for i in items] == [
+        ("bare open box", "todo"),
+        ("bare done box", "done"),
+        ("ticked box", "done"),
+        ("ballot box", "todo"),
+        ("checked ballot box", "done"),
+        ("shipped the release", "done"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "- [ ] ~~write the brief~~",
+        "- [ ] write the brief (done)",
+        "- [ ] write the brief [DONE]",
+        "- [ ] write the brief ✓",
+        "- [ ] write the brief - ✅",
+        "- [ ] DONE: write the brief",
+        "- [ ] (completed) write the brief",
+    ],
+)
+def test_done_markers_in_their_styles(line: str) -> None:
+    (item,) = run(line + "\n")
+    assert (item.title, item.status) == ("write the brief", "done")
+
+
+def test_o_and_bracketed_numbers_are_list_markers_in_a_todo_file() -> None:
+    text = "o fix the build on BSD\no write a man page\n(1) port to Windows\n(b) add a test suite\n"
+    todo = rules.extract(Document(path=Path("TODO.txt"), kind="text", text=text))
+    assert [i.title for i in todo] == [
+        "fix the build on BSD", "write a man page", "port to Windows", "add a test suite",
+    ]
 
 
 def test_skip_done_and_want() -> None:
@@ -75,7 +116,7 @@ def test_checkbox_details_become_description() -> None:
 
 
 def test_not_a_checkbox() -> None:
-    assert titles("[ ] no list marker\n- [] empty box\n-[ ] no space\nWe should [x] something\n") == []
+    assert titles("- [] empty box\n-[ ] no space\nWe should [x] something\n[ ]no space after the box\n") == []
 
 
 def test_code_fences_are_ignored() -> None:
@@ -313,21 +354,25 @@ def test_trailing_todo_and_done_markers() -> None:
 
 
 def test_todo_file_items() -> None:
-    """Every item of a to-do file; under an action item sub-items are its notes, under a group
-    label ("PAM", "Design issues:") they are the tasks."""
+    """Every item of a to-do file, sub-items too (under an action item and under a group label
+    such as "PAM"); a group label is no task, nor is a remark under an item ("It looks like …",
+    "See above …")."""
     text = (
-        "Documentation:\n\n- Update the docs\n  - Update README\n\n- Install FAQ?\n"
+        "Documentation:\n\n- Update the docs\n  - Update README\n  - It looks like we could merge them\n\n"
+        "- Install FAQ?\n"
         "- Link order is incorrect for some systems using Kerberos 4 and AFS. Result\n"
         "  is multiple inclusion of DES symbols.\n\nPrivSep Issues:\n- PAM\n  + See above PAM notes\n"
+        "  + Use a different PAM service name\n"
     )
     todo = rules.extract(Document(path=Path("openssh-TODO.txt"), kind="text", text=text))
     assert [(i.title, i.signal) for i in todo] == [
         ("Update the docs", "todo-file"),
+        ("Update README", "todo-file"),
         ("Install FAQ?", "todo-file"),
         ("Link order is incorrect for some systems using Kerberos 4 and AFS", "todo-file"),
-        ("See above PAM notes", "todo-file"),
+        ("Use a different PAM service name", "todo-file"),
     ]
-    assert todo[2].description == "Result is multiple inclusion of DES symbols."
+    assert todo[3].description == "Result is multiple inclusion of DES symbols."
     assert rules.extract(Document(path=Path("notes.txt"), kind="text", text=text)) == []
 
 
@@ -549,3 +594,94 @@ def test_markdown_structure_fast_path_matches_the_parser(lines: list[str]) -> No
     what markdown-it finds; other texts go to the parser."""
     text = "\n".join(lines)
     assert structure(text) == parsed_structure(text)
+
+
+def test_todo_section_parents_with_sub_items_are_tasks() -> None:
+    """Under "# TODO" an action with numbered sub-steps is a task, and so is each step; a group
+    label ("for delete", "Design:") is not."""
+    text = (
+        "# TODO\n\n0. Beautify the code\n    0. run SPAG\n    1. double check output for sanity\n"
+        "1. for delete\n    - add deleted status\n"
+    )
+    assert titles(text) == [
+        "Beautify the code", "run SPAG", "double check output for sanity", "add deleted status",
+    ]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["To-Do List", "Goals for next week:", "Plan for the next meeting", "Upcoming tasks", "Things to do:",
+     "Work to be done", "Actions required:", "Decisions and Action Items", "Action items & next steps"],
+)
+def test_more_names_of_action_sections(header: str) -> None:
+    text = f"Meeting notes\n\n{header}\n- Book the venue\n- Send the agenda to everyone\n"
+    assert titles(text, kind="text", name="notes.txt") == ["Book the venue", "Send the agenda to everyone"]
+
+
+def test_a_wrapped_line_that_ends_in_section_words_opens_no_section() -> None:
+    text = "Meeting notes\n\n- Review the checklist to see what has been done and\nwhat needs to be done\n\nBen\n"
+    assert titles(text, kind="pdf", name="minutes.pdf") == []
+
+
+def test_word_and_pdf_bullet_glyphs_are_list_markers() -> None:
+    """Symbol/Wingdings bullets of Word documents come out of PDFs as private-use glyphs
+    (U+F0B7, U+F0A7); arrows and diamonds are bullets too. None stays in a title."""
+    text = "Action Items\n\uf0b7 Book the room for Monday\n\uf0a7 Send the agenda\n➢ Print the handouts\n"
+    assert titles(text, kind="pdf", name="minutes.pdf") == ["Book the room for Monday", "Send the agenda", "Print the handouts"]
+
+
+def test_who_what_when_tables() -> None:
+    """Beside an owner and a deadline column, "What"/"Item" is the action column; "When" is the
+    deadline in a who/what/when table. Without an owner column "Item" names no action."""
+    text = (
+        "| What | Who | When |\n|---|---|---|\n| Book the venue | Ana | 2024-05-07 |\n\n"
+        "| Item | Owner | Due date |\n|---|---|---|\n| Send the invoice | Bo | 2024-05-09 |\n\n"
+        "| Item | Price |\n|---|---|\n| Coffee beans | 12 |\n"
+    )
+    items = run(text)
+    assert [(i.title, i.assignees, i.signal) for i in items] == [
+        ("Book the venue", ["Ana"], "action-table"),
+        ("Send the invoice", ["Bo"], "action-table"),
+    ]
+    assert items[0].due_date == day(2024, 5, 7)
+
+
+def test_a_todo_file_without_list_markers_is_read_line_by_line() -> None:
+    text = (
+        "TODO\n====\n\nBugs:\nfix the crash when the window is resized\nmake the status line\n"
+        "   respect the terminal width\n\nFEATURES\nAdd a man page\nSupport UTF-8 in titles.\n"
+        "x 2024-03-01 port to OpenBSD\n\nTerminal\n\tallow a second status line\n\tadd a bell option\n"
+    )
+    todo = rules.extract(Document(path=Path("TODO"), kind="text", text=text))
+    assert [(i.title, i.status) for i in todo] == [
+        ("fix the crash when the window is resized", "todo"),
+        ("make the status line respect the terminal width", "todo"),
+        ("Add a man page", "todo"),
+        ("Support UTF-8 in titles", "todo"),
+        ("port to OpenBSD", "done"),
+        ("allow a second status line", "todo"),
+        ("add a bell option", "todo"),
+    ]
+    assert {i.signal for i in todo} == {"todo-file"}
+
+
+def test_plain_lines_of_other_files_are_no_tasks() -> None:
+    assert titles("fix the crash when the window is resized\nAdd a man page\n", kind="text", name="notes.txt") == []
+
+
+def test_name_colon_action_in_an_action_section_names_the_owner() -> None:
+    items = run("## Action items\n- Ana: book the room for Monday\n- Note: the room has no projector\n")
+    assert [(i.title, i.assignees) for i in items] == [
+        ("book the room for Monday", ["Ana"]),
+        ("Note: the room has no projector", []),
+    ]
+
+
+def test_actions_grouped_under_a_name_in_an_action_section() -> None:
+    text = "## Action items\n- Ana\n  - book the room\n  - send the agenda\n- Bo Chen:\n  - print the handouts\n- Review the budget\n  - it is on the drive\n"
+    assert [(i.title, i.assignees) for i in run(text)] == [
+        ("book the room", ["Ana"]),
+        ("send the agenda", ["Ana"]),
+        ("print the handouts", ["Bo Chen"]),
+        ("Review the budget", []),
+    ]

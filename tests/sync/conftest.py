@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from sidecar.sync.keys import Keychain, SyncKey
 from tests.e2e.conftest import spawn_sidecar  # noqa: F401 (the real-process fixture, for test_processes)
 from tests.fakes.cloud_server import STATE, CloudState, make_app
+from tests.sync.harness import Device, open_device
 
 REPO = Path(__file__).resolve().parents[2]
 CLOUD_TOKEN = "cloud-access-token-for-tests"
@@ -72,6 +74,17 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
         yield Cloud(str(server.make_url("")).rstrip("/"), data, app[STATE])
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def devices(tmp_path: Path, cloud: Cloud) -> AsyncIterator[list[Device]]:
+    """Three in-process devices (a, b, c) sharing one sync key, against the in-process server."""
+    chain = Keychain.of(SyncKey.generate())
+    devs = [await open_device(tmp_path / name, cloud.base, Keychain.parse(chain.dump()), CLOUD_TOKEN)
+            for name in ("a", "b", "c")]
+    yield devs
+    for d in devs:
+        await d.close()
 
 
 @pytest.fixture

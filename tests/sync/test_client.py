@@ -114,3 +114,27 @@ def test_reference_server_runs_as_its_own_process(cloud_process: Cloud) -> None:
         assert resp.status == 200
     cloud_process.fault("5xx")
     assert cloud_process.stats()["requests"] == 1
+
+
+async def test_every_contract_route_but_health_and_refresh_needs_the_token(cloud: Cloud) -> None:
+    """The reference server's one auth check and JSON handling (``route``) cover every handler:
+    no token → 401, a body that is not JSON → 400, each in the contract's ``{"detail"}`` shape."""
+    import aiohttp
+
+    from tests.fakes.cloud_server import API, ROUTES
+
+    contract = [r for r in ROUTES if isinstance(r, aiohttp.web.RouteDef) and r.path.startswith(API)]
+    assert len(contract) == 11
+    async with aiohttp.ClientSession() as http:
+        for r in contract:
+            url = cloud.base + r.path.replace("{id}", "x")
+            async with http.request(r.method, url) as resp:
+                body = await resp.json()
+                if r.path in (f"{API}/health", f"{API}/auth/refresh"):
+                    assert resp.status != 401, r
+                else:
+                    assert (resp.status, set(body)) == (401, {"detail"}), r
+        headers = {"Authorization": f"Bearer {CLOUD_TOKEN}", "Content-Type": "application/json"}
+        for path in ("/storage/records", "/auth/refresh"):
+            async with http.post(cloud.base + API + path, data=b"{not json", headers=headers) as resp:
+                assert (resp.status, set(await resp.json())) == (400, {"detail"})

@@ -4,26 +4,12 @@ tombstones, idempotency, tampering, and no plaintext on the server."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from sidecar import clock
 from sidecar.sync.envelope import seal
-from sidecar.sync.keys import Keychain, SyncKey
-from tests.sync.conftest import CLOUD_TOKEN, Cloud
-from tests.sync.harness import Device, domain_hash, open_device
-
-
-@pytest.fixture
-async def devices(tmp_path: Path, cloud: Cloud) -> AsyncIterator[list[Device]]:
-    chain = Keychain.of(SyncKey.generate())
-    devs = [await open_device(tmp_path / name, cloud.base, Keychain.parse(chain.dump()), CLOUD_TOKEN)
-            for name in ("a", "b", "c")]
-    yield devs
-    for d in devs:
-        await d.close()
+from sidecar.sync.keys import SyncKey
+from tests.sync.conftest import Cloud
+from tests.sync.harness import Device, domain_hash
 
 
 async def converge(devs: list[Device]) -> None:

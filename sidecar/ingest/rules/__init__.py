@@ -9,8 +9,9 @@ module                 what
 =====================  ==========================================================================
 :mod:`.calendar`       ``.ics``: VTODO → task, VEVENT → timeline, VJOURNAL → note
 :mod:`.email`          ``.eml``/``.mbox``: each message's own text, else the message as a note
-:mod:`.text`           text, Markdown, HTML, PDF text: the line rules (checkboxes, labelled lines,
+:mod:`.text`           text, Markdown, HTML, PDF text: the line scanner (checkboxes, labelled lines,
                        action sections, to-do files, next-meeting dates)
+:mod:`.sections`       action sections, label lines, to-do files, wrapped lines (the scanner's parts)
 :mod:`.tables`         owner/action/due tables in Markdown and PDF text
 :mod:`.minutes`        minutes written as sentences, dated events, email requests
 :mod:`.language`       the document's language (other languages: a note, no English rules)
@@ -43,7 +44,7 @@ __all__ = ["ALL_KINDS", "EXTRACTOR_NAME", "EXTRACTOR_VERSION", "extract", "iter_
 
 EXTRACTOR_NAME = "rules"
 #: Bumped whenever a rule changes what is extracted (stored with each item's provenance).
-EXTRACTOR_VERSION = "1.1.0"
+EXTRACTOR_VERSION = "1.2.0"
 
 #: The ``want`` values :func:`extract` understands, and the default.
 ALL_KINDS: frozenset[str] = frozenset({"tasks", "timelines", "notes"})

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from sidecar.ingest.items import Document, ExtractedItem, Span, Status
 from sidecar.ingest.rules.owners import task_fields
-from sidecar.ingest.rules.titles import NOTHING, clean_task_title, first_sentence
+from sidecar.ingest.rules.titles import BULLETS, NOTHING, clean_task_title, done_marker, first_sentence
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
@@ -49,14 +49,18 @@ CONFIDENCE = {
 #: Characters of a line looked at for one item (titles are cut to 500 anyway).
 MAX_RAW_TITLE = 2000
 
-#: List markers: Markdown's, the bullets PDF text keeps (● ○ ■ ▪ ◦ · – …) and outline numbers (1. 1.2. a)).
-BULLETS = "-*+•●○■□▪◦·‣⁃–—"
+#: List markers: Markdown's, the bullets PDF text keeps (● ○ ■ ▪ ◦ · – …), outline numbers (1. 1.2. a)
+#: (1) (a)) and the ``o`` bullet of plain-text files.
 LIST_ITEM = re.compile(
-    rf"^(?P<indent>[ \t]*)(?P<marker>[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)]|[a-z]\))[ \t]+(?P<body>\S.*)$"
+    rf"^(?P<indent>[ \t]*)(?P<marker>[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)]|[a-z]\)|\((?:\d{{1,3}}|[a-z])\)|o(?=[ \t]+[A-Za-z]))"
+    r"[ \t]+(?P<body>\S.*)$"
 )
+#: A task box, after a list marker or on its own: ``- [ ]``, ``[x]``, ``* [✓]``, ``☐``, ``☑``, ``✅``.
 CHECKBOX = re.compile(
-    r"^(?P<indent>[ \t]*)(?:[-*+•]|\d{1,3}[.)])[ \t]+\[(?P<mark>[ xX~/-])\][ \t]+(?P<body>\S.*)$"
+    r"^(?P<indent>[ \t]*)(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?(?:\[(?P<mark>[ xX✓✔~/-])\]|(?P<box>[☐☑☒✅✔✓]))[ \t]+(?P<body>\S.*)$"
 )
+#: Box marks meaning done (the rest: " "/"☐" open, "~"/"/" in progress, "-" cancelled).
+DONE_MARKS = frozenset("xX✓✔☑☒✅")
 FENCE = re.compile(r"^[ \t]*(```|~~~)")
 HEADING = re.compile(r"^[ ]{0,3}(?P<hashes>#{1,6})[ \t]+(?P<text>.*?)[ \t#]*$")
 RULE_LINE = re.compile(r"^[ \t]*([-*_=])(?:[ \t]*\1){2,}[ \t]*$")
@@ -65,16 +69,22 @@ TABLE_SEPARATOR = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?
 
 _ACTIONS = r"(?:action[ \t]+(?:items?|points?|list|plan|log|register)|actions?|tasks?|to[- ]?dos?|to[ \t]+do)"
 _SECTION_WORDS = (
-    r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?|to[ \t]+do(?:[ \t]+list)?|todo[ \t]+list|next[ \t]+steps?"
+    r"(?:action[ \t]+(?:items?|points?|list)|actions?|to[- ]?dos?(?:[ \t]+list)?|to[ \t]+do(?:[ \t]+list)?|next[ \t]+steps?"
     r"|follow[- ]?ups?|open[ \t]+tasks|tasks"
     # the same lists under other common names: "Agreed actions", "New action items", "Action plan",
     # "Tasks for next week", "Actions arising", "Decisions and actions", "Assigned tasks"
-    rf"|(?:new|open|outstanding|agreed|pending|assigned|ongoing|carried[- ]over|summary[ \t]+of)[ \t]+{_ACTIONS}"
-    rf"|{_ACTIONS}[ \t]+(?:agreed|arising|assigned|identified|taken|summary)"
+    rf"|(?:new|open|outstanding|agreed|pending|assigned|ongoing|carried[- ]over|summary[ \t]+of|upcoming|remaining"
+    rf"|individual|required)[ \t]+{_ACTIONS}"
+    rf"|{_ACTIONS}[ \t]+(?:agreed|arising|assigned|identified|taken|summary|required|to[ \t]+(?:take|complete|be[ \t]+done))"
+    # "Things to do", "Work to be done", "What needs to be done", "Actionables"
+    r"|(?:things|work|stuff)[ \t]+to[ \t]+(?:do|be[ \t]+done)|to[ \t]+be[ \t]+done|what[ \t]+needs[ \t]+to[ \t]+be[ \t]+done"
+    r"|actionables?"
     r"|action[ \t]+(?:plan|log|register)"
-    rf"|{_ACTIONS}[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)[ \t]+(?:week|meeting|sprint|call|time)"
+    rf"|(?:{_ACTIONS}|goals|plans?|targets|work)[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)"
+    r"[ \t]+(?:week|meeting|sprint|call|time|session)"
     r"|task[ \t]+(?:assignments?|allocation|list)|work[ \t]+allocation|next[ \t]+actions"
-    r"|decisions?[ \t]+(?:and|&)[ \t]+actions?|actions?[ \t]+(?:and|&)[ \t]+decisions?"
+    # "Decisions and action items", "Action items & next steps"
+    rf"|(?:decisions?|next[ \t]+steps)[ \t]+(?:and|&)[ \t]+{_ACTIONS}|{_ACTIONS}[ \t]+(?:and|&)[ \t]+(?:decisions?|next[ \t]+steps)"
     r"|follow[- ]?up[ \t]+(?:items|actions|tasks))"
 )
 SECTION_FULL = re.compile(rf"^{_SECTION_WORDS}[ \t]*:?$", re.IGNORECASE)
@@ -156,8 +166,9 @@ class Run:
         min_words: int = 1,
     ) -> bool:
         raw = raw[:MAX_RAW_TITLE]
-        if re.fullmatch(r"\s*~~.*~~\s*", raw):
-            return False  # struck out entirely: cancelled
+        raw, done = done_marker(raw)
+        if done:
+            status = "done"
         fields = task_fields(
             raw,
             self.base_ms,

@@ -11,7 +11,13 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
   capitalised names or ``@handles``) is the owner;
 * after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
   the owner;
-* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group.
+* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group, or to the
+  people it names first (``@ana please review …``, ``Folks, please …``).
+
+* a call for help anywhere in the line: ``need more eyes on PR 123``, ``looking for reviewers
+  for …``, ``volunteers needed for …`` (the title starts at the call).
+
+A speaker prefix is initials, a first name (``Rich:``, ``Michael D:``) or an ``@handle:``.
 
 Only the line's first sentence is the title. Reports ("NAME worked on …"), plans in the middle
 of a sentence ("Ultimately, Sam will …") and verbs that name no action ("will be", "to do") are
@@ -32,6 +38,7 @@ import re
 
 from sidecar.ingest.dates import DateMatch, find_date, numeric_date_order, parse_numeric_date
 from sidecar.ingest.items import Document
+from sidecar.ingest.rules.titles import BULLETS
 
 #: Words of a meeting header; two distinct ones near the top make a document minutes.
 _MINUTES_WORDS = re.compile(
@@ -40,7 +47,9 @@ _MINUTES_WORDS = re.compile(
 _HEAD_CHARS = 3000
 
 #: ``JB:`` / ``TBL:`` / ``eP:`` / ``Rich:`` / ``Michael D:`` at the start of a line (after a bullet).
-_SPEAKER = re.compile(r"^(?P<speaker>[A-Za-z][A-Za-z]{0,3}|[A-Z][a-z]{2,12}(?:[ \t][A-Z]\.?)?)[ \t]*:[ \t]+(?=\S)")
+_SPEAKER = re.compile(
+    r"^(?P<speaker>[A-Za-z][A-Za-z]{0,3}|[A-Z][a-z]{2,12}(?:[ \t][A-Z]\.?)?|@[\w-]{2,39})[ \t]*:[ \t]+(?=\S)"
+)
 #: Field labels that look like a speaker prefix but are not a person.
 _NOT_SPEAKERS = frozenset(
     {
@@ -67,18 +76,29 @@ _LINK = (
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
 _SELF_ACTION = re.compile(
-    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|Will)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
+    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
+#: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
 _REQUEST = re.compile(
-    rf"^(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
+    rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    re.I,
+)
+#: A call for help anywhere in a minutes line: "need(s) more eyes on PR 123", "looking for
+#: reviewers for …", "volunteers needed for …", "reviews welcome on …".
+_CALL_FOR_HELP = re.compile(
+    r"\b(?:(?:we[ \t]+)?needs?[ \t]+(?:more[ \t]+|some[ \t]+)?(?:eyes|reviews?|reviewers|volunteers|help|feedback|input)"
+    r"|(?:looking|asking)[ \t]+for[ \t]+(?:more[ \t]+)?(?:reviews?|reviewers|volunteers|help|feedback|input|champions?)"
+    r"|(?:reviews?|reviewers|volunteers|help|feedback)[ \t]+(?:needed|wanted|welcome|requested))\b"
+    r"(?P<rest>[ \t]+(?:on|for|with|in|at|to)\b.*|[ \t]*[:,-][ \t]*\S.*)$",
     re.I,
 )
 _EMAIL_REQUEST = re.compile(
     rf"^(?:(?:could|can|would)[ \t]+you[ \t]+(?:please[ \t]+)?|please[ \t]+|pls[ \t]+|kindly[ \t]+)(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*?)\??$",
     re.I,
 )
-_BULLET = re.compile(r"^[ \t]*(?:[-*+•●○■□▪◦·‣⁃]|\d{1,3}(?:\.\d{1,3})*[.)])[ \t]+")
+_BULLET = re.compile(rf"^[ \t]*(?:[{BULLETS}]|\d{{1,3}}(?:\.\d{{1,3}})*[.)])[ \t]+")
 _HEADING_MARK = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]])[.!;][ \t]+(?=[A-Z(+])|[.!;]?[ \t]*$")
 
@@ -194,11 +214,15 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
     m = _SELF_ACTION.match(body)
-    if m and (speaker is not None or not body.startswith("Will")):
+    if m and (speaker is not None or not body.lower().startswith("will")):
         return first_sentence(m.group("rest")), speaker
     m = _REQUEST.match(body)
     if m:
-        return first_sentence(m.group("rest")), None
+        asked = m.group("asked")
+        return first_sentence(m.group("rest")), asked if asked and asked.startswith("@") else None
+    m = _CALL_FOR_HELP.search(first_sentence(body))
+    if m:
+        return first_sentence(body[m.start() :]), None
     return None
 
 

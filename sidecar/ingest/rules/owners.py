@@ -1,8 +1,8 @@
 """Owners, priority and due date of one task line (shared by every document kind).
 
 Owners come only from explicit forms — a leading or trailing ``@name``, ``(Owner: …)`` /
-``Owner: …``, a leading ``Name to …``/``Name will …`` where the caller allows it, ``Name - …`` in
-an action section, an owner hint (table column, ``AI(…)`` label). Priority comes only from
+``Owner: …``, a leading ``Name to …``/``Name will …`` where the caller allows it, ``Name - …`` or
+``Name: …`` in an action section, an owner hint (table column, ``AI(…)`` label). Priority comes only from
 explicit markers: ``!high`` / ``!medium`` / ``!low``, ``(P0)``–``(P3)``, ``priority: high``, the
 words *urgent* and *ASAP*. Due dates come from explicit date phrases
 (:func:`sidecar.ingest.dates.find_date`) read relative to the reference time given.
@@ -27,6 +27,17 @@ _MORE_OWNERS = re.compile(
 )
 _DASH_OWNERS = re.compile(
     r"^(?P<owners>[A-Z][\w'.]*(?:[ \t]*(?:/|\+|&|,|and)[ \t]*[A-Za-z][\w'.]*){0,3})[ \t]+[-–—][ \t]+(?P<rest>\S.*)$"
+)
+#: "Ana: book the room" / "Ana Lima: …" in an action section: the name before the colon owns it
+#: (a field label such as "Note:" or "Update:" does not).
+_COLON_OWNER = re.compile(r"^(?P<owners>[A-Z][a-z'’-]+(?:[ \t][A-Z][a-z'’-]+)?(?:[ \t]*(?:/|&|,|and)[ \t]*[A-Z][a-z'’-]+)*)[ \t]*:[ \t]+(?P<rest>\S.*)$")
+_NOT_NAMES = frozenset(
+    {"note", "notes", "update", "updates", "status", "decision", "decisions", "done", "todo", "action", "actions",
+     "owner", "due", "deadline", "date", "time", "goal", "goals", "task", "tasks", "next", "next steps", "issue",
+     "issues", "question", "questions", "answer", "topic", "agenda", "summary", "result", "outcome", "priority",
+     "important", "optional", "urgent", "blocked", "bug", "bugs", "feature", "features", "idea", "ideas", "docs",
+     "documentation", "design", "frontend", "backend", "testing", "tests", "research", "meeting", "all", "everyone",
+     "team", "group"}
 )
 _LEADING_MENTIONS = re.compile(
     r"^(?P<owners>@[\w.-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w.-]+)*)[ \t:,-]*(?:(?:to|will)[ \t]+)?"
@@ -106,7 +117,7 @@ def task_fields(
     """Title cleaned of markup, owner, priority and date tokens, plus what they said.
 
     ``lead_owner`` allows ``Name to …``/``Name will …`` (labelled lines and action sections
-    only); ``dash_owner`` allows ``Name - …`` (action sections).
+    only); ``dash_owner`` allows ``Name - …`` and ``Name: …`` (action sections).
     """
     text = clean_markup(raw)
     assignees: list[str] = split_owners(owner_hint) if owner_hint else []
@@ -142,6 +153,10 @@ def task_fields(
                 assignees += split_owners(more.group("owners"))
     elif dash_owner:
         m = _DASH_OWNERS.match(text)
+        if m is None:
+            m = _COLON_OWNER.match(text)
+            if m and m.group("owners").lower() in _NOT_NAMES:
+                m = None
         if m:
             assignees += split_owners(m.group("owners"))
             text = m.group("rest")

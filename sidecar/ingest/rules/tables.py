@@ -4,7 +4,8 @@ Signal ``action-table``. A PDF's ruled tables come from its layout (the reader's
 ``metadata["tables"]``, cells found by pdfplumber): one whose header row (among the first four)
 names an action/task column and an owner or deadline column gives a task per row, and replaces
 what the line rules made of the same rows' text. A Markdown table counts when its header has an action/task column and
-an owner or deadline column; a PDF-text table when its header line names an owner/responsible
+an owner or deadline column (beside both an owner and a deadline column, "What"/"Item"/
+"Description" is the action column and "When" the deadline: who/what/when tables); a PDF-text table when its header line names an owner/responsible
 column and a deadline/due column (under an "Actions" heading or with "Action" in the header). A
 text row must end in its date (``04/03/19``, ``01 SEP``, ``N/A``) and optional status; rows that
 do not are dropped. Numeric dates are read day- or month-first only when the document proves the
@@ -39,6 +40,11 @@ _TABLE_DUE_COL = re.compile(
     re.I,
 )
 _TABLE_ACTION_COL = re.compile(r"\b(?:actions?|action[ \t]+items?|tasks?|to[- ]?dos?)\b", re.I)
+#: Other names of the action column, taken only beside both an owner and a deadline column
+#: ("What | Who | When", "Item | Owner | Due date").
+_TABLE_WHAT_COL = re.compile(r"^(?:what|items?|descriptions?|activit(?:y|ies)|deliverables?|work)[ \t]*:?$", re.I)
+#: "When" names the deadline column in a who/what/when table.
+_TABLE_WHEN_COL = re.compile(r"^when[ \t]*:?$", re.I)
 _INITIALS = r"(?:[A-Z]{2,4}|All(?:[ \t]+[Mm]embers)?|Everyone|Team)"
 _ROW_OWNERS = re.compile(rf"(?P<owners>{_INITIALS}(?:[ \t]*(?:,|&|/|and)[ \t]*{_INITIALS})*)[ \t]*$")
 _FULL_NAME = r"[A-Z][a-z]+(?:[ \t]+[A-Z]\.)?[ \t]+[A-Z][a-z]+(?:[ \t]+\([A-Z][a-z]+\))?"
@@ -69,14 +75,10 @@ class TableRules(Run):
         header = [c.strip() for c in TABLE_ROW.match(lines[i].text).group(1).split("|")]  # type: ignore[union-attr]
         if i + 1 >= len(lines) or not TABLE_SEPARATOR.match(lines[i + 1].text):
             return 0
-        col_action = next(
-            (k for k, h in enumerate(header) if _TABLE_ACTION_COL.fullmatch(clean_markup(h))), None
-        )
-        col_owner = next((k for k, h in enumerate(header) if _TABLE_OWNER_COL.search(h)), None)
-        col_due = next((k for k, h in enumerate(header) if _TABLE_DUE_COL.search(h)), None)
-        col_status = next((k for k, h in enumerate(header) if re.search(r"\bstatus\b", h, re.I)), None)
-        if col_action is None or (col_owner is None and col_due is None):
+        found = _columns([clean_markup(h) for h in header])
+        if found is None:
             return 0
+        col_action, col_owner, col_due, col_status = found
         j = i + 2
         rows: list[tuple[Line, list[str]]] = []
         while j < len(lines):
@@ -221,6 +223,10 @@ def _columns(row: list[str]) -> tuple[int, int | None, int | None, int | None] |
     owner = next((k for k, c in enumerate(short) if _TABLE_OWNER_COL.search(c) and k != action), None)
     due = next((k for k, c in enumerate(short) if _TABLE_DUE_COL.search(c) and k not in (action, owner)), None)
     status = next((k for k, c in enumerate(short) if re.search(r"\bstatus\b", c, re.I)), None)
+    if due is None:
+        due = next((k for k, c in enumerate(short) if _TABLE_WHEN_COL.match(c.strip()) and k not in (action, owner)), None)
+    if action is None and owner is not None and due is not None:
+        action = next((k for k, c in enumerate(short) if _TABLE_WHAT_COL.match(c.strip()) and k not in (owner, due)), None)
     if action is None or (owner is None and due is None):
         return None
     return action, owner, due, status

@@ -3,9 +3,11 @@
 Signals, by ``ExtractedItem.signal``:
 
 ``checkbox``
-    A list item with a Markdown task box: ``- [ ]`` → todo, ``- [x]`` → done, ``- [~]`` or
-    ``- [/]`` → in progress (``- [-]``, cancelled, is skipped). Struck-out text (``~~…~~``) is
-    dropped from the title; a fully struck item is skipped.
+    A task box, after a list marker or on its own: ``- [ ]``/``[ ]``/``☐`` → todo, ``[x]``,
+    ``[✓]``, ``☑``, ``☒``, ``✅`` → done, ``[~]`` or ``[/]`` → in progress (``[-]``, cancelled, is
+    skipped). Struck-out words (``~~…~~``) are dropped from the title. Any task whose text is
+    struck out entirely, or carries a done marker (``(done)``, ``[done]``, ``DONE:``, a check
+    mark at either end), is reported with status ``done`` (:func:`.titles.done_marker`).
 ``todo-line`` / ``action-line`` / ``ai-line`` / ``next-step-line`` / ``follow-up-line``
     A line (optionally a list item, optionally emphasised as ``*AI:*`` or ``**Action:**``)
     starting with ``TODO`` (upper case; ``todo:``/``to-do:`` need the colon), ``Action:``,
@@ -17,12 +19,15 @@ Signals, by ``ExtractedItem.signal``:
     in ``action items:``. The section's list items (or, when the first line after the label is
     not a list item, its plain lines up to a blank line) are tasks. It ends at the next
     heading, a rule line (``---``), a blank line followed by text, or text outdented to the
-    label. Items of one word (group labels such as "Design") are skipped.
+    label. Items of one word (group labels such as "Design") are skipped; items grouped under
+    a person's name (``- Ana`` over her items) are tasks that person owns, as is ``Ana: …``.
 ``todo-marker``
     A list item ending in ``- TODO`` (todo) or ``- DONE`` (done).
 ``todo-file``
     In a file *named* as a to-do list (``TODO.md``, ``project-TODO.txt``, ``todo-list.md``),
-    every list item of two words or more.
+    every list item of two words or more, sub-items too (not group labels such as ``PAM`` or
+    ``Bugs:``, nor remarks under an item). A to-do file without list markers is read line by
+    line: each line (with its continuation lines) is an item.
 ``action-table``
     See :mod:`.tables`.
 ``next-meeting``
@@ -34,21 +39,17 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
 
 from sidecar.ingest.dates import find_date, parse_date_phrase
-from sidecar.ingest.items import Document, EmailMessageInfo, Status
+from sidecar.ingest.items import EmailMessageInfo, Status
 from sidecar.ingest.rules.base import (
     CHECKBOX,
+    DONE_MARKS,
     FENCE,
     HEADING,
     LIST_ITEM,
-    RULE_LINE,
-    SECTION_FULL,
-    TABLE_ROW,
     Line,
 )
-from sidecar.ingest.rules.markdown import Structure, structure
 from sidecar.ingest.rules.minutes import (
     dated_event,
     email_request,
@@ -59,24 +60,19 @@ from sidecar.ingest.rules.minutes import (
 from sidecar.ingest.rules.minutes import (
     people as listed_people,
 )
-from sidecar.ingest.rules.tables import TableRules
+from sidecar.ingest.rules.sections import (
+    NUMBERING,
+    PERSON_LINE,
+    Section,
+    SectionRules,
+    is_commentary,
+    is_group_label,
+    is_todo_file,
+)
 from sidecar.ingest.rules.titles import clean_markup, tidy
 
-_SECTION_TRAILING = re.compile(
-    r"\b(?:action[ \t]+items?|action[ \t]+points?|next[ \t]+steps?)[ \t]*:$", re.IGNORECASE
-)
+__all__ = ["TextRules", "is_todo_file"]
 
-_LABEL = re.compile(
-    r"""^[ \t]*(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?
-    (?P<em>\*\*|\*|__|_)?
-    (?P<label>TODO|to-?do|action[ \t]+items?|action|AI|next[ \t]+steps?|follow[- ]?ups?|will[ \t]+do)
-    (?:[ \t]*\((?P<owner>[^()]{1,60})\))?
-    (?P<colon1>[ \t]*:)?
-    (?:\*\*|\*|__|_)?
-    (?P<colon2>[ \t]*:)?
-    [ \t]*(?P<rest>.*)$""",
-    re.IGNORECASE | re.VERBOSE,
-)
 _MARKER = re.compile(r"^(?P<body>.*\S)[ \t]+[-–:][ \t]*(?P<mark>TODO|DONE)!*[ \t]*$")
 _NEXT_MEETING = re.compile(
     r"^[ \t]*(?:[-*+•][ \t]+)?(?:\*\*)?next[ \t]+meeting(?:\*\*)?[ \t]*(?:[:\-–][ \t]*)?(?P<rest>.*)$", re.I
@@ -87,38 +83,12 @@ _EMAIL_STOP = re.compile(
     r"^(?:-- ?|-{2,}[ \t]*(?:original message|forwarded message)[ \t]*-*|_{10,}|on\b.{0,200}\bwrote:)[ \t]*$",
     re.IGNORECASE,
 )
-#: Outline numbering before a heading's words ("1.1 Action Items", "3. Actions").
-_NUMBERING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z]\.)[ \t]+")
-_TODO_HEADER = re.compile(r"^(?:to[- ]?dos?|to[ \t]+do(?:[ \t]+list)?|todo[ \t]+list|open[ \t]+tasks|tasks)[ \t]*:?$", re.I)
-#: A field label that opens a new part of a PDF form or minutes ("Meeting Conclusion:", "Issues:").
-_FIELD_LABEL = re.compile(r"^[A-Z][\w’'&/()-]*(?:[ \t]+[\w’'&/()-]+){0,4}[ \t]*:(?:[ \t]|$)")
-#: A numbered outline line ("3.1.1 First 48 Hours", "2. Discussion") in PDF text.
-_OUTLINE = re.compile(r"^(?P<num>\d{1,2}(?:\.\d{1,2})+\.?|\d{1,2}\.)[ \t]+[A-Z][^.!?:]{0,60}$")
-TODO_FILE = re.compile(r"(?:^|[-_. ])to-?dos?(?:[-_ ]?list)?$", re.I)
-
-
-def is_todo_file(doc: Document) -> bool:
-    return bool(TODO_FILE.search(doc.path.stem)) and doc.kind in ("markdown", "text")
-
-
-@dataclass
-class Section:
-    indent: int
-    mode: str | None = None  # "list" | "plain", fixed by the first line after the label
-    items: int = 0
-    blank_run: int = 0
-    todo: bool = False  # a to-do list ("## Todo"): nested items are tasks, parents group them
-    depth: int = 0  # outline depth of a numbered header ("1.1 Action Items" → 2), 0 if none
-    skip_line: bool = False  # the current line is a group label inside the section
-
-
-_PERSON_LINE = re.compile(r"^[ \t]*(?P<name>[A-Z][\w'’.-]*(?:[ \t][A-Z][\w'’.-]*)?)[ \t]*:[ \t]*$")
 
 
 def _standup_person(lines: list[Line], i: int) -> str | None:
     """The "Name:" line that heads a stand-up entry above ``lines[i]`` (within 4 lines)."""
     for j in range(i - 1, max(-1, i - 5), -1):
-        m = _PERSON_LINE.match(lines[j].text)
+        m = PERSON_LINE.match(lines[j].text)
         if m:
             return m.group("name")
         if lines[j].blank:
@@ -126,26 +96,7 @@ def _standup_person(lines: list[Line], i: int) -> str | None:
     return None
 
 
-def _is_group_label(text: str) -> bool:
-    """A parent list item that names a group of items rather than an action: it ends with a
-    colon ("64-bit builds on HP-UX:", "edit and delete design, inc:") or is one or two words
-    ("PAM", "for delete", "layout stuff")."""
-    clean = clean_markup(text).strip()
-    return clean.endswith(":") or len(re.findall(r"\w+", clean)) <= 2
-
-
-def _is_prose(line: Line, nxt: Line | None, prev: Line | None) -> bool:
-    """A paragraph line, not an action: long, continuing the line before (which ended mid-
-    sentence), or wrapped onto a next line that continues it."""
-    text = line.text.strip()
-    if len(text) > 100 or text[:1].islower():
-        return True
-    if prev is not None and not prev.blank and len(prev.text.strip()) > 80 and prev.text.rstrip()[-1:] not in ".!?:":
-        return True
-    return nxt is not None and not nxt.blank and nxt.text.strip()[:1].islower() and text[-1:] not in ".!?:"
-
-
-class TextRules(TableRules):
+class TextRules(SectionRules):
     """The line scanner: one pass over a region of ``doc.text`` (a whole file, or one message)."""
 
     def region(self, start: int, end: int) -> list[Line]:
@@ -169,7 +120,10 @@ class TextRules(TableRules):
         else:
             saved_base = self.base_ms
         try:
-            self._scan(lines, todo_file=todo_file, email=email)
+            if todo_file and not any(LIST_ITEM.match(ln.text) or CHECKBOX.match(ln.text) for ln in lines):
+                self._plain_todo(lines)
+            else:
+                self._scan(lines, todo_file=todo_file, email=email)
         finally:
             self.base_ms = saved_base
 
@@ -178,7 +132,6 @@ class TextRules(TableRules):
         section: Section | None = None
         list_base: int | None = None  # indent of the current list's top-level items
         last_heading: str | None = None
-        detail_indent: int | None = None  # in a to-do file: the items under this indent are notes
         i = 0
         n = len(lines)
         while i < n:
@@ -251,7 +204,7 @@ class TextRules(TableRules):
                 continue
 
             if self._is_section_header(text, heading):
-                number = _NUMBERING.match(clean_markup(heading if heading is not None else text).strip())
+                number = NUMBERING.match(clean_markup(heading if heading is not None else text).strip())
                 section = Section(
                     indent=line.indent,
                     todo=self._is_todo_header(text, heading),
@@ -283,41 +236,21 @@ class TextRules(TableRules):
                 i += 1
                 continue
             if section is not None and not line.blank:
-                i = self._section_item(lines, i, section, None if nested and not section.todo else marker_item)
+                grouped = section.group_indent is not None and line.indent > section.group_indent
+                i = self._section_item(
+                    lines, i, section, None if nested and not section.todo and not grouped else marker_item
+                )
                 continue
             if todo_file and marker_item:
-                if detail_indent is not None and line.indent > detail_indent:
-                    i += 1  # a note under an action item
-                    continue
-                detail_indent = None
                 body, last = self._joined(lines, i, marker_item)
-                if not self._has_children(lines, last, line.indent):
+                if nested and is_commentary(body):
+                    pass  # a remark under an item ("It looks like …", "provided by …")
+                elif not self._has_children(lines, last, line.indent) or not is_group_label(body):
+                    # an item, or an action with sub-items (those are items of their own)
                     self.add_task(body, line, lines[last], "todo-file", min_words=2)
-                elif not _is_group_label(body):
-                    # an action with sub-items: the sub-items are its details
-                    self.add_task(body, line, lines[last], "todo-file", min_words=2)
-                    detail_indent = line.indent
                 i = last + 1
                 continue
             i += 1
-
-    @property
-    def markdown(self) -> Structure | None:
-        """The parsed Markdown structure (headings, code) of a Markdown document, else None."""
-        if self.doc.kind != "markdown":
-            return None
-        if self._markdown is None:
-            self._markdown = structure(self.doc.text)
-        return self._markdown  # type: ignore[no-any-return]
-
-    def _heading(self, line: Line) -> str | None:
-        """The heading text when ``line`` is a heading (Markdown: by the parser; other text:
-        an ATX ``#`` line), else None."""
-        md = self.markdown
-        if md is not None:
-            return md.headings.get(line.number - 1)
-        m = HEADING.match(line.text)
-        return m.group("text") if m else None
 
     @property
     def minutes(self) -> bool:
@@ -359,181 +292,12 @@ class TextRules(TableRules):
             type="timeline", title=tidy(event[0]), date=event[1], span=self.span(line), signal="dated-event"
         )
 
-    @staticmethod
-    def _is_todo_header(text: str, heading: str | None) -> bool:
-        inner = _NUMBERING.sub("", clean_markup(heading if heading is not None else text).strip())
-        return bool(_TODO_HEADER.match(inner))
-
-    def _label(self, text: str) -> tuple[str, str, str | None] | None:
-        m = _LABEL.match(text)
-        if not m:
-            return None
-        label = m.group("label")
-        lower = " ".join(label.lower().split())
-        has_colon = bool(m.group("colon1") or m.group("colon2"))
-        rest = m.group("rest").strip()
-        if lower == "ai":
-            if label != "AI" or not has_colon:
-                return None
-            signal = "ai-line"
-        elif lower == "todo" and label == "TODO":
-            if not has_colon and (not rest or (not rest[0].isalnum() and rest[0] not in "@*_[")):
-                return None
-            signal = "todo-line"
-        elif lower in ("todo", "to-do", "to do"):
-            if not has_colon:
-                return None
-            signal = "todo-line"
-        elif lower.startswith("action"):
-            if not has_colon:
-                return None
-            signal = "action-line"
-        elif lower.startswith("next"):
-            if not has_colon:
-                return None
-            signal = "next-step-line"
-        elif lower == "will do":
-            if not has_colon or not rest:
-                return None
-            signal = "will-do-line"  # a stand-up's "Will Do:" (after "Done:"), owner from the name above
-        else:
-            if not has_colon:
-                return None
-            signal = "follow-up-line"
-        if rest.startswith(("*", "_")) and m.group("em") and rest.lstrip("*_").strip() == "":
-            rest = ""
-        return signal, rest, m.group("owner")
-
-    @staticmethod
-    def _is_section_header(text: str, heading: str | None) -> bool:
-        inner = heading if heading is not None else text
-        inner = _NUMBERING.sub("", clean_markup(inner).strip())
-        if SECTION_FULL.match(inner):
-            return True
-        return bool(heading is None and _SECTION_TRAILING.search(inner) and len(inner.split()) <= 12)
-
-    def _section_ends(
-        self, section: Section, line: Line, heading: str | None, lines: list[Line], i: int
-    ) -> bool:
-        if self.doc.kind == "pdf" and "\f" in line.text and not line.text.strip(" \t\f"):
-            return False  # a page break is layout: the section goes on on the next page
-        if heading is not None or RULE_LINE.match(line.text) or "\f" in line.text:
-            return True
-        if line.blank:
-            section.blank_run += 1
-            return section.mode == "plain" and section.items > 0
-        after_blank = section.blank_run > 0
-        section.blank_run = 0
-        is_item = bool(LIST_ITEM.match(line.text) or CHECKBOX.match(line.text))
-        stripped = line.text.strip()
-        if _FIELD_LABEL.match(stripped) and not is_item and stripped.endswith(":") and section.mode is not None:
-            return True  # "Meeting Conclusion:" after the list
-        outline = _OUTLINE.match(stripped)
-        if outline and not is_item:
-            depth = outline.group("num").rstrip(".").count(".") + 1
-            if section.depth and depth <= section.depth:
-                return True  # "3.2 Discussion" after "3.1 Action Items"
-            section.skip_line = True  # "3.1.1 First 48 Hours": a group label inside the section
-            return False
-        if section.mode is None:
-            section.mode = "list" if is_item else "plain"
-            return False
-        if section.mode == "list" and not is_item:
-            deeper = line.indent > section.indent
-            if after_blank or not deeper:
-                # a wrapped PDF line continues the previous item; anything else ends the list
-                return not (self.doc.kind == "pdf" and section.items > 0 and not after_blank)
-        return False
-
-    def _section_item(self, lines: list[Line], i: int, section: Section, item: re.Match[str] | None) -> int:
-        line = lines[i]
-        if section.skip_line:
-            section.skip_line = False
-            return i + 1
-        if section.mode == "plain" and item is not None:
-            section.mode = "list"  # prose first, then the list: the list items are the actions
-        if section.mode == "plain":
-            nxt = lines[i + 1] if i + 1 < len(lines) else None
-            if section.items >= 12 or _is_prose(line, nxt, lines[i - 1] if i > 0 else None):
-                return i + 1
-            section.items += 1
-            self.add_task(line.text.strip(), line, None, "action-section", dash_owner=True)
-            return i + 1
-        if item is None:
-            return i + 1  # indented detail under an item
-        body, last = self._joined(lines, i, item)
-        parent = self._has_children(lines, last, line.indent)
-        if (parent and section.todo) or body.rstrip().endswith(":"):
-            return last + 1  # an item that groups the ones below it ("First week:") is no task
-        section.items += 1
-        self.add_task(
-            body, line, lines[last], "action-section", dash_owner=True, min_words=2 if parent else 1
-        )
-        return last + 1
-
-    def _joined(self, lines: list[Line], i: int, item: re.Match[str]) -> tuple[str, int]:
-        """A list item's text with its wrapped continuation lines (at most 4), and its last index."""
-        body = item.group("body").strip()
-        base_indent = lines[i].indent
-        j = i + 1
-        while j < len(lines) and j <= i + 4:
-            nxt = lines[j]
-            if (
-                nxt.blank
-                or LIST_ITEM.match(nxt.text)
-                or HEADING.match(nxt.text)
-                or RULE_LINE.match(nxt.text)
-            ):
-                break
-            if self._label(nxt.text) is not None or TABLE_ROW.match(nxt.text) or "\f" in nxt.text:
-                break
-            if self.doc.kind != "pdf" and nxt.indent <= base_indent:
-                break
-            if self._is_section_header(nxt.text, None):
-                break
-            if self.doc.kind == "pdf" and not self._wraps(lines[j - 1], nxt):
-                break
-            piece = nxt.text.strip()
-            if body.endswith("-") and piece[:1].islower():
-                body = body[:-1] + piece
-            else:
-                body = f"{body} {piece}"
-            j += 1
-        return body, j - 1
-
-    @property
-    def line_width(self) -> int:
-        """The width a PDF's text lines wrap at: the 90th percentile of its line lengths."""
-        if self._width is None:
-            lengths = sorted(len(ln.text.rstrip()) for ln in self.all_lines if ln.text.strip())
-            self._width = lengths[int(len(lengths) * 0.9)] if lengths else 0
-        return self._width
-
-    def _wraps(self, line: Line, nxt: Line) -> bool:
-        """PDF text has no blank lines between items: ``nxt`` continues ``line`` only when it
-        starts in lower case, or ``line`` ran to the wrap width and ``nxt`` opens no new field
-        ("Meeting Conclusion:", "3.2 Discussion")."""
-        piece = nxt.text.strip()
-        if _FIELD_LABEL.match(piece) or _OUTLINE.match(piece):
-            return False
-        if piece[:1].islower() or piece[:1] in "(&":
-            return True
-        return len(line.text.rstrip()) >= 0.75 * self.line_width and line.text.rstrip()[-1:] not in ".!?:"
-
-    @staticmethod
-    def _has_children(lines: list[Line], i: int, indent: int) -> bool:
-        for j in range(i + 1, len(lines)):
-            if lines[j].blank:
-                continue
-            return bool(LIST_ITEM.match(lines[j].text)) and lines[j].indent > indent
-        return False
-
     def _checkbox(self, lines: list[Line], i: int, m: re.Match[str]) -> int:
         line = lines[i]
-        mark = m.group("mark")
+        mark = m.group("mark") or m.group("box")
         if mark == "-":
             return i + 1
-        status: Status = "todo" if mark == " " else ("done" if mark in "xX" else "in_progress")
+        status: Status = "todo" if mark in " ☐" else ("done" if mark in DONE_MARKS else "in_progress")
         body = m.group("body")
         # deeper-indented lines below (that are not boxes themselves) describe the item
         details: list[str] = []

@@ -9,6 +9,10 @@ import re
 
 from sidecar.ingest.items import TITLE_MAX
 
+#: List bullets: Markdown's, the ones PDF text keeps (● ○ ■ ▪ ◦ · – ➢ ► ◆ ❖ …) and the private-use
+#: glyphs that Symbol/Wingdings bullets of Word documents come out as (U+F0B7 , U+F0A7 , …).
+BULLETS = "-*+•●○■□▪◦·‣⁃–—➢➤►▶▸▹◆◇❖❏❑❒\uf020-\uf0ff"
+
 #: A cell or line that says there is nothing: "N/A", "none", "TBD", "-", "?".
 NOTHING = re.compile(r"^(?:n/?a|none|nothing|tbd|tbc|no actions?|-+|\?+)\b", re.I)
 
@@ -27,6 +31,27 @@ _MARKUP_CHARS = re.compile(r"[~!\[`*_]")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _DANGLING_PREP = re.compile(r"\s+(?:by|due|on|before|until)$", re.I)
+
+
+_STRUCK = re.compile(r"^\s*~~(?P<text>.*)~~\s*$")
+_LEAD_DONE = re.compile(r"^[ \t]*(?:[✅✓✔☑☒]|\[(?:done|completed?)\]|\((?:done|completed?)\)|(?-i:DONE)\b[ \t]*:?)[ \t]*", re.I)
+_TRAIL_DONE = re.compile(
+    r"[ \t]*(?:[-–:][ \t]*)?(?:[✅✓✔☑]|\((?:done|completed?|finished)\)|\[(?:done|completed?|finished)\])[ \t.!]*$", re.I
+)
+
+
+def done_marker(text: str) -> tuple[str, bool]:
+    """``(text without its done marker, marked done)``. Done markers: struck out entirely
+    (``~~…~~``), a leading or trailing check mark (``✅ ✓ ✔ ☑``), ``(done)``/``[done]``/
+    ``(completed)`` at either end, a leading ``DONE:``."""
+    m = _STRUCK.match(text)
+    if m and "~~" not in m.group("text"):
+        return m.group("text").strip(), True
+    stripped = _LEAD_DONE.sub("", text, count=1)
+    stripped = _TRAIL_DONE.sub("", stripped, count=1)
+    if stripped != text and stripped.strip():
+        return stripped, True
+    return text, False
 
 
 def clean_markup(text: str) -> str:
@@ -62,7 +87,7 @@ def first_sentence(text: str, *, joined: bool) -> tuple[str, str | None]:
     return text, None
 
 
-_LEAD_NUMBERING = re.compile(r"^(?:[-*+•●○■□▪◦·‣⁃–—>]+[ \t]*|\d{1,3}(?:\.\d{1,3})*[.)\-–:][ \t]*(?=\D)|[a-z]\)[ \t]+)+")
+_LEAD_NUMBERING = re.compile(rf"^(?:[{BULLETS}>]+[ \t]*|\d{{1,3}}(?:\.\d{{1,3}})*[.)\-–:][ \t]*(?=\D)|[a-z]\)[ \t]+)+")
 _TRAIL_URL = re.compile(r"[ \t]*[:–-]?[ \t]*<?https?://\S+>?[ \t]*$")
 _TRAIL_VOTES = re.compile(r"(?:[ \t]*[+-]1[ \t]+[A-Za-z][\w.]{0,15})+[ \t]*$")
 #: A trailing remark in brackets: "(i.e. …)", "(e.g. …)", "(n.b. …)", "(see …)", "(as part of …)".

@@ -220,14 +220,19 @@ async def _store_with_a_read_left_open(path: Path, *, in_a_cycle: bool) -> tuple
 
 
 async def test_close_frees_a_read_left_open_in_a_cycle_and_empties_the_wal(tmp_path: Path) -> None:
+    import gc
     import time
 
+    frozen = gc.get_freeze_count()
     store, _ = await _store_with_a_read_left_open(tmp_path / "db.sqlite", in_a_cycle=True)
     start = time.monotonic()
     await store.close()
     assert time.monotonic() - start < 1.0  # not the 5 s busy timeout (shutdown bound: 3 s)
     wal = tmp_path / "db.sqlite-wal"
-    assert not wal.exists() or wal.stat().st_size == 0
+    # A library load finishing meanwhile in another test's worker thread freezes every object,
+    # the cycle included, out of the collector's reach: then only the no-wait half applies.
+    if gc.get_freeze_count() == frozen:
+        assert not wal.exists() or wal.stat().st_size == 0
 
 
 async def test_close_never_waits_for_a_read_still_held(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from tests.conftest import Api, auth
-from tests.fakes.llm_server import FakeLLMServer
+from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply
 from tests.schema_check import check_document
 from tests.sse import SseReader
 
@@ -52,6 +52,21 @@ async def run(api: Api, body: dict[str, Any], timeout: float = 20) -> list[dict[
         events.append(data)
     assert b"\r" not in reader.raw
     return events
+
+
+async def delete_then_approve(api: Api, fake: FakeLLMServer, thread_id: str, request: str, call_id: str,
+                              after: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A task, a run asking the model to delete it (``delete_task`` needs confirmation, so the
+    run ends interrupted), then the resumed run approving that call, after which the model says
+    ``after``. Returns the task and the resumed run's events."""
+    await configure_model(api, fake)
+    task = await api.ok("POST", "/v1/tasks", {"title": "Old"}, status=201)
+    fake.push(ToolCallsReply(calls=[ToolCallSpec(name="delete_task", arguments={"task_id": task["id"]}, id=call_id)]),
+              TextReply(text=after))
+    await run(api, run_input(thread_id, request))
+    events = await run(api, run_input(thread_id, None, resume=[{"interruptId": call_id, "status": "resolved",
+                                                               "payload": {"approved": True}}]))
+    return task, events
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:

@@ -8,7 +8,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.agent.runs_helpers import assert_terminal_rules, configure_model, run, run_input, text_of, types
+from tests.agent.runs_helpers import (
+    assert_terminal_rules,
+    configure_model,
+    delete_then_approve,
+    run,
+    run_input,
+    text_of,
+    types,
+)
 from tests.conftest import Api
 from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply, message_text
 
@@ -72,13 +80,7 @@ async def test_state_and_messages_snapshots(api: Api, fake: FakeLLMServer) -> No
 
 
 async def test_a_resumed_run_starts_with_the_messages_snapshot(api: Api, fake: FakeLLMServer) -> None:
-    await configure_model(api, fake)
-    task = await api.ok("POST", "/v1/tasks", {"title": "Old"}, status=201)
-    fake.push(ToolCallsReply(calls=[ToolCallSpec(name="delete_task", arguments={"task_id": task["id"]}, id="d1")]),
-              TextReply(text="Gone."))
-    await run(api, run_input("t-rs", "delete it"))
-    events = await run(api, run_input("t-rs", None, resume=[{"interruptId": "d1", "status": "resolved",
-                                                            "payload": {"approved": True}}]))
+    _, events = await delete_then_approve(api, fake, "t-rs", "delete it", "d1", after="Gone.")
     assert types(events)[:3] == ["RUN_STARTED", "STATE_SNAPSHOT", "MESSAGES_SNAPSHOT"]
     assert events[1]["snapshot"]["pendingToolCalls"] == ["d1"]
     roles = [m["role"] for m in events[2]["messages"]]

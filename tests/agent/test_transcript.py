@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.agent.runs_helpers import assert_terminal_rules, configure_model, run, run_input
+from tests.agent.runs_helpers import (
+    assert_terminal_rules,
+    configure_model,
+    delete_then_approve,
+    run,
+    run_input,
+)
 from tests.conftest import Api
 from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply, message_text
 
@@ -82,13 +88,7 @@ async def test_floating_run(api: Api, fake: FakeLLMServer) -> None:
 
 
 async def test_resumed_run_after_a_confirmation(api: Api, fake: FakeLLMServer) -> None:
-    await configure_model(api, fake)
-    task = await api.ok("POST", "/v1/tasks", {"title": "Old"}, status=201)
-    fake.push(ToolCallsReply(calls=[ToolCallSpec(name="delete_task", arguments={"task_id": task["id"]}, id="c1")]),
-              TextReply(text="Deleted it."))
-    await run(api, run_input("t-res", "delete the old task"))
-    events = await run(api, run_input("t-res", None, resume=[{"interruptId": "c1", "status": "resolved",
-                                                             "payload": {"approved": True}}]))
+    task, events = await delete_then_approve(api, fake, "t-res", "delete the old task", "c1", after="Deleted it.")
     assert assert_terminal_rules(events)["outcome"]["type"] == "success"
     resumed = fake.chat_requests[-1].messages
     assert transcript(resumed) == [("system", "SYSTEM"), ("user", "delete the old task"),

@@ -32,7 +32,7 @@ from sidecar.search.memory import MemoryItem, MemoryPatch, MemoryQuery
 from sidecar.store import models as m
 from sidecar.store.models import ApiModel
 from sidecar.sync.api import KeyImport, KeyImported, RecoveryKey, RestoreBody, SyncSettingsView
-from sidecar.sync.service import BackupResult, RestoreResult, SyncStatus
+from sidecar.sync.models import BackupResult, RestoreResult, SyncStatus
 from sidecar.sync.settings import SyncSettings
 
 T = TypeVar("T")

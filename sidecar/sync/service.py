@@ -20,16 +20,14 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
-
 from sidecar import clock
 from sidecar.errors import Conflict
 from sidecar.notify import Notifications
 from sidecar.readiness import Readiness
 from sidecar.secrets import SecretStore
 from sidecar.store.db import ChangeEntry, Store
-from sidecar.store.models import ApiModel
 from sidecar.sync import settings as sync_settings
+from sidecar.sync.models import BackupResult, RestoreResult, SyncState, SyncStatus
 from sidecar.sync.settings import SyncSettings
 from sidecar.sync.state import counts, get_meta
 
@@ -38,69 +36,6 @@ if TYPE_CHECKING:  # the crypto and HTTP modules load only once sync is on (a le
     from sidecar.sync.keys import Keychain, SyncKey
 
 log = logging.getLogger(__name__)
-
-SyncState = Literal["disabled", "offline", "online", "degraded"]
-
-
-class DeviceSeen(ApiModel):
-    device_id: str
-    last_batch: int
-    batches: int
-    last_seen_at: int | None
-
-
-class QuarantinedRecord(ApiModel):
-    record_id: str
-    device_id: str | None
-    batch_seq: int | None
-    state: Literal["quarantined", "held"] = Field(description="held: waits for an earlier batch of its device")
-    reason: str | None
-    seen_at: int
-
-
-class ParkedBatch(ApiModel):
-    batch_seq: int
-    reason: str
-
-
-class SyncStatus(ApiModel):
-    """``GET /v1/sync`` and the ``sync.status`` event."""
-
-    enabled: bool
-    state: SyncState
-    online: bool
-    detail: str
-    key_id: str | None
-    pending_events: int
-    last_push_at: int | None
-    last_pull_at: int | None
-    devices: list[DeviceSeen]
-    quarantined: list[QuarantinedRecord]
-    parked: ParkedBatch | None
-    last_error: str | None
-    requests: int = Field(description="HTTP requests to the cloud since start-up")
-
-
-class BackupResult(ApiModel):
-    """``POST /v1/backup``: where the backup went and what it is."""
-
-    timestamp: int
-    size_bytes: int
-    plain_bytes: int = Field(description="size of the database snapshot before compression and encryption")
-    chunk_count: int
-    checksum: str
-    cloud_id: str | None
-    path: str | None
-
-
-class RestoreResult(ApiModel):
-    """``POST /v1/backup/restore``."""
-
-    source: Literal["cloud", "file"]
-    rows: int
-    events: int
-    pulled_events: int
-
 
 class SyncService:
     """Owns the sync settings, the key and the background loop of one data dir."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,34 +42,13 @@ from sidecar.search.embedders import (
 from sidecar.search.index import LanceStore, Mode, quote
 from sidecar.search.indexer import Indexer, Target
 from sidecar.search.memory import Memory
+from sidecar.search.query import hits_of, where
 from sidecar.store.db import Store
 
 log = logging.getLogger(__name__)
 
-SNIPPET_CHARS = 240
 IDLE_DETAIL = ("idle: the index is not loaded (LanceDB and the embedder load on the first search or the first "
                "change to index)")
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-class SearchHit(dict[str, Any]):
-    """``{kind, entityId, title, snippet, highlights, score, source}`` (see ``GET /v1/search``)."""
-
-
-def snippet(text: str, query: str, width: int = SNIPPET_CHARS) -> tuple[str, list[list[int]], int]:
-    """A window of ``text`` around the first query word found, the ``[start, end]`` offsets of
-    query words inside the window, and the window's offset in ``text``."""
-    words = {w.lower() for w in _WORD.findall(query) if len(w) > 1}
-    matches = [m for m in _WORD.finditer(text) if m.group().lower() in words or
-               any(m.group().lower().startswith(w[:5]) for w in words if len(w) >= 5)]
-    first = matches[0].start() if matches else 0
-    start = max(0, first - width // 3)
-    if start:
-        space = text.rfind(" ", 0, start)
-        start = space + 1 if space >= 0 and start - space < 20 else start
-    window = text[start:start + width]
-    highlights = [[m.start() - start, m.end() - start] for m in matches if m.end() - start <= len(window)]
-    return window, highlights, start
 
 
 class SearchService:
@@ -336,12 +314,6 @@ class SearchService:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def _query_embedder(self, t: Target) -> Embedder | None:
-        """The embedder that made ``t``'s vectors, if we have it loaded."""
-        if t.embedder is not None:
-            return t.embedder
-        return None
-
     async def search(self, q: str, *, kind: str | None = None, project_id: str | None = None,
                      date_from: int | None = None, date_to: int | None = None, limit: int = 20,
                      mode: Mode | None = None) -> tuple[list[dict[str, Any]], Mode]:
@@ -354,19 +326,11 @@ class SearchService:
         if self.indexer is None or self.indexer.active is None:
             raise Unavailable("the search index is starting", code="search_starting")
         t = self.indexer.active
-        embedder = self._query_embedder(t)
+        embedder = t.embedder  # the one that made its vectors, if loaded
         want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
         if want != "keyword" and embedder is None:
             want = "keyword"
-        filters: list[str] = []
-        if kind:
-            filters.append(f"kind = {quote(kind)}")
-        if project_id:
-            filters.append(f"project_id = {quote(project_id)}")
-        if date_from is not None:
-            filters.append(f"date >= {int(date_from)}")
-        if date_to is not None:
-            filters.append(f"date <= {int(date_to)}")
+        filters = where(kind=kind, project_id=project_id, date_from=date_from, date_to=date_to)
         vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
         try:
             # memory rows have no text: the full-text leg cannot find them, only the vector leg
@@ -377,30 +341,14 @@ class SearchService:
         except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
             log.debug("search query failed", extra={"reason": str(exc)})
             rows = []
-        hits: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for r in rows:
-            if r["doc_id"] in seen:
-                continue
-            seen.add(r["doc_id"])
-            text, highlights, offset = snippet(r["text"] or "", q)
-            source = None
-            if r["kind"] == "file":
-                start = int(r["start"]) + offset  # the snippet's own place in the file's text
-                source = {"path": r["path"], "start": start, "end": start + len(text)}
-            hits.append({"kind": r["kind"], "entityId": r["entity_id"], "title": r["title"] or "",
-                         "snippet": text, "highlights": highlights, "score": round(float(r["_score"]), 6),
-                         "projectId": r["project_id"], "date": r["date"], "source": source})
-            if len(hits) >= limit:
-                break
-        return hits, want
+        return hits_of(rows, q, limit), want
 
     async def _nearest_memories(self, text: str, tier: str, limit: int) -> list[tuple[str, float]]:
         await self.ensure_loaded()
         if self.indexer is None or self.indexer.active is None:
             return []
         t = self.indexer.active
-        embedder = self._query_embedder(t)
+        embedder = t.embedder  # the one that made its vectors, if loaded
         if embedder is None:
             return []
         vector = (await embedder.embed([text], count=False))[0]

@@ -111,3 +111,22 @@ async def test_backup_to_a_local_folder_without_the_cloud(api: Api, tmp_path) ->
     assert status == 409 and body["error"]["code"] == "not_fresh"
     status, body = await api.call("PUT", "/v1/settings/sync", {"backupCron": "every day"})
     assert status == 422
+
+
+async def test_a_backup_schedule_makes_backups_until_it_is_removed(api: Api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "scheduled"
+    await api.ok("POST", "/v1/notes", {"title": "backed up on a schedule"}, status=201)
+    # croniter's sixth field is seconds: every 2 s, so the test need not wait for a minute
+    await api.ok("PUT", "/v1/settings/sync", {"enabled": False, "backupDir": str(folder), "backupCron": "* * * * * */2"})
+    for _ in range(80):
+        if folder.is_dir() and any(folder.glob("*.scbk")):
+            break
+        await asyncio.sleep(0.1)
+    made = sorted(folder.glob("*.scbk"))
+    assert made, "no scheduled backup within 8 s"
+    assert api.app[SYNC].client is None  # a local schedule opens no socket
+    await api.ok("PUT", "/v1/settings/sync", {"enabled": False, "backupDir": str(folder), "backupCron": None})
+    await asyncio.sleep(0.3)  # a backup already under way may still finish
+    settled = sorted(folder.glob("*.scbk"))
+    await asyncio.sleep(4.5)
+    assert sorted(folder.glob("*.scbk")) == settled  # no schedule, no more backups

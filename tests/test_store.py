@@ -261,3 +261,19 @@ async def test_close_never_waits_for_a_read_still_held(tmp_path: Path) -> None:
     reopened = await Store.open(tmp_path / "db.sqlite")  # the WAL left in place is replayed
     assert len(await reopened.fetchall("SELECT id FROM tasks")) == 5
     await reopened.close()
+
+
+async def test_models_read_from_rows_decode_json_and_ignore_other_columns(store: Store) -> None:
+    """``Model.from_db``, the one row → model path of the queue, runs, watches and history rows."""
+    from sidecar.ingest.watches import Watch
+
+    row = await store.fetchone(
+        "SELECT 'w1' AS id, 'Inbox' AS name, '[\"/tmp/in\"]' AS paths, '[]' AS file_extensions,"
+        " '[\"tasks\"]' AS data_types, '' AS prompt_template, NULL AS schedule_cron, 1 AS use_llm, 0 AS enabled,"
+        " NULL AS last_run_at, NULL AS project_id, 1 AS skip_done, 5 AS created_at, 6 AS updated_at,"
+        " 'not a field' AS extra_column")
+    assert row is not None
+    watch = Watch.from_row(row)
+    assert watch.paths == ["/tmp/in"] and watch.data_types == ["tasks"] and watch.file_extensions == []
+    assert (watch.use_llm, watch.enabled, watch.skip_done) == (True, False, True)
+    assert watch.schedule_cron is None and watch.updated_at == 6

@@ -210,21 +210,7 @@ class History:
         rows = await self.store.fetchall(
             "SELECT * FROM agent_messages WHERE thread_id = ? ORDER BY seq", (thread_id,)
         )
-        return [
-            StoredMessage(
-                id=r["id"],
-                run_id=r["run_id"],
-                role=r["role"],
-                message=json.loads(r["content"]),
-                model=r["model"],
-                input_tokens=r["input_tokens"],
-                output_tokens=r["output_tokens"],
-                cost=r["cost"],
-                latency_ms=r["latency_ms"],
-                created_at=r["created_at"],
-            )
-            for r in rows
-        ]
+        return [StoredMessage.from_db(r, json_columns=("content",), renamed={"content": "message"}) for r in rows]
 
     async def runs(self, thread_id: str) -> list[RunRecord]:
         """The thread's runs, oldest first."""

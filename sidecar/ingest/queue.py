@@ -92,24 +92,9 @@ class FileRow(ApiModel):
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> FileRow:
-        """Build from an ``ingest_files`` row."""
+        """Build from an ``ingest_files`` row (its ``mtime_ns`` shown in ms)."""
         mtime_ns = row["mtime_ns"]
-        return cls(
-            id=row["id"],
-            watch_id=row["watch_id"],
-            path=row["path"],
-            status=row["status"],
-            reason=row["reason"],
-            attempts=row["attempts"],
-            sha256=row["sha256"],
-            size=row["size"],
-            mtime=None if mtime_ns is None else mtime_ns // 1_000_000,
-            items_created=row["items_created"],
-            extractor=row["extractor"],
-            run_id=row["run_id"],
-            queued_at=row["queued_at"],
-            updated_at=row["updated_at"],
-        )
+        return cls.from_db({**dict(row), "mtime": None if mtime_ns is None else mtime_ns // 1_000_000})
 
 
 class FileQuery(ApiModel):

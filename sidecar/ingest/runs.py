@@ -51,17 +51,7 @@ class Run(ApiModel):
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Run:
         """Build from an ``ingest_runs`` row."""
-        return cls(
-            id=row["id"],
-            watch_id=row["watch_id"],
-            trigger=row["trigger"],
-            status=row["status"],
-            items_processed=row["items_processed"],
-            items_created=row["items_created"],
-            errors=json.loads(row["errors"]),
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
-        )
+        return cls.from_db(row, json_columns=("errors",))
 
 
 class RunQuery(ApiModel):

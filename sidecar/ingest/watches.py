@@ -183,22 +183,7 @@ class Watch(ApiModel):
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Watch:
         """Build from an ``ingest_watches`` row."""
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            paths=json.loads(row["paths"]),
-            file_extensions=json.loads(row["file_extensions"]),
-            data_types=json.loads(row["data_types"]),
-            prompt_template=row["prompt_template"],
-            schedule_cron=row["schedule_cron"],
-            use_llm=bool(row["use_llm"]),
-            enabled=bool(row["enabled"]),
-            last_run_at=row["last_run_at"],
-            project_id=row["project_id"],
-            skip_done=bool(row["skip_done"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return cls.from_db(row, json_columns=("paths", "file_extensions", "data_types"))
 
 
 class WatchQuery(ApiModel):

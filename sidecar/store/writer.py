@@ -47,18 +47,7 @@ class ChangeEntry(Model):
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ChangeEntry:
         """Build from a ``change_log`` row."""
-        return cls(
-            seq=row["seq"],
-            event_id=row["event_id"],
-            device_id=row["device_id"],
-            hlc=row["hlc"],
-            entity=row["entity"],
-            entity_id=row["entity_id"],
-            op=row["op"],
-            fields=json.loads(row["fields"]),
-            origin=row["origin"],
-            synced_at=row["synced_at"],
-        )
+        return cls.from_db(row, json_columns=("fields",))
 
 
 CommitListener = Callable[[list[ChangeEntry]], None]

@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.ingest import opener as opener_mod
+from sidecar.ingest.examine import examine
 from sidecar.ingest.opener import Refused, WatchRoot, escape_name, unescape_name
 from sidecar.ingest.options import IngestOptions
-from sidecar.ingest.pipeline import examine
 from sidecar.settings import Settings
 from tests.fakes.memory_keyring import MemoryKeyring
 from tests.ingest.harness import FAST, Harness, running

@@ -179,7 +179,7 @@ def _old_file(path: Path, text: str) -> str:
 def test_a_file_changed_while_being_read_is_read_again_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Guard 1 (``examine``): size/mtime differ after the read → ``later``, not a half-read
     document. The change is made by the reader itself, while it reads."""
-    from sidecar.ingest import pipeline as pl
+    from sidecar.ingest import examine as pl
     from sidecar.ingest import readers
 
     inbox = tmp_path / "inbox"
@@ -212,7 +212,7 @@ async def test_a_file_changed_before_the_commit_is_processed_again(
     """Guard 2 (``_commit``): an event for the file while it was processed moves the row's
     ``gen``; the commit then leaves the row ``pending`` so the newer content is read too
     (without the guard the row ends ``done`` with the old content and "second" is lost)."""
-    from sidecar.ingest import pipeline as pl
+    from sidecar.ingest import examine as pl
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()

@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 from aiohttp import web
 
@@ -20,37 +21,54 @@ from sidecar.appstate import BACKGROUND, HANDSHAKE_DONE
 
 log = logging.getLogger(__name__)
 
-_switch_lock = threading.Lock()
-_loading = 0
-_switch_interval = 0.0
 #: GIL switch interval (s) while a library loads in a worker thread (CPython's default: 5 ms).
 LOADING_SWITCH_INTERVAL_S = 0.0005
-_pause_lock = threading.Lock()
-_pauses = 0
-_resume = True  # whether the collector was running when the first current pause began
+
+
+class _Held:
+    """A process-wide setting that stays changed while at least one holder needs it. The first
+    holder saves its value (``read()``) and applies the change (``hold(saved)``); holders nest
+    and may be in any thread; the last one out restores it (``restore(saved)``)."""
+
+    def __init__(self, read: Callable[[], Any], hold: Callable[[Any], None], restore: Callable[[Any], None]) -> None:
+        self._read, self._hold, self._restore = read, hold, restore
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved: Any = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._saved = self._read()
+                self._hold(self._saved)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0:
+                    self._restore(self._saved)
+
+
+# the collector comes back only if it was running when the first pause began (start-up turns
+# it off until the handshake, see ``sidecar.cli``)
+_collector = _Held(gc.isenabled, lambda _: gc.disable(), lambda was_on: gc.enable() if was_on else None)
+_switching = _Held(sys.getswitchinterval, lambda saved: sys.setswitchinterval(min(saved, LOADING_SWITCH_INTERVAL_S)),
+                   sys.setswitchinterval)
 
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while the block runs. Nested and concurrent uses (any
     thread) are counted: collection resumes when the last one ends, and only if it was running
-    when the first began (start-up turns it off until the handshake, see ``sidecar.cli``).
+    when the first began.
 
     For bursts of objects that are not cyclic but live a while, which the collector would
     otherwise traverse again and again for nothing (heavy imports; a sync group's rows)."""
-    global _pauses, _resume
-    with _pause_lock:
-        if _pauses == 0:
-            _resume = gc.isenabled()
-        _pauses += 1
-        gc.disable()
-    try:
+    with _collector.held():
         yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _resume:
-                gc.enable()
 
 
 @contextlib.contextmanager
@@ -68,23 +86,11 @@ def loading_libraries() -> Iterator[None]:
     meanwhile.
     Nested and concurrent uses are counted; the interval comes back when the last one ends.
     """
-    global _loading, _switch_interval
-    with _switch_lock:
-        if _loading == 0:
-            _switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_interval, LOADING_SWITCH_INTERVAL_S))
-        _loading += 1
-    try:
-        with collector_paused():
-            try:
-                yield
-            finally:
-                gc.freeze()  # long-lived by nature: never scanned again
-    finally:
-        with _switch_lock:
-            _loading -= 1
-            if _loading == 0:
-                sys.setswitchinterval(_switch_interval)
+    with _switching.held(), collector_paused():
+        try:
+            yield
+        finally:
+            gc.freeze()  # long-lived by nature: never scanned again
 
 
 def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]]) -> None:

@@ -289,3 +289,81 @@ def test_calls_for_help_are_requests() -> None:
     assert [t for kind, t, _ in _minutes(text) if kind == "task"] == [
         "need more eyes on PR 4512", "looking for reviewers for the release notes",
     ]
+
+
+# ---- fourth session: forms found in the new dev sources (CPC minutes, PDF minutes) ------------
+
+CPC_STYLE = """# Foundation Council Meeting 2024-03-04
+
+## Present
+
+- Ana Lima (@ana)
+- Bo Chen (@bo)
+- Cy Park
+
+## Agenda
+
+* Release policy draft [#23](https://example.org/pull/23)
+  - Ana takes action to land
+  - Action to revisit in next meeting to find a better time
+* Travel fund privacy [#7](https://example.org/issues/7)
+  - Hold on this while the infra work happens, Bo will comment
+  - Cy going through the legal training will report back in a few weeks
+  - Ultimately, Ana will decide
+"""
+
+
+def test_takes_action_to_and_action_to_are_actions() -> None:
+    items = _minutes(CPC_STYLE)
+    tasks = [(t, a) for kind, t, a in items if kind == "task"]
+    assert ("revisit in next meeting to find a better time", []) in tasks
+    assert ("land – Release policy draft", ["Ana"]) in tasks
+
+
+def test_a_bare_action_takes_its_topic_from_the_item_above() -> None:
+    """"land" / "will comment" say nothing alone: the parent list item (without its issue link)
+    is the topic; a full action keeps its own words."""
+    tasks = [(t, a) for kind, t, a in _minutes(CPC_STYLE) if kind == "task"]
+    assert ("comment – Travel fund privacy", ["Bo"]) in tasks
+    assert ("report back in a few weeks", ["Cy"]) in tasks
+
+
+def test_a_commitment_after_a_clause_needs_a_listed_person_and_a_real_clause() -> None:
+    """"…, Bo will comment" counts (Bo is listed); "Ultimately, Ana will decide" is one adverb
+    before the name, a remark about who decides; an unlisted name after a clause is no owner."""
+    titles = [t for kind, t, _ in _minutes(CPC_STYLE) if kind == "task"]
+    assert not any("decide" in t for t in titles)
+    text = CPC_STYLE + "  - After the call with legal, Fred will draft the FAQ\n"
+    assert not any("FAQ" in t for kind, t, _ in _minutes(text) if kind == "task")
+
+
+def test_next_meeting_label_over_a_date_line() -> None:
+    """A PDF form gives "Next meeting" and its value on separate lines (blank ones between)."""
+    text = ("Meeting Minutes & Action Items\n \nDate & Time\n \nWednesday, September 23, 2020 at 10:10am EDT\n"
+            " \nAttendance\n \nAll members are present.\n \nNext meeting\n \n \nWednesday, September 30, 2020 at"
+            " 10:10am EDT\n \nAction items\n \nDate & Time\n \nMinutes (i.e. Decisions)\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2020, 9, 23))
+    items = rules.extract(doc)
+    assert [(i.type, i.title) for i in items] == [("timeline", "Next meeting")]
+    assert items[0].date is not None and day(2020, 9, 30) <= items[0].date < day(2020, 10, 1)
+
+
+def test_record_headings_are_not_tasks_but_items_with_numbers_are() -> None:
+    """The record's own headings ("Date & Time", "Meeting Minutes & Action Items", "Minutes
+    (i.e. Decisions)") taken from a PDF action section are no tasks; "Item 5" is."""
+    text = ("Minutes of the meeting\nAttendees: Ana, Bo\nAction items\nMeeting Minutes & Action Items\n"
+            "Book the venue for the launch\nMinutes (i.e. Decisions)\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [i.title for i in rules.extract(doc) if i.type == "task"] == ["Book the venue for the launch"]
+    assert [i.title for i in rules.extract(Document(path=Path("n.md"), kind="markdown",
+                                                    text="- [ ] Item 5\n- [ ] Date & Time\n"))] == ["Item 5"]
+
+
+def test_pdf_table_hint_sees_a_header_whose_cells_are_lines_of_their_own() -> None:
+    """Google Docs PDFs give each table cell its own text line; the page still qualifies for the
+    table finder ("Task Description" / "Assign To" / "Due Date")."""
+    from sidecar.ingest.readers.pdf import _TABLE_HEADER_HINT, _cells_joined
+
+    page = "Next meeting\n \nID#\n \nTask Description\n \nAssign To\n \nDue Date\n \n1.\n \nRead more\n"
+    assert _TABLE_HEADER_HINT.search(page) is None
+    assert _TABLE_HEADER_HINT.search(_cells_joined(page)) is not None

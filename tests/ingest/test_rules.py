@@ -353,6 +353,15 @@ def test_trailing_todo_and_done_markers() -> None:
     ]
 
 
+def test_an_instruction_verb_is_no_owner() -> None:
+    """"Use SPAG to beautify code" is one instruction: "Use SPAG" owns nothing (an earlier bug made
+    it the owner of "beautify code"); "Ana to book the room" still names Ana."""
+    items = run("# TODO\n\n0. Use SPAG to beautify code\n1. Ana to book the room\n")
+    assert [(i.title, i.assignees) for i in items] == [
+        ("Use SPAG to beautify code", []), ("book the room", ["Ana"]),
+    ]
+
+
 def test_todo_file_items() -> None:
     """Every item of a to-do file, sub-items too (under an action item and under a group label
     such as "PAM"); a group label is no task, nor is a remark under an item ("It looks like …",

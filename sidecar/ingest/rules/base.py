@@ -15,7 +15,14 @@ from pydantic import ValidationError
 
 from sidecar.ingest.items import Document, ExtractedItem, Span, Status
 from sidecar.ingest.rules.owners import task_fields
-from sidecar.ingest.rules.titles import BULLETS, NOTHING, clean_task_title, done_marker, first_sentence
+from sidecar.ingest.rules.titles import (
+    BULLETS,
+    NOTHING,
+    clean_task_title,
+    done_marker,
+    first_sentence,
+    is_record_heading,
+)
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
@@ -180,6 +187,8 @@ class Run:
         title, aside = clean_task_title(title)
         if not title or NOTHING.match(title) or len(re.findall(r"\w+", title)) < min_words:
             return False
+        if is_record_heading(title):
+            return False  # "Date & Time", "Meeting Minutes & Action Items": the record's own headings
         if not re.search(r"[^\W\d_]", title):
             return False  # "5", "2.1": a page number or a bare outline number is no task
         for extra in (rest, aside):

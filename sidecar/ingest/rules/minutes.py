@@ -7,11 +7,14 @@ paragraph line or a heading, optionally after a speaker prefix such as ``JB:`` o
 that *starts* with one of these forms is a task (signal ``minutes-action``):
 
 * ``NAME to VERB …``, ``NAME will VERB …``, ``NAME volunteered/agreed/offered to VERB …``,
-  ``NAME is going to VERB …``, ``NAME will take action to VERB …`` — NAME (one or more
+  ``NAME is going to VERB …``, ``NAME will take action to VERB …``, ``NAME takes action to VERB …``
+  — NAME (one or more
   capitalised names or ``@handles``) is the owner;
+* ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
+  clause of three words or more, ``…, NAME will VERB …`` — NAME must be a listed person;
 * after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
   the owner;
-* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group, or to the
+* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …``, ``Action to VERB …`` — a request to the group, or to the
   people it names first (``@ana please review …``, ``Folks, please …``).
 
 * a call for help anywhere in the line: ``need more eyes on PR 123``, ``looking for reviewers
@@ -69,12 +72,22 @@ _NOT_OWNERS = frozenset(
      "what", "who", "someone", "nobody", "nothing", "one", "each", "if", "when", "then", "so", "but"}
 )
 _LINK = (
-    r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to"
+    r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to|takes?[ \t]+(?:the[ \t]+|an[ \t]+)?action[ \t]+to"
     r"|(?:has[ \t]+|have[ \t]+)?(?:volunteered|agreed|offered)[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
 )
 #: A verb that names no action on its own.
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+#: "Robin going through LF training will report back …": the listed person, what they are doing, the action.
+_OWNER_DOING_WILL = re.compile(
+    rf"^(?P<owners>{_NAMES})[ \t]+[a-z]+ing\b[^,.;:]{{0,60}}?[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+)
+#: "Should be part of the infra workstream, Ben will add a comment": a clause of three words or
+#: more, then a listed person's commitment (one adverb before the comma — "Ultimately, Tim will
+#: …" — is a remark about who decides, not an action).
+_CLAUSE_THEN_OWNER = re.compile(
+    rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?P<owners>{_NAMES})[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+)
 _SELF_ACTION = re.compile(
     rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
@@ -82,7 +95,7 @@ _SELF_ACTION = re.compile(
 #: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
 _REQUEST = re.compile(
     r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
-    rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to|action[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
     re.I,
 )
 #: A call for help anywhere in a minutes line: "need(s) more eyes on PR 123", "looking for
@@ -213,6 +226,9 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         # an @handle names a person by itself; a plain name must be one the record lists
         if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
+    m = _OWNER_DOING_WILL.match(body) or _CLAUSE_THEN_OWNER.search(first_sentence(body))
+    if m and m.group("owners").split()[0].lower() in known:
+        return first_sentence(m.group("rest")), m.group("owners")
     m = _SELF_ACTION.match(body)
     if m and (speaker is not None or not body.lower().startswith("will")):
         return first_sentence(m.group("rest")), speaker

@@ -32,7 +32,7 @@ Signals, by ``ExtractedItem.signal``:
     See :mod:`.tables`.
 ``next-meeting``
     A timeline entry from a ``Next meeting: 5th April, 2pm`` line, or ``Next Meeting`` followed
-    by a ``Date:`` line.
+    by a ``Date:`` line, or by a line that is only a date (a PDF form's label over its value).
 """
 
 from __future__ import annotations
@@ -77,6 +77,14 @@ _MARKER = re.compile(r"^(?P<body>.*\S)[ \t]+[-–:][ \t]*(?P<mark>TODO|DONE)!*[ 
 _NEXT_MEETING = re.compile(
     r"^[ \t]*(?:[-*+•][ \t]+)?(?:\*\*)?next[ \t]+meeting(?:\*\*)?[ \t]*(?:[:\-–][ \t]*)?(?P<rest>.*)$", re.I
 )
+#: A line that can be a date alone: starts with a weekday, a month or a digit, and is short.
+_DATE_ONLY = re.compile(
+    r"^[ \t]*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?[ \t]+|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[ \t]+\d|\d)"
+    r"[^\n]{0,60}$",
+    re.I,
+)
+#: An action of one or two words that needs its topic ("land", "comment", "follow up").
+_BARE_ACTION = re.compile(r"^[ \t]*[a-z]+(?:[ \t]+(?:up|on|in|back|it|this|that|them))?[ \t.!]*$")
 _DATE_FIELD = re.compile(r"^[ \t]*date[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _TIME_FIELD = re.compile(r"^[ \t]*time[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _EMAIL_STOP = re.compile(
@@ -281,8 +289,33 @@ class TextRules(SectionRules):
         if label and label[1] and action is None:
             action = (label[1], speaker)
         if action is not None:
-            found = self.add_task(action[0], line, None, "minutes-action", owner_hint=action[1])
+            title = action[0]
+            if _BARE_ACTION.match(clean_markup(title)):
+                topic = self._parent_item(line)
+                if topic:
+                    title = f"{title} – {topic}"  # "Myles takes action to land" under "Draft Staging Process"
+            found = self.add_task(title, line, None, "minutes-action", owner_hint=action[1])
         return self._dated_event(line, heading) or found
+
+    def _parent_item(self, line: Line) -> str | None:
+        """The text of the list item ``line`` is nested under (within 30 lines, up to a heading),
+        without its links' targets and issue numbers: the topic a bare action ("land", "will
+        comment") is about."""
+        lines = self.all_lines
+        for j in range(line.number - 2, max(-1, line.number - 32), -1):
+            above = lines[j]
+            if above.blank:
+                continue
+            if HEADING.match(above.text):
+                return None
+            if above.indent < line.indent:
+                m = LIST_ITEM.match(above.text)
+                if m is None:
+                    return None
+                topic = re.sub(r"\[#?\d+\]\([^)]*\)|\(#\d+\)|#\d+\b", " ", m.group("body"))
+                topic = clean_markup(topic).strip(" :-–")
+                return topic if 2 <= len(topic.split()) <= 15 else None
+        return None
 
     def _dated_event(self, line: Line, heading: str | None) -> bool:
         event = dated_event(line.text, self.doc, self.base_ms, heading)
@@ -333,6 +366,15 @@ class TextRules(SectionRules):
                     if ":" in t.group("value") or re.search(r"[ap]\.?m", t.group("value"), re.I):
                         phrase = f"{phrase} {t.group('value').strip()}"
                     last = nxt
+        if not phrase:
+            # a label over its value, as PDF tables and forms give it: "Next meeting" alone, then
+            # a line that is a date ("Wednesday, September 30, 2020 at 10:10am EDT")
+            nxt_line = next((ln for ln in lines[i + 1 : i + 4] if not ln.blank), None)
+            if nxt_line is not None and _DATE_ONLY.match(nxt_line.text):
+                found = find_date(nxt_line.text, self.base_ms)
+                rest_words = (nxt_line.text[: found.start] + nxt_line.text[found.end :]).split() if found else []
+                if found and len(rest_words) <= 3:
+                    phrase, last = nxt_line.text.strip(), nxt_line
         if not phrase:
             return False
         found = find_date(phrase, self.base_ms)

@@ -16,6 +16,23 @@ BULLETS = "-*+•●○■□▪◦·‣⁃–—➢➤►▶▸▹◆◇❖❏�
 #: A cell or line that says there is nothing: "N/A", "none", "TBD", "-", "?".
 NOTHING = re.compile(r"^(?:n/?a|none|nothing|tbd|tbc|no actions?|-+|\?+)\b", re.I)
 
+#: Words of a meeting record's own structure (its headings and form fields).
+_RECORD_WORDS = frozenset(
+    "meeting meetings minutes action actions items item date time dates times location venue attendees "
+    "attendance present apologies agenda itemized decisions decision notes next steps step end start "
+    "i e ie team purpose propose discussion summary follow up ups points outcomes".split()
+)
+
+
+def is_record_heading(title: str) -> bool:
+    """True when ``title`` is made only of a meeting record's structure words ("Date & Time",
+    "Meeting Minutes & Action Items", "Minutes (i.e. Decisions)"): a heading or field label that a
+    PDF gives as a line of its own, not a task."""
+    if re.search(r"\d", title):
+        return False  # "Item 5" is a task's own title
+    words = re.findall(r"[^\W\d_]+", title.lower())
+    return len(words) >= 2 and all(w in _RECORD_WORDS for w in words)
+
 
 _MARKUP_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"~~.*?~~"), " "),

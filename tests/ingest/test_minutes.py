@@ -367,3 +367,17 @@ def test_pdf_table_hint_sees_a_header_whose_cells_are_lines_of_their_own() -> No
     page = "Next meeting\n \nID#\n \nTask Description\n \nAssign To\n \nDue Date\n \n1.\n \nRead more\n"
     assert _TABLE_HEADER_HINT.search(page) is None
     assert _TABLE_HEADER_HINT.search(_cells_joined(page)) is not None
+
+
+def test_a_speaker_giving_an_instruction_and_a_filler_before_a_request() -> None:
+    """"KK: Engage the design team to coordinate" is KK's proposed action; "SC: Need to check …"
+    and "SC: See the thread" are remarks; "JB: So lets move …" is a request despite the "So"."""
+    text = ("# Editors meeting minutes\n\n## Present\n\n* Kim Kay\n* Sam Cole\n* Jo Berg\n\n## Notes\n\n"
+            "* KK: Engage the design team to coordinate\n* SC: Need to check their scopes first\n"
+            "* SC: See the thread for details\n* JB: So lets move the known issues into the next milestone\n"
+            "* KK: thanks all\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("Engage the design team to coordinate", ["KK"]),
+        ("move the known issues into the next milestone", []),
+    ]

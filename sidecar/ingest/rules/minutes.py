@@ -13,8 +13,9 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
 * ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
   clause of three words or more, ``…, NAME will VERB …`` — NAME must be a listed person;
 * after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
-  the owner;
-* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …``, ``Action to VERB …`` — a request to the group, or to the
+  the owner; so is a speaker's sentence that starts with an instruction verb (``KK: Engage the
+  design team …``, ``JB: Make sure …``; not "Need …", "See …", "Consider …", which are remarks);
+* ``Please VERB …``, ``Let's VERB …`` (also after "So", "OK"), ``Remember to VERB …``, ``Action to VERB …`` — a request to the group, or to the
   people it names first (``@ana please review …``, ``Folks, please …``).
 
 * a call for help anywhere in the line: ``need more eyes on PR 123``, ``looking for reviewers
@@ -41,6 +42,7 @@ import re
 
 from sidecar.ingest.dates import DateMatch, find_date, numeric_date_order, parse_numeric_date
 from sidecar.ingest.items import Document
+from sidecar.ingest.rules.owners import IMPERATIVES
 from sidecar.ingest.rules.titles import BULLETS
 
 #: Words of a meeting header; two distinct ones near the top make a document minutes.
@@ -87,6 +89,15 @@ _OWNER_DOING_WILL = re.compile(
 #: …" — is a remark about who decides, not an action).
 _CLAUSE_THEN_OWNER = re.compile(
     rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?P<owners>{_NAMES})[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+)
+#: "So let's …", "OK, please …": a filler word before a request.
+_FILLER = re.compile(r"^(?:so|ok|okay|then|and|yes|right)[ \t,]+(?=(?:please|pls|kindly|let[’']?s|let[ \t]+us)\b)", re.I)
+#: After a speaker prefix, a sentence that starts with an instruction verb ("JB: Make sure …").
+_SPOKEN_IMPERATIVE = re.compile(r"^(?P<verb>[A-Z][a-z]+)[ \t]+(?!(?:is|are|was|were|be|has|have|had)\b)\S+(?:[ \t]+\S+)+")
+#: Instruction verbs that, spoken, are more often a remark ("Need …", "See …", "Consider …").
+_NOT_SPOKEN_ACTIONS = frozenset(
+    "need want have go see look list keep consider contact find buy allow support let help use test try get "
+    "set change start stop plan release print order pay split combine improve".split()
 )
 _SELF_ACTION = re.compile(
     rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
@@ -232,7 +243,12 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
     m = _SELF_ACTION.match(body)
     if m and (speaker is not None or not body.lower().startswith("will")):
         return first_sentence(m.group("rest")), speaker
-    m = _REQUEST.match(body)
+    m = _REQUEST.match(_FILLER.sub("", body, count=1))
+    if m is None and speaker is not None:
+        m = _SPOKEN_IMPERATIVE.match(body)
+        if m and m.group("verb").lower() in IMPERATIVES and m.group("verb").lower() not in _NOT_SPOKEN_ACTIONS:
+            return first_sentence(body), speaker  # "KK: Engage Marrelle to coordinate"
+        m = None
     if m:
         asked = m.group("asked")
         return first_sentence(m.group("rest")), asked if asked and asked.startswith("@") else None

@@ -41,13 +41,14 @@ _NOT_NAMES = frozenset(
 )
 #: Verbs that start an instruction ("Use SPAG to …", "Ask Ana to …", "Get Bo to …"): a leading
 #: ``NAME to …`` whose first word is one of them names no owner.
-_IMPERATIVES = frozenset(
+IMPERATIVES = frozenset(
     "use add make fix run write update check create remove delete move test try get set find ask send call "
     "tell talk read review merge land open close build port allow let see look implement support document "
     "clean refactor rename replace change convert switch start stop finish keep need want help have go "
     "bring take put give prepare plan schedule book email contact invite remind follow consider investigate "
     "research explore decide define draft edit publish post share upload download install configure deploy "
-    "release submit push pull print sign buy order pay ensure verify confirm list split combine improve".split()
+    "release submit push pull print sign buy order pay ensure verify confirm list split combine improve engage "
+    "reach coordinate organise organize assign".split()
 )
 _LEADING_MENTIONS = re.compile(
     r"^(?P<owners>@[\w.-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w.-]+)*)[ \t:,-]*(?:(?:to|will)[ \t]+)?"
@@ -153,7 +154,7 @@ def task_fields(
         text = text[: m.start()]
     text = text.strip()
     m = _LEADING_OWNERS.match(text) if lead_owner else None
-    if m and m.group("owners").split()[0].lower().lstrip("@") in _IMPERATIVES:
+    if m and m.group("owners").split()[0].lower().lstrip("@") in IMPERATIVES:
         m = None  # "Use SPAG to beautify code": an instruction, not "SPAG" owning "beautify code"
     if m:
         owners = split_owners(m.group("owners"))

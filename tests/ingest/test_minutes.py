@@ -381,3 +381,14 @@ def test_a_speaker_giving_an_instruction_and_a_filler_before_a_request() -> None
         ("Engage the design team to coordinate", ["KK"]),
         ("move the known issues into the next milestone", []),
     ]
+
+
+def test_a_deadline_on_the_documents_own_day_is_still_an_event() -> None:
+    """The document's day is when the meeting was held — unless the line names a deadline or a
+    milestone on it (a PDF's date is often its creation day, the last day of a project)."""
+    text = ("Meeting minutes\nAttendees: Ana, Bo\nDate: 17/02/2020\n"
+            "● Arranging a milestone on 05/03/2020 to be done with the coding\n"
+            "● The meeting on 05/03/2020 was short\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2020, 3, 5))
+    events = [(i.title, i.date) for i in rules.extract(doc) if i.type == "timeline"]
+    assert events == [("Arranging a milestone to be done with the coding", day(2020, 3, 5))]

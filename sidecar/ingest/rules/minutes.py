@@ -32,7 +32,8 @@ release, deadline, due date, milestone, cutoff, summit, conference, workshop, de
 meeting, …) together with an explicit absolute date (``16 May, 2024``, ``2023-04-30``,
 ``17/02/2020`` when the document proves the day/month order) is a timeline entry at that date.
 A line that only says ``due date: DATE`` takes its title from the heading above it. The date
-the meeting itself was held (the document's date) is not an event.
+the meeting itself was held (the document's date) is not an event, unless the line names a
+deadline, due date or milestone on that day.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ _EVENT_WORDS = re.compile(
     r"submission|retreat|webinar|board)\b",
     re.I,
 )
+_DEADLINE_WORDS = re.compile(r"\b(?:deadline|due|milestone|cut-?off|submission)\b", re.I)
 _ABSOLUTE = re.compile(
     r"\d{4}-\d{2}-\d{2}|\b\d{1,2}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?[A-Z][a-z]{2,8}\.?,?(?:[ \t]+\d{4})?\b"
     r"|\b[A-Z][a-z]{2,8}\.?[ \t]+\d{1,2}(?:st|nd|rd|th)?\b",
@@ -296,7 +298,8 @@ _MD_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
 
 def _without(text: str, found: DateMatch) -> str:
     """``text`` without the date phrase ``found`` and the preposition left dangling before it."""
-    rest = (text[: found.start] + " " + text[found.end :]).strip()
+    before = re.sub(r"(?:^|[ \t])(?:on|at|by|for|from|until)[ \t]*$", " ", text[: found.start], flags=re.I)
+    rest = (before + " " + text[found.end :]).strip()
     rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
     return " ".join(rest.split()).strip(" .,;:-–()")
 
@@ -341,6 +344,6 @@ def dated_event(text: str, doc: Document, base_ms: int, heading: str | None) -> 
         return "Next meeting", found.ms
     if not _EVENT_WORDS.search(rest) or len(rest.split()) > 25:
         return None
-    if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000:
-        return None  # the day of the meeting itself
+    if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000 and not _DEADLINE_WORDS.search(rest):
+        return None  # the day of the meeting itself (a deadline or milestone that day still counts)
     return first_sentence(rest), found.ms

@@ -392,3 +392,17 @@ def test_a_deadline_on_the_documents_own_day_is_still_an_event() -> None:
     doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2020, 3, 5))
     events = [(i.title, i.date) for i in rules.extract(doc) if i.type == "timeline"]
     assert events == [("Arranging a milestone to be done with the coding", day(2020, 3, 5))]
+
+
+def test_a_second_clause_without_its_subject_is_the_speakers_or_named_persons_action() -> None:
+    """"Rich: looked into it, will open an issue" — the speaker; "Cy checking the numbers; will
+    report back on the budget" — the listed person the line starts with; an unlisted first word
+    ("Nobody knows, will see") names no one."""
+    text = ("# Team meeting minutes\n\n## Present\n\n* Rich Roe\n* Cy Park\n\n## Notes\n\n"
+            "* Rich: looked into it, will open an issue for the flaky test\n"
+            "* Cy checking the numbers; will report back on the budget\n"
+            "* Maybe later, will open the discussion again\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("open an issue for the flaky test", ["Rich"]), ("report back on the budget", ["Cy"]),
+    ]

@@ -12,6 +12,8 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
   capitalised names or ``@handles``) is the owner;
 * ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
   clause of three words or more, ``…, NAME will VERB …`` — NAME must be a listed person;
+* a clause without its subject, ``…, will VERB …`` / ``…; will VERB …``, after a speaker prefix
+  (the speaker owns it) or in a line that starts with a listed person's name;
 * after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
   the owner; so is a speaker's sentence that starts with an instruction verb (``KK: Engage the
   design team …``, ``JB: Make sure …``; not "Need …", "See …", "Consider …", which are remarks);
@@ -100,6 +102,9 @@ _NOT_SPOKEN_ACTIONS = frozenset(
     "need want have go see look list keep consider contact find buy allow support let help use test try get "
     "set change start stop plan release print order pay split combine improve".split()
 )
+#: A second clause without its subject: "…, will open an issue", "…; will report back".
+_THEN_WILL = re.compile(rf"[,;][ \t]+(?:and[ \t]+)?(?:then[ \t]+)?will[ \t]+(?:also[ \t]+)?(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+_LEADING_NAME = re.compile(r"^([A-Z][a-z'’-]+)\b")
 _SELF_ACTION = re.compile(
     rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
@@ -242,6 +247,12 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
     m = _OWNER_DOING_WILL.match(body) or _CLAUSE_THEN_OWNER.search(first_sentence(body))
     if m and m.group("owners").split()[0].lower() in known:
         return first_sentence(m.group("rest")), m.group("owners")
+    m = _THEN_WILL.search(first_sentence(body))
+    if m:
+        subject = speaker or _LEADING_NAME.match(body)
+        name = subject if isinstance(subject, str) or subject is None else subject.group(1)
+        if name and (speaker or name.lower() in known):
+            return first_sentence(m.group("rest")), name  # "Rich: looked into it, will open an issue"
     m = _SELF_ACTION.match(body)
     if m and (speaker is not None or not body.lower().startswith("will")):
         return first_sentence(m.group("rest")), speaker

@@ -694,3 +694,13 @@ def test_actions_grouped_under_a_name_in_an_action_section() -> None:
         ("print the handouts", ["Bo Chen"]),
         ("Review the budget", []),
     ]
+
+
+def test_actions_and_action_points_labels() -> None:
+    """"Actions:", "Action points:" and "Next actions:" are labels like "Action:" and "Next steps:"."""
+    text = ("Minutes\nAttendees: Ana, Bo\nActions: Ana to book the room\nAction points:\n- Order the banners\n"
+            "- Bo to call the printer\nNext actions: send the invoice\n")
+    assert [(i.title, i.assignees, i.signal) for i in run(text)] == [
+        ("book the room", ["Ana"], "action-line"), ("Order the banners", [], "action-section"),
+        ("call the printer", ["Bo"], "action-section"), ("send the invoice", [], "next-step-line"),
+    ]

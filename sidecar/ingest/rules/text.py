@@ -10,7 +10,7 @@ Signals, by ``ExtractedItem.signal``:
     mark at either end), is reported with status ``done`` (:func:`.titles.done_marker`).
 ``todo-line`` / ``action-line`` / ``ai-line`` / ``next-step-line`` / ``follow-up-line``
     A line (optionally a list item, optionally emphasised as ``*AI:*`` or ``**Action:**``)
-    starting with ``TODO`` (upper case; ``todo:``/``to-do:`` need the colon), ``Action:``,
+    starting with ``TODO`` (upper case; ``todo:``/``to-do:`` need the colon), ``Action:``, ``Actions:``, ``Action point(s):``, ``Next action(s):``,
     ``Action item(s):``, ``AI:`` (upper case, as in W3C/WebAssembly minutes), ``Next step(s):``
     or ``Follow-up(s):``. ``AI(JF):`` / ``Action item (Ana):`` name the owner.
 ``action-section``

@@ -406,3 +406,15 @@ def test_a_second_clause_without_its_subject_is_the_speakers_or_named_persons_ac
     assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
         ("open an issue for the flaky test", ["Rich"]), ("report back on the budget", ["Cy"]),
     ]
+
+
+def test_a_speakers_have_to_is_their_commitment_and_but_name_will_counts() -> None:
+    """"RV: Got to go. Have to follow up via comments." is RV's; "Have to …" with no speaker, and a
+    speaker's "Need to …" (a remark about the work), are not; "…, but Cy will …" names Cy."""
+    text = ("# Team meeting minutes\n\n## Present\n\n* Rob Vale\n* Cy Park\n\n## Notes\n\n"
+            "* RV: Got to go. Have to follow up via comments.\n* RV: Need to get implementors together\n"
+            "* Have to think about it\n* The review could be slow, but Cy will chase the editors\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("follow up via comments", ["RV"]), ("chase the editors", ["Cy"]),
+    ]

@@ -11,10 +11,10 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
   — NAME (one or more
   capitalised names or ``@handles``) is the owner;
 * ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
-  clause of three words or more, ``…, NAME will VERB …`` — NAME must be a listed person;
+  clause of three words or more, ``…, (but) NAME will VERB …`` — NAME must be a listed person;
 * a clause without its subject, ``…, will VERB …`` / ``…; will VERB …``, after a speaker prefix
   (the speaker owns it) or in a line that starts with a listed person's name;
-* after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
+* after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` / ``Have to VERB …`` — the speaker is
   the owner; so is a speaker's sentence that starts with an instruction verb (``KK: Engage the
   design team …``, ``JB: Make sure …``; not "Need …", "See …", "Consider …", which are remarks);
 * ``Please VERB …``, ``Let's VERB …`` (also after "So", "OK"), ``Remember to VERB …``, ``Action to VERB …`` — a request to the group, or to the
@@ -91,7 +91,7 @@ _OWNER_DOING_WILL = re.compile(
 #: more, then a listed person's commitment (one adverb before the comma — "Ultimately, Tim will
 #: …" — is a remark about who decides, not an action).
 _CLAUSE_THEN_OWNER = re.compile(
-    rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?P<owners>{_NAMES})[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+    rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?:(?:but|and|so|then)[ \t]+)?(?P<owners>{_NAMES})[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
 #: "So let's …", "OK, please …": a filler word before a request.
 _FILLER = re.compile(r"^(?:so|ok|okay|then|and|yes|right)[ \t,]+(?=(?:please|pls|kindly|let[’']?s|let[ \t]+us)\b)", re.I)
@@ -106,7 +106,7 @@ _NOT_SPOKEN_ACTIONS = frozenset(
 _THEN_WILL = re.compile(rf"[,;][ \t]+(?:and[ \t]+)?(?:then[ \t]+)?will[ \t]+(?:also[ \t]+)?(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
 _LEADING_NAME = re.compile(r"^([A-Z][a-z'’-]+)\b")
 _SELF_ACTION = re.compile(
-    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
+    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill|(?:I[ \t]+)?[Hh]ave[ \t]+to)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
 #: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
@@ -254,7 +254,7 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         if name and (speaker or name.lower() in known):
             return first_sentence(m.group("rest")), name  # "Rich: looked into it, will open an issue"
     m = _SELF_ACTION.match(body)
-    if m and (speaker is not None or not body.lower().startswith("will")):
+    if m and (speaker is not None or not body.lower().startswith(("will", "have", "i have"))):
         return first_sentence(m.group("rest")), speaker
     m = _REQUEST.match(_FILLER.sub("", body, count=1))
     if m is None and speaker is not None:

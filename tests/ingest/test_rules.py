@@ -704,3 +704,33 @@ def test_actions_and_action_points_labels() -> None:
         ("book the room", ["Ana"], "action-line"), ("Order the banners", [], "action-section"),
         ("call the printer", ["Bo"], "action-section"), ("send the invoice", [], "next-step-line"),
     ]
+
+
+def test_table_with_a_notes_column_and_an_actions_responsible_column_in_html_cells() -> None:
+    """GitBook-style minutes: "Notes/Action Items" holds notes, "Actions: Responsible" holds the
+    "NAME to VERB" items, cells in HTML lists; an empty ``<p><br></p>`` cell gives nothing."""
+    text = (
+        "| Discussion Points | Notes/Action Items | Actions: Responsible/None |\n| --- | --- | --- |\n"
+        "| Quorum | Quorum achieved | <p><br></p> |\n"
+        "| Plan | <ul><li>Discussion on the plan</li></ul> | <ul><li>Ben Hart to propose an update to the plan</li>"
+        "<li>Hwang to submit the draft &#x26; notes</li></ul> |\n"
+    )
+    assert [(i.title, i.assignees, i.signal) for i in run(text)] == [
+        ("propose an update to the plan", ["Ben Hart"], "action-table"),
+        ("submit the draft & notes", ["Hwang"], "action-table"),
+    ]
+
+
+def test_for_name_owns_an_item_and_a_short_category_label_is_dropped() -> None:
+    """"For Silona: Provide …" is Silona's; "Group decision: Meeting cadence …" is the item after
+    its two-word category; a label of three words or more stays the title."""
+    text = (
+        "## Action Items\n\n* [ ] For Silona: Provide guideline on setting up Xwiki for backlog item testing.\n"
+        "* [ ] Group decision: Meeting cadence > weekly 1 hour virtual meeting at 5pm-6pm BST\n"
+        "* [ ] Solidify Division Strategy and Vision: Develop a long-term strategy for the whole division\n"
+    )
+    assert [(i.title, i.assignees) for i in run(text)] == [
+        ("Provide guideline on setting up Xwiki for backlog item testing", ["Silona"]),
+        ("Meeting cadence > weekly 1 hour virtual meeting at 5pm-6pm BST", []),
+        ("Solidify Division Strategy and Vision", []),
+    ]

@@ -26,7 +26,8 @@ from sidecar.ingest.rules.titles import (
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
-    {"todo-line", "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section", "minutes-action"}
+    {"todo-line", "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section", "minutes-action",
+     "action-table"}
 )
 
 CONFIDENCE = {

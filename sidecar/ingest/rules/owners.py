@@ -1,6 +1,6 @@
 """Owners, priority and due date of one task line (shared by every document kind).
 
-Owners come only from explicit forms — a leading or trailing ``@name``, ``(Owner: …)`` /
+Owners come only from explicit forms — a leading or trailing ``@name``, a leading ``For Name:``, ``(Owner: …)`` /
 ``Owner: …``, a leading ``Name to …``/``Name will …`` where the caller allows it, ``Name - …`` or
 ``Name: …`` in an action section, an owner hint (table column, ``AI(…)`` label). Priority comes only from
 explicit markers: ``!high`` / ``!medium`` / ``!low``, ``(P0)``–``(P3)``, ``priority: high``, the
@@ -50,6 +50,8 @@ IMPERATIVES = frozenset(
     "release submit push pull print sign buy order pay ensure verify confirm list split combine improve engage "
     "reach coordinate organise organize assign".split()
 )
+#: "For Silona: …", "For Ana and Bo: …" at the start of an action item names its owners.
+_FOR_OWNER = re.compile(rf"^[Ff]or[ \t]+(?P<owners>{_NAME}(?:(?:[ \t]*,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*){_NAME})*)[ \t]*:[ \t]+(?=\S)")
 _LEADING_MENTIONS = re.compile(
     r"^(?P<owners>@[\w.-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w.-]+)*)[ \t:,-]*(?:(?:to|will)[ \t]+)?"
 )
@@ -141,7 +143,11 @@ def task_fields(
     for field_match in list(_OWNER_FIELD.finditer(text)):
         assignees += split_owners(field_match.group("owners"))
     text = _OWNER_FIELD.sub(" ", text).strip()
-    m: re.Match[str] | None = _LEADING_MENTIONS.match(text)
+    m: re.Match[str] | None = _FOR_OWNER.match(text)
+    if m:  # "For Silona: Provide guideline …"
+        assignees += split_owners(m.group("owners"))
+        text = text[m.end() :]
+    m = _LEADING_MENTIONS.match(text)
     if m and m.end() < len(text):
         assignees += split_owners(m.group("owners"))
         text = text[m.end() :]

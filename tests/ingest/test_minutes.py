@@ -418,3 +418,20 @@ def test_a_speakers_have_to_is_their_commitment_and_but_name_will_counts() -> No
     assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
         ("follow up via comments", ["RV"]), ("chase the editors", ["Cy"]),
     ]
+
+
+def test_work_delegated_under_a_persons_name() -> None:
+    """In minutes, items under a listed person's name (or one who owns an action elsewhere:
+    "Samuel to …") are that person's tasks — not reports ("Finished his part", "Starting
+    today"), not the attendee list (which ends at the "Notes:" label), not a topic word over its
+    sub-items; "Leon - Elicitation" likewise. "Samuel to …" is no owner line of its own: Samuel
+    is not listed."""
+    text = ("Meeting minutes\nAttendees:\n- Leon Sun\n- Haixing Huang\n- Christian Politis\nNotes:\n"
+            "- Delegation of roles:\n- Leon\n- Update quiz question\n- Move a quiz question\n- Samuel\n"
+            "- Restore a quiz from trash\n- Haixing\n- Finished his part\n- Starting today\n"
+            "- Samuel to complete the quiz list\n- For Pdf:\n- Leon - Elicitation\n- Newsletter\n- Stickers\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 3, 4))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("Update quiz question", ["Leon"]), ("Move a quiz question", ["Leon"]),
+        ("Restore a quiz from trash", ["Samuel"]), ("Elicitation", ["Leon"]),
+    ]

@@ -48,6 +48,7 @@ CONFIDENCE = {
     "vjournal": 0.9,
     "email-note": 0.6,
     "minutes-action": 0.7,
+    "person-group": 0.7,
     "email-request": 0.7,
     "dated-event": 0.7,
     "language-note": 0.5,
@@ -87,6 +88,8 @@ _SECTION_WORDS = (
     # "Things to do", "Work to be done", "What needs to be done", "Actionables"
     r"|(?:things|work|stuff)[ \t]+to[ \t]+(?:do|be[ \t]+done)|to[ \t]+be[ \t]+done|what[ \t]+needs[ \t]+to[ \t]+be[ \t]+done"
     r"|actionables?"
+    # what was put off to a later meeting is still to do: "Items deferred", "Parking lot"
+    r"|items[ \t]+deferred|deferred(?:[ \t]+items)?|parking[ \t]+lot|carried[ \t]+forward"
     r"|action[ \t]+(?:plan|log|register)"
     rf"|(?:{_ACTIONS}|goals|plans?|targets|work)[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)"
     r"[ \t]+(?:week|meeting|sprint|call|time|session)"
@@ -128,6 +131,7 @@ class Run:
     _lines: list[Line] | None = None
     _minutes: bool | None = None
     _people: frozenset[str] | None = None
+    _line_starters: frozenset[str] | None = None
     _width: int | None = None
     _markdown: Any = None  # rules.markdown.Structure, parsed on first use
 

@@ -91,7 +91,7 @@ _OWNER_DOING_WILL = re.compile(
 #: more, then a listed person's commitment (one adverb before the comma — "Ultimately, Tim will
 #: …" — is a remark about who decides, not an action).
 _CLAUSE_THEN_OWNER = re.compile(
-    rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?:(?:but|and|so|then)[ \t]+)?(?P<owners>{_NAMES})[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+    rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?:(?:but|and|so|then)[ \t]+)?(?P<owners>{_NAMES})[ \t]+(?:will|to)[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
 #: "So let's …", "OK, please …": a filler word before a request.
 _FILLER = re.compile(r"^(?:so|ok|okay|then|and|yes|right)[ \t,]+(?=(?:please|pls|kindly|let[’']?s|let[ \t]+us)\b)", re.I)
@@ -149,25 +149,27 @@ _FIELD_LINE = re.compile(r"^[ \t]*[-*]?[ \t]*\**(?:date|time|when)\**[ \t]*:", r
 _NEXT_MEETING = re.compile(r"\bnext[ \t]+(?:meeting|minutes|call)\b", re.I)
 
 
-_PEOPLE_LABEL = re.compile(
+PEOPLE_LABEL = re.compile(
     r"^[ \t#*_]*(?:present|attendees|attendance|members(?:[ \t]+present)?|participants|chairs?|scribes?|regrets|apologies"
     r"|group[ \t]+members[ \t]+present|in[ \t]+attendance|attending|guests|observers|absent|invited|facilitators?"
     r"|moderators?|hosts?|(?:note|minute)[- ]?takers?|recorders?|team[ \t]+members)\b[^:\n]{0,20}:?", re.I
 )
 _NAME_LINE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?(?!#)[^.!?;]{1,120}$")
+_ENTITY = re.compile(r"&#?\w{1,8};")  # "Douglas&#x20;" in exported Markdown
 _PERSON_WORD = re.compile(r"@?\b[A-Z][\w'’-]*|@[\w.-]+")
 _SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3}|[A-Z][a-z]{2,12})[ \t]*:[ \t]", re.M)
 
 
 def people(doc: Document) -> frozenset[str]:
     """Lower-cased name words of the people a meeting record lists ("Present", "Attendees",
-    "Members" …, the lines after such a label up to a blank line or heading) and the speaker
+    "Members" …, the lines after such a label up to a blank line, a heading or the next label
+    line ending in a colon) and the speaker
     initials it uses (``JB:`` twice or more). Owners of minutes actions must be among them."""
     names: set[str] = set()
     lines = doc.text.split("\n")
     i = 0
     while i < len(lines):
-        m = _PEOPLE_LABEL.match(lines[i])
+        m = PEOPLE_LABEL.match(lines[i])
         if not m:
             i += 1
             continue
@@ -177,7 +179,9 @@ def people(doc: Document) -> frozenset[str]:
             while j < len(lines) and not lines[j].strip():
                 j += 1  # "## Present", a blank line, then the list
             # the names: short lines (one person each, or a comma list) up to a blank line
-            while j < len(lines) and j < i + 60 and _NAME_LINE.match(lines[j]):
+            while j < len(lines) and j < i + 60 and _NAME_LINE.match(_ENTITY.sub(" ", lines[j])):
+                if lines[j].rstrip().endswith(":"):
+                    break  # the next label ("Notes:") ends the list, blank line or not
                 chunk.append(lines[j])
                 j += 1
         for text in chunk:

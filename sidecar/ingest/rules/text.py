@@ -15,12 +15,17 @@ Signals, by ``ExtractedItem.signal``:
     or ``Follow-up(s):``. ``AI(JF):`` / ``Action item (Ana):`` name the owner.
 ``action-section``
     Items under a heading or label line that *is* such a label — ``## Action items``,
-    ``### TODO``, ``Action Points:``, ``Action List``, ``Next steps:`` — or a short line ending
+    ``### TODO``, ``Action Points:``, ``Action List``, ``Next steps:``, ``Items deferred`` — or a short line ending
     in ``action items:``. The section's list items (or, when the first line after the label is
     not a list item, its plain lines up to a blank line) are tasks. It ends at the next
     heading, a rule line (``---``), a blank line followed by text, or text outdented to the
     label. Items of one word (group labels such as "Design") are skipped; items grouped under
     a person's name (``- Ana`` over her items) are tasks that person owns, as is ``Ana: …``.
+``person-group``
+    In minutes, work delegated under a person's name: list items under an item that is only a
+    listed name ("- Leon" then "- Update quiz question"), or ``Leon - Elicitation``. Reports
+    ("Finished …", "Starting today", "Will …") are skipped; so are attendee lists (under a
+    "Present"/"Attendees" label, or mostly full names) and names that own no action.
 ``todo-marker``
     A list item ending in ``- TODO`` (todo) or ``- DONE`` (done).
 ``todo-file``
@@ -51,6 +56,7 @@ from sidecar.ingest.rules.base import (
     Line,
 )
 from sidecar.ingest.rules.minutes import (
+    PEOPLE_LABEL,
     dated_event,
     email_request,
     looks_like_minutes,
@@ -85,6 +91,24 @@ _DATE_ONLY = re.compile(
 )
 #: An action of one or two words that needs its topic ("land", "comment", "follow up").
 _BARE_ACTION = re.compile(r"^[ \t]*[a-z]+(?:[ \t]+(?:up|on|in|back|it|this|that|them))?[ \t.!]*$")
+#: A list item that is only a person's name ("Leon", "Christian Politis").
+_PERSON_ONLY = re.compile(r"^[A-Z][a-z'’-]+(?:[ \t][A-Z][a-z'’-]+){0,2}$")
+#: "Leon - Elicitation", "Christian – Design sections".
+_FULL_NAME = re.compile(r"^[A-Z][a-z'’-]+[ \t]+[A-Z][a-z'’-]+\b|.*\(@")
+_NAME_DASH_TASK = re.compile(r"^(?P<name>[A-Z][a-z'’-]+(?:[ \t][A-Z][a-z'’-]+)?)[ \t]+[-–—][ \t]+(?P<task>[A-Z]\S*.*)$")
+_LINE_START_OWNER = re.compile(r"^[ \t]*(?:[-*•●][ \t]+)?([A-Z][a-z'’-]+)[ \t]+(?:to|will)[ \t]+[a-z]")
+#: How a stand-up report starts: past tense, progress, status ("Finished …", "Starting today", "Waiting on …").
+_REPORT = re.compile(
+    r"^(?:\w+ed|\w+ing|done|finished|basically|almost|mostly|still|already|no|nothing|lots|gonna|will|should|"
+    r"has|have|had|is|was|are|were|can|could|might|may|everyone|all)\b",
+    re.I,
+)
+
+
+def _is_report(text: str) -> bool:
+    return bool(_REPORT.match(text.strip()))
+
+
 _DATE_FIELD = re.compile(r"^[ \t]*date[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _TIME_FIELD = re.compile(r"^[ \t]*time[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _EMAIL_STOP = re.compile(
@@ -222,6 +246,11 @@ class TextRules(SectionRules):
                 continue
             if heading:
                 last_heading = clean_markup(heading).strip() or last_heading
+            if section is None and self.minutes and not line.blank:
+                consumed = self._person_group(lines, i)
+                if consumed:
+                    i += consumed
+                    continue
             if not line.blank and section is None and (self.minutes or email) and self._sentence_rules(
                 line, last_heading, email=email
             ):
@@ -296,6 +325,58 @@ class TextRules(SectionRules):
                     title = f"{title} – {topic}"  # "Myles takes action to land" under "Draft Staging Process"
             found = self.add_task(title, line, None, "minutes-action", owner_hint=action[1])
         return self._dated_event(line, heading) or found
+
+    def _person_group(self, lines: list[Line], i: int) -> int:
+        """Work delegated under a person's name in minutes ("- Leon" then "- Update quiz question",
+        "- Move a quiz question"; or "- Leon - Elicitation"): each item is a task that person owns,
+        except reports ("Finished his part", "Starting today", "Waiting on …"). Returns the lines
+        consumed (0 when ``lines[i]`` does not start such a group)."""
+        m = LIST_ITEM.match(lines[i].text)
+        if m is None:
+            return 0
+        body = clean_markup(m.group("body")).strip()
+        dash = _NAME_DASH_TASK.match(body)
+        if dash and self._is_person(dash.group("name")):
+            if not _is_report(dash.group("task")):
+                self.add_task(dash.group("task"), lines[i], None, "person-group", owner_hint=dash.group("name"))
+            return 1
+        if not _PERSON_ONLY.match(body) or not self._is_person(body):
+            return 0
+        k = i - 1
+        while k >= 0 and (LIST_ITEM.match(lines[k].text) or (lines[k].blank and k > i - 60)):
+            k -= 1
+        if k >= 0 and PEOPLE_LABEL.match(lines[k].text):
+            return 0  # inside an attendee list ("Attendees:", "## Present")
+        j = i + 1
+        items: list[tuple[Line, str]] = []
+        while j < len(lines) and j < i + 30:
+            item = LIST_ITEM.match(lines[j].text)
+            if item is None or lines[j].indent < lines[i].indent:
+                break
+            text = clean_markup(item.group("body")).strip()
+            if (_PERSON_ONLY.match(text) and self._is_person(text)) or text.split()[0].lower() in self.people:
+                break  # the next person's group, or a list of people (an attendee list)
+            if _LINE_START_OWNER.match(text) or _NAME_DASH_TASK.match(text):
+                break  # "Samuel to …", "Leon - …": someone else's item
+            items.append((lines[j], item.group("body")))
+            j += 1
+        if not items or 2 * sum(bool(_FULL_NAME.match(clean_markup(b).strip())) for _, b in items) > len(items):
+            return 0  # names under a name: a list of people, not of work
+        for line, raw in items:
+            if not _is_report(clean_markup(raw).strip()):
+                self.add_task(raw, line, None, "person-group", owner_hint=body)
+        return j - i
+
+    def _is_person(self, name: str) -> bool:
+        """A name the record lists, or one that owns an action elsewhere in it ("Samuel to …")."""
+        first = name.split()[0].lower()
+        if first in self.people:
+            return True
+        if self._line_starters is None:
+            self._line_starters = frozenset(
+                w.group(1).lower() for ln in self.all_lines if (w := _LINE_START_OWNER.match(ln.text))
+            )
+        return first in self._line_starters
 
     def _parent_item(self, line: Line) -> str | None:
         """The text of the list item ``line`` is nested under (within 30 lines, up to a heading),

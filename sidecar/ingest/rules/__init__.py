@@ -14,6 +14,7 @@ module                 what
 :mod:`.sections`       action sections, label lines, to-do files, wrapped lines (the scanner's parts)
 :mod:`.tables`         owner/action/due tables in Markdown and PDF text
 :mod:`.minutes`        minutes written as sentences, dated events, email requests
+:mod:`.delegation`     work delegated under a person's name, the topic of a bare action
 :mod:`.language`       the document's language (other languages: a note, no English rules)
 :mod:`.base`           the line model and the run that collects items
 :mod:`.titles`         clean titles (markup, numbering, bullets, punctuation)

@@ -131,7 +131,6 @@ class Run:
     _lines: list[Line] | None = None
     _minutes: bool | None = None
     _people: frozenset[str] | None = None
-    _line_starters: frozenset[str] | None = None
     _width: int | None = None
     _markdown: Any = None  # rules.markdown.Structure, parsed on first use
 

@@ -55,22 +55,18 @@ from sidecar.ingest.rules.base import (
     LIST_ITEM,
     Line,
 )
+from sidecar.ingest.rules.delegation import DelegationRules
 from sidecar.ingest.rules.minutes import (
-    PEOPLE_LABEL,
     dated_event,
     email_request,
     looks_like_minutes,
     minutes_action,
     strip_prefixes,
 )
-from sidecar.ingest.rules.minutes import (
-    people as listed_people,
-)
 from sidecar.ingest.rules.sections import (
     NUMBERING,
     PERSON_LINE,
     Section,
-    SectionRules,
     is_commentary,
     is_group_label,
     is_todo_file,
@@ -91,22 +87,6 @@ _DATE_ONLY = re.compile(
 )
 #: An action of one or two words that needs its topic ("land", "comment", "follow up").
 _BARE_ACTION = re.compile(r"^[ \t]*[a-z]+(?:[ \t]+(?:up|on|in|back|it|this|that|them))?[ \t.!]*$")
-#: A list item that is only a person's name ("Leon", "Christian Politis").
-_PERSON_ONLY = re.compile(r"^[A-Z][a-z'’-]+(?:[ \t][A-Z][a-z'’-]+){0,2}$")
-#: "Leon - Elicitation", "Christian – Design sections".
-_FULL_NAME = re.compile(r"^[A-Z][a-z'’-]+[ \t]+[A-Z][a-z'’-]+\b|.*\(@")
-_NAME_DASH_TASK = re.compile(r"^(?P<name>[A-Z][a-z'’-]+(?:[ \t][A-Z][a-z'’-]+)?)[ \t]+[-–—][ \t]+(?P<task>[A-Z]\S*.*)$")
-_LINE_START_OWNER = re.compile(r"^[ \t]*(?:[-*•●][ \t]+)?([A-Z][a-z'’-]+)[ \t]+(?:to|will)[ \t]+[a-z]")
-#: How a stand-up report starts: past tense, progress, status ("Finished …", "Starting today", "Waiting on …").
-_REPORT = re.compile(
-    r"^(?:\w+ed|\w+ing|done|finished|basically|almost|mostly|still|already|no|nothing|lots|gonna|will|should|"
-    r"has|have|had|is|was|are|were|can|could|might|may|everyone|all)\b",
-    re.I,
-)
-
-
-def _is_report(text: str) -> bool:
-    return bool(_REPORT.match(text.strip()))
 
 
 _DATE_FIELD = re.compile(r"^[ \t]*date[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
@@ -128,7 +108,7 @@ def _standup_person(lines: list[Line], i: int) -> str | None:
     return None
 
 
-class TextRules(SectionRules):
+class TextRules(DelegationRules):
     """The line scanner: one pass over a region of ``doc.text`` (a whole file, or one message)."""
 
     def region(self, start: int, end: int) -> list[Line]:
@@ -296,12 +276,6 @@ class TextRules(SectionRules):
             self._minutes = self.doc.kind != "email" and looks_like_minutes(self.doc)
         return self._minutes
 
-    @property
-    def people(self) -> frozenset[str]:
-        if self._people is None:
-            self._people = listed_people(self.doc)
-        return self._people
-
     def _sentence_rules(self, line: Line, heading: str | None, *, email: bool) -> bool:
         """Actions and dated events written as sentences (minutes), requests (email)."""
         text = line.text
@@ -325,78 +299,6 @@ class TextRules(SectionRules):
                     title = f"{title} – {topic}"  # "Myles takes action to land" under "Draft Staging Process"
             found = self.add_task(title, line, None, "minutes-action", owner_hint=action[1])
         return self._dated_event(line, heading) or found
-
-    def _person_group(self, lines: list[Line], i: int) -> int:
-        """Work delegated under a person's name in minutes ("- Leon" then "- Update quiz question",
-        "- Move a quiz question"; or "- Leon - Elicitation"): each item is a task that person owns,
-        except reports ("Finished his part", "Starting today", "Waiting on …"). Returns the lines
-        consumed (0 when ``lines[i]`` does not start such a group)."""
-        m = LIST_ITEM.match(lines[i].text)
-        if m is None:
-            return 0
-        body = clean_markup(m.group("body")).strip()
-        dash = _NAME_DASH_TASK.match(body)
-        if dash and self._is_person(dash.group("name")):
-            if not _is_report(dash.group("task")):
-                self.add_task(dash.group("task"), lines[i], None, "person-group", owner_hint=dash.group("name"))
-            return 1
-        if not _PERSON_ONLY.match(body) or not self._is_person(body):
-            return 0
-        k = i - 1
-        while k >= 0 and (LIST_ITEM.match(lines[k].text) or (lines[k].blank and k > i - 60)):
-            k -= 1
-        if k >= 0 and PEOPLE_LABEL.match(lines[k].text):
-            return 0  # inside an attendee list ("Attendees:", "## Present")
-        j = i + 1
-        items: list[tuple[Line, str]] = []
-        while j < len(lines) and j < i + 30:
-            item = LIST_ITEM.match(lines[j].text)
-            if item is None or lines[j].indent < lines[i].indent:
-                break
-            text = clean_markup(item.group("body")).strip()
-            if (_PERSON_ONLY.match(text) and self._is_person(text)) or text.split()[0].lower() in self.people:
-                break  # the next person's group, or a list of people (an attendee list)
-            if _LINE_START_OWNER.match(text) or _NAME_DASH_TASK.match(text):
-                break  # "Samuel to …", "Leon - …": someone else's item
-            items.append((lines[j], item.group("body")))
-            j += 1
-        if not items or 2 * sum(bool(_FULL_NAME.match(clean_markup(b).strip())) for _, b in items) > len(items):
-            return 0  # names under a name: a list of people, not of work
-        for line, raw in items:
-            if not _is_report(clean_markup(raw).strip()):
-                self.add_task(raw, line, None, "person-group", owner_hint=body)
-        return j - i
-
-    def _is_person(self, name: str) -> bool:
-        """A name the record lists, or one that owns an action elsewhere in it ("Samuel to …")."""
-        first = name.split()[0].lower()
-        if first in self.people:
-            return True
-        if self._line_starters is None:
-            self._line_starters = frozenset(
-                w.group(1).lower() for ln in self.all_lines if (w := _LINE_START_OWNER.match(ln.text))
-            )
-        return first in self._line_starters
-
-    def _parent_item(self, line: Line) -> str | None:
-        """The text of the list item ``line`` is nested under (within 30 lines, up to a heading),
-        without its links' targets and issue numbers: the topic a bare action ("land", "will
-        comment") is about."""
-        lines = self.all_lines
-        for j in range(line.number - 2, max(-1, line.number - 32), -1):
-            above = lines[j]
-            if above.blank:
-                continue
-            if HEADING.match(above.text):
-                return None
-            if above.indent < line.indent:
-                m = LIST_ITEM.match(above.text)
-                if m is None:
-                    return None
-                topic = re.sub(r"\[#?\d+\]\([^)]*\)|\(#\d+\)|#\d+\b", " ", m.group("body"))
-                topic = clean_markup(topic).strip(" :-–")
-                return topic if 2 <= len(topic.split()) <= 15 else None
-        return None
 
     def _dated_event(self, line: Line, heading: str | None) -> bool:
         event = dated_event(line.text, self.doc, self.base_ms, heading)

@@ -435,3 +435,16 @@ def test_work_delegated_under_a_persons_name() -> None:
         ("Update quiz question", ["Leon"]), ("Move a quiz question", ["Leon"]),
         ("Restore a quiz from trash", ["Samuel"]), ("Elicitation", ["Leon"]),
     ]
+
+
+@pytest.mark.parametrize(
+    "people_list",
+    [
+        "## Attendees:\n\n* Ana Lima\n* Dr. Bo Chen, ACME.\n\n",  # under a people label: not Ana's work
+        "Present: Ana Lima\n\nReviewers:\n- Ana\n- Bo Chen (@bo)\n- Cy Park (@cy)\n\n",  # names under a name
+    ],
+)
+def test_a_list_of_people_is_no_delegated_work(people_list: str) -> None:
+    text = f"Meeting minutes\n\n{people_list}## Notes\n\n* Ana to book the room\n"
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 3, 4))
+    assert [i.title for i in rules.extract(doc) if i.type == "task"] == ["book the room"]

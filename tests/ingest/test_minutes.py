@@ -289,3 +289,162 @@ def test_calls_for_help_are_requests() -> None:
     assert [t for kind, t, _ in _minutes(text) if kind == "task"] == [
         "need more eyes on PR 4512", "looking for reviewers for the release notes",
     ]
+
+
+# ---- fourth session: forms found in the new dev sources (CPC minutes, PDF minutes) ------------
+
+CPC_STYLE = """# Foundation Council Meeting 2024-03-04
+
+## Present
+
+- Ana Lima (@ana)
+- Bo Chen (@bo)
+- Cy Park
+
+## Agenda
+
+* Release policy draft [#23](https://example.org/pull/23)
+  - Ana takes action to land
+  - Action to revisit in next meeting to find a better time
+* Travel fund privacy [#7](https://example.org/issues/7)
+  - Hold on this while the infra work happens, Bo will comment
+  - Cy going through the legal training will report back in a few weeks
+  - Ultimately, Ana will decide
+"""
+
+
+def test_takes_action_to_and_action_to_are_actions() -> None:
+    items = _minutes(CPC_STYLE)
+    tasks = [(t, a) for kind, t, a in items if kind == "task"]
+    assert ("revisit in next meeting to find a better time", []) in tasks
+    assert ("land – Release policy draft", ["Ana"]) in tasks
+
+
+def test_a_bare_action_takes_its_topic_from_the_item_above() -> None:
+    """"land" / "will comment" say nothing alone: the parent list item (without its issue link)
+    is the topic; a full action keeps its own words."""
+    tasks = [(t, a) for kind, t, a in _minutes(CPC_STYLE) if kind == "task"]
+    assert ("comment – Travel fund privacy", ["Bo"]) in tasks
+    assert ("report back in a few weeks", ["Cy"]) in tasks
+
+
+def test_a_commitment_after_a_clause_needs_a_listed_person_and_a_real_clause() -> None:
+    """"…, Bo will comment" counts (Bo is listed); "Ultimately, Ana will decide" is one adverb
+    before the name, a remark about who decides; an unlisted name after a clause is no owner."""
+    titles = [t for kind, t, _ in _minutes(CPC_STYLE) if kind == "task"]
+    assert not any("decide" in t for t in titles)
+    text = CPC_STYLE + "  - After the call with legal, Fred will draft the FAQ\n"
+    assert not any("FAQ" in t for kind, t, _ in _minutes(text) if kind == "task")
+
+
+def test_next_meeting_label_over_a_date_line() -> None:
+    """A PDF form gives "Next meeting" and its value on separate lines (blank ones between)."""
+    text = ("Meeting Minutes & Action Items\n \nDate & Time\n \nWednesday, September 23, 2020 at 10:10am EDT\n"
+            " \nAttendance\n \nAll members are present.\n \nNext meeting\n \n \nWednesday, September 30, 2020 at"
+            " 10:10am EDT\n \nAction items\n \nDate & Time\n \nMinutes (i.e. Decisions)\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2020, 9, 23))
+    items = rules.extract(doc)
+    assert [(i.type, i.title) for i in items] == [("timeline", "Next meeting")]
+    assert items[0].date is not None and day(2020, 9, 30) <= items[0].date < day(2020, 10, 1)
+
+
+def test_record_headings_are_not_tasks_but_items_with_numbers_are() -> None:
+    """The record's own headings ("Date & Time", "Meeting Minutes & Action Items", "Minutes
+    (i.e. Decisions)") taken from a PDF action section are no tasks; "Item 5" is."""
+    text = ("Minutes of the meeting\nAttendees: Ana, Bo\nAction items\nMeeting Minutes & Action Items\n"
+            "Book the venue for the launch\nMinutes (i.e. Decisions)\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [i.title for i in rules.extract(doc) if i.type == "task"] == ["Book the venue for the launch"]
+    assert [i.title for i in rules.extract(Document(path=Path("n.md"), kind="markdown",
+                                                    text="- [ ] Item 5\n- [ ] Date & Time\n"))] == ["Item 5"]
+
+
+def test_pdf_table_hint_sees_a_header_whose_cells_are_lines_of_their_own() -> None:
+    """Google Docs PDFs give each table cell its own text line; the page still qualifies for the
+    table finder ("Task Description" / "Assign To" / "Due Date")."""
+    from sidecar.ingest.readers.pdf import _TABLE_HEADER_HINT, _cells_joined
+
+    page = "Next meeting\n \nID#\n \nTask Description\n \nAssign To\n \nDue Date\n \n1.\n \nRead more\n"
+    assert _TABLE_HEADER_HINT.search(page) is None
+    assert _TABLE_HEADER_HINT.search(_cells_joined(page)) is not None
+
+
+def test_a_speaker_giving_an_instruction_and_a_filler_before_a_request() -> None:
+    """"KK: Engage the design team to coordinate" is KK's proposed action; "SC: Need to check …"
+    and "SC: See the thread" are remarks; "JB: So lets move …" is a request despite the "So"."""
+    text = ("# Editors meeting minutes\n\n## Present\n\n* Kim Kay\n* Sam Cole\n* Jo Berg\n\n## Notes\n\n"
+            "* KK: Engage the design team to coordinate\n* SC: Need to check their scopes first\n"
+            "* SC: See the thread for details\n* JB: So lets move the known issues into the next milestone\n"
+            "* KK: thanks all\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("Engage the design team to coordinate", ["KK"]),
+        ("move the known issues into the next milestone", []),
+    ]
+
+
+def test_a_deadline_on_the_documents_own_day_is_still_an_event() -> None:
+    """The document's day is when the meeting was held — unless the line names a deadline or a
+    milestone on it (a PDF's date is often its creation day, the last day of a project)."""
+    text = ("Meeting minutes\nAttendees: Ana, Bo\nDate: 17/02/2020\n"
+            "● Arranging a milestone on 05/03/2020 to be done with the coding\n"
+            "● The meeting on 05/03/2020 was short\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2020, 3, 5))
+    events = [(i.title, i.date) for i in rules.extract(doc) if i.type == "timeline"]
+    assert events == [("Arranging a milestone to be done with the coding", day(2020, 3, 5))]
+
+
+def test_a_second_clause_without_its_subject_is_the_speakers_or_named_persons_action() -> None:
+    """"Rich: looked into it, will open an issue" — the speaker; "Cy checking the numbers; will
+    report back on the budget" — the listed person the line starts with; an unlisted first word
+    ("Nobody knows, will see") names no one."""
+    text = ("# Team meeting minutes\n\n## Present\n\n* Rich Roe\n* Cy Park\n\n## Notes\n\n"
+            "* Rich: looked into it, will open an issue for the flaky test\n"
+            "* Cy checking the numbers; will report back on the budget\n"
+            "* Maybe later, will open the discussion again\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("open an issue for the flaky test", ["Rich"]), ("report back on the budget", ["Cy"]),
+    ]
+
+
+def test_a_speakers_have_to_is_their_commitment_and_but_name_will_counts() -> None:
+    """"RV: Got to go. Have to follow up via comments." is RV's; "Have to …" with no speaker, and a
+    speaker's "Need to …" (a remark about the work), are not; "…, but Cy will …" names Cy."""
+    text = ("# Team meeting minutes\n\n## Present\n\n* Rob Vale\n* Cy Park\n\n## Notes\n\n"
+            "* RV: Got to go. Have to follow up via comments.\n* RV: Need to get implementors together\n"
+            "* Have to think about it\n* The review could be slow, but Cy will chase the editors\n")
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("follow up via comments", ["RV"]), ("chase the editors", ["Cy"]),
+    ]
+
+
+def test_work_delegated_under_a_persons_name() -> None:
+    """In minutes, items under a listed person's name (or one who owns an action elsewhere:
+    "Samuel to …") are that person's tasks — not reports ("Finished his part", "Starting
+    today"), not the attendee list (which ends at the "Notes:" label), not a topic word over its
+    sub-items; "Leon - Elicitation" likewise. "Samuel to …" is no owner line of its own: Samuel
+    is not listed."""
+    text = ("Meeting minutes\nAttendees:\n- Leon Sun\n- Haixing Huang\n- Christian Politis\nNotes:\n"
+            "- Delegation of roles:\n- Leon\n- Update quiz question\n- Move a quiz question\n- Samuel\n"
+            "- Restore a quiz from trash\n- Haixing\n- Finished his part\n- Starting today\n"
+            "- Samuel to complete the quiz list\n- For Pdf:\n- Leon - Elicitation\n- Newsletter\n- Stickers\n")
+    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 3, 4))
+    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+        ("Update quiz question", ["Leon"]), ("Move a quiz question", ["Leon"]),
+        ("Restore a quiz from trash", ["Samuel"]), ("Elicitation", ["Leon"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "people_list",
+    [
+        "## Attendees:\n\n* Ana Lima\n* Dr. Bo Chen, ACME.\n\n",  # under a people label: not Ana's work
+        "Present: Ana Lima\n\nReviewers:\n- Ana\n- Bo Chen (@bo)\n- Cy Park (@cy)\n\n",  # names under a name
+    ],
+)
+def test_a_list_of_people_is_no_delegated_work(people_list: str) -> None:
+    text = f"Meeting minutes\n\n{people_list}## Notes\n\n* Ana to book the room\n"
+    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 3, 4))
+    assert [i.title for i in rules.extract(doc) if i.type == "task"] == ["book the room"]

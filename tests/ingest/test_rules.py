@@ -353,6 +353,15 @@ def test_trailing_todo_and_done_markers() -> None:
     ]
 
 
+def test_an_instruction_verb_is_no_owner() -> None:
+    """"Use SPAG to beautify code" is one instruction: "Use SPAG" owns nothing (an earlier bug made
+    it the owner of "beautify code"); "Ana to book the room" still names Ana."""
+    items = run("# TODO\n\n0. Use SPAG to beautify code\n1. Ana to book the room\n")
+    assert [(i.title, i.assignees) for i in items] == [
+        ("Use SPAG to beautify code", []), ("book the room", ["Ana"]),
+    ]
+
+
 def test_todo_file_items() -> None:
     """Every item of a to-do file, sub-items too (under an action item and under a group label
     such as "PAM"); a group label is no task, nor is a remark under an item ("It looks like …",
@@ -684,4 +693,44 @@ def test_actions_grouped_under_a_name_in_an_action_section() -> None:
         ("send the agenda", ["Ana"]),
         ("print the handouts", ["Bo Chen"]),
         ("Review the budget", []),
+    ]
+
+
+def test_actions_and_action_points_labels() -> None:
+    """"Actions:", "Action points:" and "Next actions:" are labels like "Action:" and "Next steps:"."""
+    text = ("Minutes\nAttendees: Ana, Bo\nActions: Ana to book the room\nAction points:\n- Order the banners\n"
+            "- Bo to call the printer\nNext actions: send the invoice\n")
+    assert [(i.title, i.assignees, i.signal) for i in run(text)] == [
+        ("book the room", ["Ana"], "action-line"), ("Order the banners", [], "action-section"),
+        ("call the printer", ["Bo"], "action-section"), ("send the invoice", [], "next-step-line"),
+    ]
+
+
+def test_table_with_a_notes_column_and_an_actions_responsible_column_in_html_cells() -> None:
+    """GitBook-style minutes: "Notes/Action Items" holds notes, "Actions: Responsible" holds the
+    "NAME to VERB" items, cells in HTML lists; an empty ``<p><br></p>`` cell gives nothing."""
+    text = (
+        "| Discussion Points | Notes/Action Items | Actions: Responsible/None |\n| --- | --- | --- |\n"
+        "| Quorum | Quorum achieved | <p><br></p> |\n"
+        "| Plan | <ul><li>Discussion on the plan</li></ul> | <ul><li>Ben Hart to propose an update to the plan</li>"
+        "<li>Hwang to submit the draft &#x26; notes</li></ul> |\n"
+    )
+    assert [(i.title, i.assignees, i.signal) for i in run(text)] == [
+        ("propose an update to the plan", ["Ben Hart"], "action-table"),
+        ("submit the draft & notes", ["Hwang"], "action-table"),
+    ]
+
+
+def test_for_name_owns_an_item_and_a_short_category_label_is_dropped() -> None:
+    """"For Silona: Provide …" is Silona's; "Group decision: Meeting cadence …" is the item after
+    its two-word category; a label of three words or more stays the title."""
+    text = (
+        "## Action Items\n\n* [ ] For Silona: Provide guideline on setting up Xwiki for backlog item testing.\n"
+        "* [ ] Group decision: Meeting cadence > weekly 1 hour virtual meeting at 5pm-6pm BST\n"
+        "* [ ] Solidify Division Strategy and Vision: Develop a long-term strategy for the whole division\n"
+    )
+    assert [(i.title, i.assignees) for i in run(text)] == [
+        ("Provide guideline on setting up Xwiki for backlog item testing", ["Silona"]),
+        ("Meeting cadence > weekly 1 hour virtual meeting at 5pm-6pm BST", []),
+        ("Solidify Division Strategy and Vision", []),
     ]

@@ -86,7 +86,7 @@ def read_pdf(path: Path, data: bytes) -> Document:
 
 #: A line that reads like the header of an action table: an action/task word and an owner or
 #: deadline word. Only pages with one are given to the (slower) table finder.
-_OWNER_WORD = r"\b(?:owners?|responsible|assigned|assignees?|who)\b"
+_OWNER_WORD = r"\b(?:owners?|responsible|assign(?:ed)?|assignees?|who)\b"
 _DUE_WORD = r"\b(?:deadline|due|completion|by[ \t]+when|target[ \t]+date|when)\b"
 _TABLE_HEADER_HINT = re.compile(
     rf"^(?:(?=.*\b(?:actions?|tasks?|to[- ]?dos?)\b)(?=.*(?:{_OWNER_WORD}|{_DUE_WORD}))"
@@ -102,7 +102,7 @@ def _pdf_tables(data: bytes, texts: list[str], warnings: list[str]) -> list[dict
     from the page's lines and cells (pypdf's text runs a table's cells together): a list of
     ``{"page": 0-based page, "rows": [[cell text, …], …]}``, cells with whitespace collapsed
     (a word hyphenated over two lines joined). Empty when no page qualifies or pdfplumber fails."""
-    wanted = [k for k, t in enumerate(texts) if _TABLE_HEADER_HINT.search(t)]
+    wanted = [k for k, t in enumerate(texts) if _TABLE_HEADER_HINT.search(t) or _TABLE_HEADER_HINT.search(_cells_joined(t))]
     if not wanted:
         return []
     import pdfplumber  # here: only pages that look like they hold an action table need it
@@ -124,6 +124,13 @@ def _pdf_tables(data: bytes, texts: list[str], warnings: list[str]) -> list[dict
         warnings.append(f"tables not read ({short_reason(exc)})")
         return out
     return out
+
+
+def _cells_joined(text: str) -> str:
+    """A page's text with runs of short lines joined in fours (a header whose cells each came out
+    on a line of their own: "Task Description" / "Assign To" / "Due Date"), for the header hint."""
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    return "\n".join(" ".join(lines[j : j + 4]) for j in range(len(lines)) if len(lines[j]) <= 40)
 
 
 def _cell_text(cell: str | None) -> str:

@@ -14,6 +14,7 @@ module                 what
 :mod:`.sections`       action sections, label lines, to-do files, wrapped lines (the scanner's parts)
 :mod:`.tables`         owner/action/due tables in Markdown and PDF text
 :mod:`.minutes`        minutes written as sentences, dated events, email requests
+:mod:`.delegation`     work delegated under a person's name, the topic of a bare action
 :mod:`.language`       the document's language (other languages: a note, no English rules)
 :mod:`.base`           the line model and the run that collects items
 :mod:`.titles`         clean titles (markup, numbering, bullets, punctuation)
@@ -44,7 +45,7 @@ __all__ = ["ALL_KINDS", "EXTRACTOR_NAME", "EXTRACTOR_VERSION", "extract", "iter_
 
 EXTRACTOR_NAME = "rules"
 #: Bumped whenever a rule changes what is extracted (stored with each item's provenance).
-EXTRACTOR_VERSION = "1.2.0"
+EXTRACTOR_VERSION = "1.3.0"
 
 #: The ``want`` values :func:`extract` understands, and the default.
 ALL_KINDS: frozenset[str] = frozenset({"tasks", "timelines", "notes"})

@@ -15,11 +15,19 @@ from pydantic import ValidationError
 
 from sidecar.ingest.items import Document, ExtractedItem, Span, Status
 from sidecar.ingest.rules.owners import task_fields
-from sidecar.ingest.rules.titles import BULLETS, NOTHING, clean_task_title, done_marker, first_sentence
+from sidecar.ingest.rules.titles import (
+    BULLETS,
+    NOTHING,
+    clean_task_title,
+    done_marker,
+    first_sentence,
+    is_record_heading,
+)
 
 #: Signals whose text may start with "Name to …" naming the owner.
 LEAD_OWNER_SIGNALS = frozenset(
-    {"todo-line", "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section", "minutes-action"}
+    {"todo-line", "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section", "minutes-action",
+     "action-table"}
 )
 
 CONFIDENCE = {
@@ -40,6 +48,7 @@ CONFIDENCE = {
     "vjournal": 0.9,
     "email-note": 0.6,
     "minutes-action": 0.7,
+    "person-group": 0.7,
     "email-request": 0.7,
     "dated-event": 0.7,
     "language-note": 0.5,
@@ -79,6 +88,8 @@ _SECTION_WORDS = (
     # "Things to do", "Work to be done", "What needs to be done", "Actionables"
     r"|(?:things|work|stuff)[ \t]+to[ \t]+(?:do|be[ \t]+done)|to[ \t]+be[ \t]+done|what[ \t]+needs[ \t]+to[ \t]+be[ \t]+done"
     r"|actionables?"
+    # what was put off to a later meeting is still to do: "Items deferred", "Parking lot"
+    r"|items[ \t]+deferred|deferred(?:[ \t]+items)?|parking[ \t]+lot|carried[ \t]+forward"
     r"|action[ \t]+(?:plan|log|register)"
     rf"|(?:{_ACTIONS}|goals|plans?|targets|work)[ \t]+(?:for|until|before|by)[ \t]+(?:the[ \t]+)?(?:next|following|coming)"
     r"[ \t]+(?:week|meeting|sprint|call|time|session)"
@@ -180,6 +191,8 @@ class Run:
         title, aside = clean_task_title(title)
         if not title or NOTHING.match(title) or len(re.findall(r"\w+", title)) < min_words:
             return False
+        if is_record_heading(title):
+            return False  # "Date & Time", "Meeting Minutes & Action Items": the record's own headings
         if not re.search(r"[^\W\d_]", title):
             return False  # "5", "2.1": a page number or a bare outline number is no task
         for extra in (rest, aside):

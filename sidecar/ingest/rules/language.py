@@ -26,7 +26,7 @@ SUPPORTED = frozenset({"en"})
 ENGLISH_SIGNALS = frozenset(
     {
         "action-line", "ai-line", "next-step-line", "follow-up-line", "action-section",
-        "minutes-action", "email-request", "dated-event", "next-meeting",
+        "minutes-action", "person-group", "email-request", "dated-event", "next-meeting",
     }
 )
 MIN_CONFIDENCE = 0.9

@@ -7,11 +7,17 @@ paragraph line or a heading, optionally after a speaker prefix such as ``JB:`` o
 that *starts* with one of these forms is a task (signal ``minutes-action``):
 
 * ``NAME to VERB …``, ``NAME will VERB …``, ``NAME volunteered/agreed/offered to VERB …``,
-  ``NAME is going to VERB …``, ``NAME will take action to VERB …`` — NAME (one or more
+  ``NAME is going to VERB …``, ``NAME will take action to VERB …``, ``NAME takes action to VERB …``
+  — NAME (one or more
   capitalised names or ``@handles``) is the owner;
-* after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` — the speaker is
-  the owner;
-* ``Please VERB …``, ``Let's VERB …``, ``Remember to VERB …`` — a request to the group, or to the
+* ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
+  clause of three words or more, ``…, (but) NAME will VERB …`` — NAME must be a listed person;
+* a clause without its subject, ``…, will VERB …`` / ``…; will VERB …``, after a speaker prefix
+  (the speaker owns it) or in a line that starts with a listed person's name;
+* after a speaker prefix: ``I will VERB …`` / ``I'll VERB …`` / ``Will VERB …`` / ``Have to VERB …`` — the speaker is
+  the owner; so is a speaker's sentence that starts with an instruction verb (``KK: Engage the
+  design team …``, ``JB: Make sure …``; not "Need …", "See …", "Consider …", which are remarks);
+* ``Please VERB …``, ``Let's VERB …`` (also after "So", "OK"), ``Remember to VERB …``, ``Action to VERB …`` — a request to the group, or to the
   people it names first (``@ana please review …``, ``Folks, please …``).
 
 * a call for help anywhere in the line: ``need more eyes on PR 123``, ``looking for reviewers
@@ -28,7 +34,8 @@ release, deadline, due date, milestone, cutoff, summit, conference, workshop, de
 meeting, …) together with an explicit absolute date (``16 May, 2024``, ``2023-04-30``,
 ``17/02/2020`` when the document proves the day/month order) is a timeline entry at that date.
 A line that only says ``due date: DATE`` takes its title from the heading above it. The date
-the meeting itself was held (the document's date) is not an event.
+the meeting itself was held (the document's date) is not an event, unless the line names a
+deadline, due date or milestone on that day.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import re
 
 from sidecar.ingest.dates import DateMatch, find_date, numeric_date_order, parse_numeric_date
 from sidecar.ingest.items import Document
+from sidecar.ingest.rules.owners import IMPERATIVES
 from sidecar.ingest.rules.titles import BULLETS
 
 #: Words of a meeting header; two distinct ones near the top make a document minutes.
@@ -69,20 +77,42 @@ _NOT_OWNERS = frozenset(
      "what", "who", "someone", "nobody", "nothing", "one", "each", "if", "when", "then", "so", "but"}
 )
 _LINK = (
-    r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to"
+    r"(?:will(?:[ \t]+take[ \t]+(?:the[ \t]+)?action[ \t]+to)?|to|takes?[ \t]+(?:the[ \t]+|an[ \t]+)?action[ \t]+to"
     r"|(?:has[ \t]+|have[ \t]+)?(?:volunteered|agreed|offered)[ \t]+to|(?:is|are)?[ \t]*going[ \t]+to)"
 )
 #: A verb that names no action on its own.
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+#: "Robin going through LF training will report back …": the listed person, what they are doing, the action.
+_OWNER_DOING_WILL = re.compile(
+    rf"^(?P<owners>{_NAMES})[ \t]+[a-z]+ing\b[^,.;:]{{0,60}}?[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+)
+#: "Should be part of the infra workstream, Ben will add a comment": a clause of three words or
+#: more, then a listed person's commitment (one adverb before the comma — "Ultimately, Tim will
+#: …" — is a remark about who decides, not an action).
+_CLAUSE_THEN_OWNER = re.compile(
+    rf"^\S+(?:[ \t]+\S+){{2,}}?,[ \t]+(?:(?:but|and|so|then)[ \t]+)?(?P<owners>{_NAMES})[ \t]+(?:will|to)[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
+)
+#: "So let's …", "OK, please …": a filler word before a request.
+_FILLER = re.compile(r"^(?:so|ok|okay|then|and|yes|right)[ \t,]+(?=(?:please|pls|kindly|let[’']?s|let[ \t]+us)\b)", re.I)
+#: After a speaker prefix, a sentence that starts with an instruction verb ("JB: Make sure …").
+_SPOKEN_IMPERATIVE = re.compile(r"^(?P<verb>[A-Z][a-z]+)[ \t]+(?!(?:is|are|was|were|be|has|have|had)\b)\S+(?:[ \t]+\S+)+")
+#: Instruction verbs that, spoken, are more often a remark ("Need …", "See …", "Consider …").
+_NOT_SPOKEN_ACTIONS = frozenset(
+    "need want have go see look list keep consider contact find buy allow support let help use test try get "
+    "set change start stop plan release print order pay split combine improve".split()
+)
+#: A second clause without its subject: "…, will open an issue", "…; will report back".
+_THEN_WILL = re.compile(rf"[,;][ \t]+(?:and[ \t]+)?(?:then[ \t]+)?will[ \t]+(?:also[ \t]+)?(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+_LEADING_NAME = re.compile(r"^([A-Z][a-z'’-]+)\b")
 _SELF_ACTION = re.compile(
-    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
+    rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill|(?:I[ \t]+)?[Hh]ave[ \t]+to)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
 #: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
 _REQUEST = re.compile(
     r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
-    rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
+    rf"(?:please|pls|kindly|let[’']?s|let[ \t]+us|remember[ \t]+to|action[ \t]+to)[ \t,]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$",
     re.I,
 )
 #: A call for help anywhere in a minutes line: "need(s) more eyes on PR 123", "looking for
@@ -108,6 +138,7 @@ _EVENT_WORDS = re.compile(
     r"submission|retreat|webinar|board)\b",
     re.I,
 )
+_DEADLINE_WORDS = re.compile(r"\b(?:deadline|due|milestone|cut-?off|submission)\b", re.I)
 _ABSOLUTE = re.compile(
     r"\d{4}-\d{2}-\d{2}|\b\d{1,2}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?[A-Z][a-z]{2,8}\.?,?(?:[ \t]+\d{4})?\b"
     r"|\b[A-Z][a-z]{2,8}\.?[ \t]+\d{1,2}(?:st|nd|rd|th)?\b",
@@ -118,25 +149,27 @@ _FIELD_LINE = re.compile(r"^[ \t]*[-*]?[ \t]*\**(?:date|time|when)\**[ \t]*:", r
 _NEXT_MEETING = re.compile(r"\bnext[ \t]+(?:meeting|minutes|call)\b", re.I)
 
 
-_PEOPLE_LABEL = re.compile(
+PEOPLE_LABEL = re.compile(
     r"^[ \t#*_]*(?:present|attendees|attendance|members(?:[ \t]+present)?|participants|chairs?|scribes?|regrets|apologies"
     r"|group[ \t]+members[ \t]+present|in[ \t]+attendance|attending|guests|observers|absent|invited|facilitators?"
     r"|moderators?|hosts?|(?:note|minute)[- ]?takers?|recorders?|team[ \t]+members)\b[^:\n]{0,20}:?", re.I
 )
 _NAME_LINE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?(?!#)[^.!?;]{1,120}$")
+_ENTITY = re.compile(r"&#?\w{1,8};")  # "Douglas&#x20;" in exported Markdown
 _PERSON_WORD = re.compile(r"@?\b[A-Z][\w'’-]*|@[\w.-]+")
 _SPEAKER_ANYWHERE = re.compile(r"^[ \t]*(?:[-*•][ \t]+)?([A-Za-z][A-Za-z]{1,3}|[A-Z][a-z]{2,12})[ \t]*:[ \t]", re.M)
 
 
 def people(doc: Document) -> frozenset[str]:
     """Lower-cased name words of the people a meeting record lists ("Present", "Attendees",
-    "Members" …, the lines after such a label up to a blank line or heading) and the speaker
+    "Members" …, the lines after such a label up to a blank line, a heading or the next label
+    line ending in a colon) and the speaker
     initials it uses (``JB:`` twice or more). Owners of minutes actions must be among them."""
     names: set[str] = set()
     lines = doc.text.split("\n")
     i = 0
     while i < len(lines):
-        m = _PEOPLE_LABEL.match(lines[i])
+        m = PEOPLE_LABEL.match(lines[i])
         if not m:
             i += 1
             continue
@@ -146,7 +179,9 @@ def people(doc: Document) -> frozenset[str]:
             while j < len(lines) and not lines[j].strip():
                 j += 1  # "## Present", a blank line, then the list
             # the names: short lines (one person each, or a comma list) up to a blank line
-            while j < len(lines) and j < i + 60 and _NAME_LINE.match(lines[j]):
+            while j < len(lines) and j < i + 60 and _NAME_LINE.match(_ENTITY.sub(" ", lines[j])):
+                if lines[j].rstrip().endswith(":"):
+                    break  # the next label ("Notes:") ends the list, blank line or not
                 chunk.append(lines[j])
                 j += 1
         for text in chunk:
@@ -213,10 +248,24 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         # an @handle names a person by itself; a plain name must be one the record lists
         if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
+    m = _OWNER_DOING_WILL.match(body) or _CLAUSE_THEN_OWNER.search(first_sentence(body))
+    if m and m.group("owners").split()[0].lower() in known:
+        return first_sentence(m.group("rest")), m.group("owners")
+    m = _THEN_WILL.search(first_sentence(body))
+    if m:
+        subject = speaker or _LEADING_NAME.match(body)
+        name = subject if isinstance(subject, str) or subject is None else subject.group(1)
+        if name and (speaker or name.lower() in known):
+            return first_sentence(m.group("rest")), name  # "Rich: looked into it, will open an issue"
     m = _SELF_ACTION.match(body)
-    if m and (speaker is not None or not body.lower().startswith("will")):
+    if m and (speaker is not None or not body.lower().startswith(("will", "have", "i have"))):
         return first_sentence(m.group("rest")), speaker
-    m = _REQUEST.match(body)
+    m = _REQUEST.match(_FILLER.sub("", body, count=1))
+    if m is None and speaker is not None:
+        m = _SPOKEN_IMPERATIVE.match(body)
+        if m and m.group("verb").lower() in IMPERATIVES and m.group("verb").lower() not in _NOT_SPOKEN_ACTIONS:
+            return first_sentence(body), speaker  # "KK: Engage Marrelle to coordinate"
+        m = None
     if m:
         asked = m.group("asked")
         return first_sentence(m.group("rest")), asked if asked and asked.startswith("@") else None
@@ -264,7 +313,8 @@ _MD_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\([^)]*\)")
 
 def _without(text: str, found: DateMatch) -> str:
     """``text`` without the date phrase ``found`` and the preposition left dangling before it."""
-    rest = (text[: found.start] + " " + text[found.end :]).strip()
+    before = re.sub(r"(?:^|[ \t])(?:on|at|by|for|from|until)[ \t]*$", " ", text[: found.start], flags=re.I)
+    rest = (before + " " + text[found.end :]).strip()
     rest = re.sub(r"\(\s*\)|\s+(?:on|at|for|by|from|until)(?=\s*(?:[.,;:)]|$))", " ", rest)
     return " ".join(rest.split()).strip(" .,;:-–()")
 
@@ -309,6 +359,6 @@ def dated_event(text: str, doc: Document, base_ms: int, heading: str | None) -> 
         return "Next meeting", found.ms
     if not _EVENT_WORDS.search(rest) or len(rest.split()) > 25:
         return None
-    if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000:
-        return None  # the day of the meeting itself
+    if doc.doc_date_ms is not None and abs(found.ms - doc.doc_date_ms) < 86_400_000 and not _DEADLINE_WORDS.search(rest):
+        return None  # the day of the meeting itself (a deadline or milestone that day still counts)
     return first_sentence(rest), found.ms

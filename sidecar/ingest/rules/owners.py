@@ -1,6 +1,6 @@
 """Owners, priority and due date of one task line (shared by every document kind).
 
-Owners come only from explicit forms — a leading or trailing ``@name``, ``(Owner: …)`` /
+Owners come only from explicit forms — a leading or trailing ``@name``, a leading ``For Name:``, ``(Owner: …)`` /
 ``Owner: …``, a leading ``Name to …``/``Name will …`` where the caller allows it, ``Name - …`` or
 ``Name: …`` in an action section, an owner hint (table column, ``AI(…)`` label). Priority comes only from
 explicit markers: ``!high`` / ``!medium`` / ``!low``, ``(P0)``–``(P3)``, ``priority: high``, the
@@ -39,6 +39,19 @@ _NOT_NAMES = frozenset(
      "documentation", "design", "frontend", "backend", "testing", "tests", "research", "meeting", "all", "everyone",
      "team", "group"}
 )
+#: Verbs that start an instruction ("Use SPAG to …", "Ask Ana to …", "Get Bo to …"): a leading
+#: ``NAME to …`` whose first word is one of them names no owner.
+IMPERATIVES = frozenset(
+    "use add make fix run write update check create remove delete move test try get set find ask send call "
+    "tell talk read review merge land open close build port allow let see look implement support document "
+    "clean refactor rename replace change convert switch start stop finish keep need want help have go "
+    "bring take put give prepare plan schedule book email contact invite remind follow consider investigate "
+    "research explore decide define draft edit publish post share upload download install configure deploy "
+    "release submit push pull print sign buy order pay ensure verify confirm list split combine improve engage "
+    "reach coordinate organise organize assign".split()
+)
+#: "For Silona: …", "For Ana and Bo: …" at the start of an action item names its owners.
+_FOR_OWNER = re.compile(rf"^[Ff]or[ \t]+(?P<owners>{_NAME}(?:(?:[ \t]*,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*){_NAME})*)[ \t]*:[ \t]+(?=\S)")
 _LEADING_MENTIONS = re.compile(
     r"^(?P<owners>@[\w.-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w.-]+)*)[ \t:,-]*(?:(?:to|will)[ \t]+)?"
 )
@@ -130,7 +143,11 @@ def task_fields(
     for field_match in list(_OWNER_FIELD.finditer(text)):
         assignees += split_owners(field_match.group("owners"))
     text = _OWNER_FIELD.sub(" ", text).strip()
-    m: re.Match[str] | None = _LEADING_MENTIONS.match(text)
+    m: re.Match[str] | None = _FOR_OWNER.match(text)
+    if m:  # "For Silona: Provide guideline …"
+        assignees += split_owners(m.group("owners"))
+        text = text[m.end() :]
+    m = _LEADING_MENTIONS.match(text)
     if m and m.end() < len(text):
         assignees += split_owners(m.group("owners"))
         text = text[m.end() :]
@@ -143,6 +160,8 @@ def task_fields(
         text = text[: m.start()]
     text = text.strip()
     m = _LEADING_OWNERS.match(text) if lead_owner else None
+    if m and m.group("owners").split()[0].lower().lstrip("@") in IMPERATIVES:
+        m = None  # "Use SPAG to beautify code": an instruction, not "SPAG" owning "beautify code"
     if m:
         owners = split_owners(m.group("owners"))
         if owners:

@@ -35,7 +35,7 @@ _SECTION_TRAILING = re.compile(
 _LABEL = re.compile(
     r"""^[ \t]*(?:(?:[-*+•]|\d{1,3}[.)])[ \t]+)?
     (?P<em>\*\*|\*|__|_)?
-    (?P<label>TODO|to-?do|action[ \t]+items?|action|AI|next[ \t]+steps?|follow[- ]?ups?|will[ \t]+do)
+    (?P<label>TODO|to-?do|action[ \t]+items?|action[ \t]+points?|actions?|AI|next[ \t]+steps?|next[ \t]+actions?|follow[- ]?ups?|will[ \t]+do)
     (?:[ \t]*\((?P<owner>[^()]{1,60})\))?
     (?P<colon1>[ \t]*:)?
     (?:\*\*|\*|__|_)?

@@ -4,7 +4,9 @@ Signal ``action-table``. A PDF's ruled tables come from its layout (the reader's
 ``metadata["tables"]``, cells found by pdfplumber): one whose header row (among the first four)
 names an action/task column and an owner or deadline column gives a task per row, and replaces
 what the line rules made of the same rows' text. A Markdown table counts when its header has an action/task column and
-an owner or deadline column (beside both an owner and a deadline column, "What"/"Item"/
+an owner or deadline column, or a combined "Actions: Responsible" column of ``NAME to VERB`` items
+beside a "Notes/Action Items" column (notes, not actions); cells written as HTML lists give an
+item per ``<li>`` (beside both an owner and a deadline column, "What"/"Item"/
 "Description" is the action column and "When" the deadline: who/what/when tables); a PDF-text table when its header line names an owner/responsible
 column and a deadline/due column (under an "Actions" heading or with "Action" in the header). A
 text row must end in its date (``04/03/19``, ``01 SEP``, ``N/A``) and optional status; rows that
@@ -40,6 +42,8 @@ _TABLE_DUE_COL = re.compile(
     re.I,
 )
 _TABLE_ACTION_COL = re.compile(r"\b(?:actions?|action[ \t]+items?|tasks?|to[- ]?dos?)\b", re.I)
+#: A column of notes that may hold actions among them ("Notes/Action Items", "Discussion & actions").
+_TABLE_NOTES_COL = re.compile(r"\b(?:notes?|discussion|minutes|comments?)\b", re.I)
 #: Other names of the action column, taken only beside both an owner and a deadline column
 #: ("What | Who | When", "Item | Owner | Due date").
 _TABLE_WHAT_COL = re.compile(r"^(?:what|items?|descriptions?|activit(?:y|ies)|deliverables?|work)[ \t]*:?$", re.I)
@@ -104,9 +108,8 @@ class TableRules(Run):
                 if col_status is not None and col_status < len(cells)
                 else "todo"
             )
-            self.add_task(
-                cells[col_action], line, None, "action-table", owner_hint=owner, due_ms=due, status=status
-            )
+            for action in html_items(cells[col_action]):
+                self.add_task(action, line, None, "action-table", owner_hint=owner, due_ms=due, status=status)
         return j - i
 
     def _text_table(self, lines: list[Line], i: int) -> int:
@@ -218,8 +221,14 @@ def _columns(row: list[str]) -> tuple[int, int | None, int | None, int | None] |
     """``(action, owner, due, status)`` column indexes when ``row`` is an action table's header
     (an action/task column and an owner or deadline column, all different), else None."""
     short = [c if len(c.split()) <= 5 else "" for c in row]
-    action = next((k for k, c in enumerate(short) if _TABLE_ACTION_COL.search(c)
+    action = next((k for k, c in enumerate(short) if _TABLE_ACTION_COL.search(c) and not _TABLE_NOTES_COL.search(c)
                    and not _TABLE_OWNER_COL.search(c) and not _TABLE_DUE_COL.search(c)), None)
+    if action is None:
+        # "Actions: Responsible" beside "Notes/Action Items": the column of "NAME to VERB" items
+        combined = next((k for k, c in enumerate(short) if _TABLE_ACTION_COL.search(c) and _TABLE_OWNER_COL.search(c)), None)
+        if combined is not None:
+            due = next((k for k, c in enumerate(short) if _TABLE_DUE_COL.search(c) and k != combined), None)
+            return combined, None, due, None
     owner = next((k for k, c in enumerate(short) if _TABLE_OWNER_COL.search(c) and k != action), None)
     due = next((k for k, c in enumerate(short) if _TABLE_DUE_COL.search(c) and k not in (action, owner)), None)
     status = next((k for k, c in enumerate(short) if re.search(r"\bstatus\b", c, re.I)), None)
@@ -230,6 +239,20 @@ def _columns(row: list[str]) -> tuple[int, int | None, int | None, int | None] |
     if action is None or (owner is None and due is None):
         return None
     return action, owner, due, status
+
+
+_HTML_ITEM = re.compile(r"<li\b[^>]*>(.*?)(?=</li>|<li\b|$)", re.I | re.S)
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+
+def html_items(cell: str) -> list[str]:
+    """The items of a table cell written in HTML, as GitBook and Notion export them: one per
+    ``<li>``, else the cell without its tags (``<p><br></p>`` is empty)."""
+    if "<" not in cell:
+        return [cell]
+    items = [m.group(1) for m in _HTML_ITEM.finditer(cell)] or [cell]
+    out = [" ".join(_HTML_TAG.sub(" ", item).replace("&#x26;", "&").replace("&amp;", "&").split()) for item in items]
+    return [item for item in out if item]
 
 
 def _locate(text: str, cell: str, start: int, end: int) -> int | None:

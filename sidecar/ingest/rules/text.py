@@ -10,17 +10,22 @@ Signals, by ``ExtractedItem.signal``:
     mark at either end), is reported with status ``done`` (:func:`.titles.done_marker`).
 ``todo-line`` / ``action-line`` / ``ai-line`` / ``next-step-line`` / ``follow-up-line``
     A line (optionally a list item, optionally emphasised as ``*AI:*`` or ``**Action:**``)
-    starting with ``TODO`` (upper case; ``todo:``/``to-do:`` need the colon), ``Action:``,
+    starting with ``TODO`` (upper case; ``todo:``/``to-do:`` need the colon), ``Action:``, ``Actions:``, ``Action point(s):``, ``Next action(s):``,
     ``Action item(s):``, ``AI:`` (upper case, as in W3C/WebAssembly minutes), ``Next step(s):``
     or ``Follow-up(s):``. ``AI(JF):`` / ``Action item (Ana):`` name the owner.
 ``action-section``
     Items under a heading or label line that *is* such a label — ``## Action items``,
-    ``### TODO``, ``Action Points:``, ``Action List``, ``Next steps:`` — or a short line ending
+    ``### TODO``, ``Action Points:``, ``Action List``, ``Next steps:``, ``Items deferred`` — or a short line ending
     in ``action items:``. The section's list items (or, when the first line after the label is
     not a list item, its plain lines up to a blank line) are tasks. It ends at the next
     heading, a rule line (``---``), a blank line followed by text, or text outdented to the
     label. Items of one word (group labels such as "Design") are skipped; items grouped under
     a person's name (``- Ana`` over her items) are tasks that person owns, as is ``Ana: …``.
+``person-group``
+    In minutes, work delegated under a person's name: list items under an item that is only a
+    listed name ("- Leon" then "- Update quiz question"), or ``Leon - Elicitation``. Reports
+    ("Finished …", "Starting today", "Will …") are skipped; so are attendee lists (under a
+    "Present"/"Attendees" label, or mostly full names) and names that own no action.
 ``todo-marker``
     A list item ending in ``- TODO`` (todo) or ``- DONE`` (done).
 ``todo-file``
@@ -32,7 +37,7 @@ Signals, by ``ExtractedItem.signal``:
     See :mod:`.tables`.
 ``next-meeting``
     A timeline entry from a ``Next meeting: 5th April, 2pm`` line, or ``Next Meeting`` followed
-    by a ``Date:`` line.
+    by a ``Date:`` line, or by a line that is only a date (a PDF form's label over its value).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from sidecar.ingest.rules.base import (
     LIST_ITEM,
     Line,
 )
+from sidecar.ingest.rules.delegation import DelegationRules
 from sidecar.ingest.rules.minutes import (
     dated_event,
     email_request,
@@ -57,14 +63,10 @@ from sidecar.ingest.rules.minutes import (
     minutes_action,
     strip_prefixes,
 )
-from sidecar.ingest.rules.minutes import (
-    people as listed_people,
-)
 from sidecar.ingest.rules.sections import (
     NUMBERING,
     PERSON_LINE,
     Section,
-    SectionRules,
     is_commentary,
     is_group_label,
     is_todo_file,
@@ -77,6 +79,16 @@ _MARKER = re.compile(r"^(?P<body>.*\S)[ \t]+[-–:][ \t]*(?P<mark>TODO|DONE)!*[ 
 _NEXT_MEETING = re.compile(
     r"^[ \t]*(?:[-*+•][ \t]+)?(?:\*\*)?next[ \t]+meeting(?:\*\*)?[ \t]*(?:[:\-–][ \t]*)?(?P<rest>.*)$", re.I
 )
+#: A line that can be a date alone: starts with a weekday, a month or a digit, and is short.
+_DATE_ONLY = re.compile(
+    r"^[ \t]*(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?[ \t]+|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[ \t]+\d|\d)"
+    r"[^\n]{0,60}$",
+    re.I,
+)
+#: An action of one or two words that needs its topic ("land", "comment", "follow up").
+_BARE_ACTION = re.compile(r"^[ \t]*[a-z]+(?:[ \t]+(?:up|on|in|back|it|this|that|them))?[ \t.!]*$")
+
+
 _DATE_FIELD = re.compile(r"^[ \t]*date[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _TIME_FIELD = re.compile(r"^[ \t]*time[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _EMAIL_STOP = re.compile(
@@ -96,7 +108,7 @@ def _standup_person(lines: list[Line], i: int) -> str | None:
     return None
 
 
-class TextRules(SectionRules):
+class TextRules(DelegationRules):
     """The line scanner: one pass over a region of ``doc.text`` (a whole file, or one message)."""
 
     def region(self, start: int, end: int) -> list[Line]:
@@ -214,6 +226,11 @@ class TextRules(SectionRules):
                 continue
             if heading:
                 last_heading = clean_markup(heading).strip() or last_heading
+            if section is None and self.minutes and not line.blank:
+                consumed = self._person_group(lines, i)
+                if consumed:
+                    i += consumed
+                    continue
             if not line.blank and section is None and (self.minutes or email) and self._sentence_rules(
                 line, last_heading, email=email
             ):
@@ -259,12 +276,6 @@ class TextRules(SectionRules):
             self._minutes = self.doc.kind != "email" and looks_like_minutes(self.doc)
         return self._minutes
 
-    @property
-    def people(self) -> frozenset[str]:
-        if self._people is None:
-            self._people = listed_people(self.doc)
-        return self._people
-
     def _sentence_rules(self, line: Line, heading: str | None, *, email: bool) -> bool:
         """Actions and dated events written as sentences (minutes), requests (email)."""
         text = line.text
@@ -281,7 +292,12 @@ class TextRules(SectionRules):
         if label and label[1] and action is None:
             action = (label[1], speaker)
         if action is not None:
-            found = self.add_task(action[0], line, None, "minutes-action", owner_hint=action[1])
+            title = action[0]
+            if _BARE_ACTION.match(clean_markup(title)):
+                topic = self._parent_item(line)
+                if topic:
+                    title = f"{title} – {topic}"  # "Myles takes action to land" under "Draft Staging Process"
+            found = self.add_task(title, line, None, "minutes-action", owner_hint=action[1])
         return self._dated_event(line, heading) or found
 
     def _dated_event(self, line: Line, heading: str | None) -> bool:
@@ -333,6 +349,15 @@ class TextRules(SectionRules):
                     if ":" in t.group("value") or re.search(r"[ap]\.?m", t.group("value"), re.I):
                         phrase = f"{phrase} {t.group('value').strip()}"
                     last = nxt
+        if not phrase:
+            # a label over its value, as PDF tables and forms give it: "Next meeting" alone, then
+            # a line that is a date ("Wednesday, September 30, 2020 at 10:10am EDT")
+            nxt_line = next((ln for ln in lines[i + 1 : i + 4] if not ln.blank), None)
+            if nxt_line is not None and _DATE_ONLY.match(nxt_line.text):
+                found = find_date(nxt_line.text, self.base_ms)
+                rest_words = (nxt_line.text[: found.start] + nxt_line.text[found.end :]).split() if found else []
+                if found and len(rest_words) <= 3:
+                    phrase, last = nxt_line.text.strip(), nxt_line
         if not phrase:
             return False
         found = find_date(phrase, self.base_ms)

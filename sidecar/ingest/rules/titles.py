@@ -16,6 +16,23 @@ BULLETS = "-*+•●○■□▪◦·‣⁃–—➢➤►▶▸▹◆◇❖❏�
 #: A cell or line that says there is nothing: "N/A", "none", "TBD", "-", "?".
 NOTHING = re.compile(r"^(?:n/?a|none|nothing|tbd|tbc|no actions?|-+|\?+)\b", re.I)
 
+#: Words of a meeting record's own structure (its headings and form fields).
+_RECORD_WORDS = frozenset(
+    "meeting meetings minutes action actions items item date time dates times location venue attendees "
+    "attendance present apologies agenda itemized decisions decision notes next steps step end start "
+    "i e ie team purpose propose discussion summary follow up ups points outcomes".split()
+)
+
+
+def is_record_heading(title: str) -> bool:
+    """True when ``title`` is made only of a meeting record's structure words ("Date & Time",
+    "Meeting Minutes & Action Items", "Minutes (i.e. Decisions)"): a heading or field label that a
+    PDF gives as a line of its own, not a task."""
+    if re.search(r"\d", title):
+        return False  # "Item 5" is a task's own title
+    words = re.findall(r"[^\W\d_]+", title.lower())
+    return len(words) >= 2 and all(w in _RECORD_WORDS for w in words)
+
 
 _MARKUP_SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"~~.*?~~"), " "),
@@ -103,7 +120,8 @@ _TRAIL_CLAUSE = re.compile(
     r"|[ \t]+(?=(?:so[ \t]+that|in[ \t]+order[ \t]+to)\b)",  # a purpose clause, comma or not
     re.I,
 )
-#: A long item that opens with a short capitalised label and a colon ("Solidify the strategy: develop …").
+#: A long item that opens with a short capitalised label and a colon ("Solidify the strategy: develop …",
+#: "Group decision: Meeting cadence …"); the rest's first letter tells which part is the item.
 _LEAD_LABEL = re.compile(r"^(?P<label>[A-Z][^:;,.()]{8,50}?):[ \t]+(?P<rest>\S.{30,})$")
 #: Template words that are no title ("ACTION: text" in an empty minutes template).
 _PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "name: text", "n/a"})
@@ -112,8 +130,9 @@ _PLACEHOLDERS = frozenset({"text", "tbd", "tbc", "xxx", "todo", "...", "…", "n
 def clean_task_title(title: str) -> tuple[str, str | None]:
     """``(title, aside)``: a task title without list numbering or bullets left in it ("88.1-",
     "○"), a trailing link, trailing votes ("+1 JB"), a trailing remark in brackets ("(i.e. …)",
-    "(e.g. …)", "(see …)") and, in a title longer than 70 characters, a trailing clause (", which …",
-    ", including …"); what is cut is returned as ``aside`` for the description and trailing punctuation (a
+    "(e.g. …)", "(see …)") and, in a title longer than 70 characters, a leading label (kept as the
+    title when what follows continues it in lower case or when it has three words or more, dropped
+    when it is a category of one or two words before a sentence of its own) and a trailing clause (", which …", ", including …"); what is cut is returned as ``aside`` for the description and trailing punctuation (a
     question mark stays). A template placeholder ("text") becomes ``""``."""
     text = _LEAD_NUMBERING.sub("", title).strip()
     aside: str | None = None
@@ -130,9 +149,12 @@ def clean_task_title(title: str) -> tuple[str, str | None]:
             break
     if len(text) > 70:
         m = _LEAD_LABEL.match(text)
-        if m:  # "Implement key changes: formalise and optimise …": the label is the title
+        if m and (m.group("rest")[:1].islower() or len(m.group("label").split()) >= 3):
+            # "Implement key changes: formalise and optimise …": the label is the title
             aside = m.group("rest") if aside is None else f"{m.group('rest')}; {aside}"
             text = m.group("label")
+        elif m:  # "Group decision: Meeting cadence …": a category of two words, the rest is the item
+            text = m.group("rest")
     if len(text) > 70:
         m = _TRAIL_CLAUSE.search(text, 15)
         if m:

@@ -51,6 +51,12 @@ def _minutes(text: str = MINUTES) -> list[tuple[str, str, list[str]]]:
     return [(i.type, i.title, i.assignees) for i in rules.extract(doc)]
 
 
+def _tasks(text: str, kind: str = "markdown", date: tuple[int, int, int] = (2024, 5, 1)) -> list[tuple[str, list[str]]]:
+    """The tasks (title, assignees) the rules find in ``text`` read as a ``kind`` document of ``date``."""
+    doc = Document(path=Path("m.pdf" if kind == "pdf" else "m.md"), kind=kind, text=text, doc_date_ms=day(*date))
+    return [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"]
+
+
 def test_minutes_sentences_become_tasks_with_owners() -> None:
     items = _minutes()
     tasks = [(t, a) for kind, t, a in items if kind == "task"]
@@ -69,8 +75,7 @@ def test_owners_known_from_other_people_lists_and_from_speaker_names() -> None:
             "Michael: the build is red again\nMichael: I looked at it yesterday\n"
             "* Priya has agreed to draft the budget\n* Michael to fix the build\n* Fred to buy cake\n"
             "* @sam-k will update the changelog\n")
-    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
-    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+    assert _tasks(text) == [
         ("draft the budget", ["Priya"]), ("fix the build", ["Michael"]), ("update the changelog", ["sam-k"]),
     ]
 
@@ -376,8 +381,7 @@ def test_a_speaker_giving_an_instruction_and_a_filler_before_a_request() -> None
             "* KK: Engage the design team to coordinate\n* SC: Need to check their scopes first\n"
             "* SC: See the thread for details\n* JB: So lets move the known issues into the next milestone\n"
             "* KK: thanks all\n")
-    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
-    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+    assert _tasks(text) == [
         ("Engage the design team to coordinate", ["KK"]),
         ("move the known issues into the next milestone", []),
     ]
@@ -402,8 +406,7 @@ def test_a_second_clause_without_its_subject_is_the_speakers_or_named_persons_ac
             "* Rich: looked into it, will open an issue for the flaky test\n"
             "* Cy checking the numbers; will report back on the budget\n"
             "* Maybe later, will open the discussion again\n")
-    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
-    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+    assert _tasks(text) == [
         ("open an issue for the flaky test", ["Rich"]), ("report back on the budget", ["Cy"]),
     ]
 
@@ -414,8 +417,7 @@ def test_a_speakers_have_to_is_their_commitment_and_but_name_will_counts() -> No
     text = ("# Team meeting minutes\n\n## Present\n\n* Rob Vale\n* Cy Park\n\n## Notes\n\n"
             "* RV: Got to go. Have to follow up via comments.\n* RV: Need to get implementors together\n"
             "* Have to think about it\n* The review could be slow, but Cy will chase the editors\n")
-    doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 5, 1))
-    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+    assert _tasks(text) == [
         ("follow up via comments", ["RV"]), ("chase the editors", ["Cy"]),
     ]
 
@@ -430,8 +432,7 @@ def test_work_delegated_under_a_persons_name() -> None:
             "- Delegation of roles:\n- Leon\n- Update quiz question\n- Move a quiz question\n- Samuel\n"
             "- Restore a quiz from trash\n- Haixing\n- Finished his part\n- Starting today\n"
             "- Samuel to complete the quiz list\n- For Pdf:\n- Leon - Elicitation\n- Newsletter\n- Stickers\n")
-    doc = Document(path=Path("m.pdf"), kind="pdf", text=text, doc_date_ms=day(2024, 3, 4))
-    assert [(i.title, i.assignees) for i in rules.extract(doc) if i.type == "task"] == [
+    assert _tasks(text, "pdf", (2024, 3, 4)) == [
         ("Update quiz question", ["Leon"]), ("Move a quiz question", ["Leon"]),
         ("Restore a quiz from trash", ["Samuel"]), ("Elicitation", ["Leon"]),
     ]

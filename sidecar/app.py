@@ -29,6 +29,7 @@ from sidecar.agent import service as agent_service
 from sidecar.api import clients, comments, events, health, notes, projects, secrets, tasks, timelines
 from sidecar.appstate import (
     BACKGROUND,
+    BACKGROUND_FIRST,
     HANDSHAKE_DONE,
     NOTIFICATIONS,
     READINESS,
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app[HANDSHAKE_DONE] = asyncio.Event()
     app[SHUTTING_DOWN] = asyncio.Event()
     app[BACKGROUND] = set()
+    app[BACKGROUND_FIRST] = set()
     app.cleanup_ctx.append(background_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_secrets_ctx)

@@ -42,6 +42,8 @@ HANDSHAKE_DONE = web.AppKey("handshake_done", asyncio.Event)
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 #: background tasks started by :func:`sidecar.background.after_handshake`; cancelled at shutdown
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")
+#: the first stage of that work (``after_handshake(..., first=True)``); the rest waits for it
+BACKGROUND_FIRST: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background_first")
 
 # -- agent (sidecar.agent.service) -----------------------------------------------------------
 AGENT: web.AppKey[AgentService] = web.AppKey("agent")

@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib._bootstrap
 import logging
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 
-from sidecar.appstate import BACKGROUND, HANDSHAKE_DONE
+from sidecar.appstate import BACKGROUND, BACKGROUND_FIRST, HANDSHAKE_DONE
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +95,129 @@ def loading_libraries() -> Iterator[None]:
             gc.freeze()  # long-lived by nature: never scanned again
 
 
-def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]]) -> None:
+#: Longest a worker thread's import is held by :func:`foreground` (s): bounds the wait should the
+#: foreground itself need a module that held thread is in the middle of importing.
+FOREGROUND_HOLD_MAX_S = 0.25
+
+
+class _ImportGate:
+    """While foreground work runs, another thread's next import waits (bounded) until it ends.
+
+    It waits in an audit hook of the ``import`` event (:func:`sys.addaudithook`), which CPython
+    raises before it looks for a module that is not loaded yet, with no import lock held: a
+    finder on ``sys.meta_path`` would wait holding the global import lock, so every thread's
+    imports, the foreground's included, would wait with it. Audit hooks cannot be removed; this
+    one is installed by the first :func:`foreground` and costs a string comparison per event."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.installed = False
+        self.holders: dict[int, int] = {}  # thread ident -> nested foreground() count
+        self.clear = threading.Event()
+        self.clear.set()
+        self.episode = 0  # counts the times foreground work began with none running
+        self._waits = threading.local()  # per thread: (episode, seconds held in it)
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event != "import" or self.clear.is_set():
+            return
+        me = threading.get_ident()
+        if me in self.holders or asyncio._get_running_loop() is not None:
+            return  # the foreground itself, or an event loop's thread
+        # A held thread keeps the locks of the modules it is importing. Should the foreground
+        # need one of them, it would wait for this thread: the hold ends as soon as another
+        # thread waits for a lock of ours, and lasts FOREGROUND_HOLD_MAX_S at most per episode.
+        episode, held = getattr(self._waits, "held", (-1, 0.0))
+        if episode != self.episode:
+            episode, held = self.episode, 0.0
+        started = time.monotonic()
+        while held + time.monotonic() - started < FOREGROUND_HOLD_MAX_S:
+            if self.clear.wait(_HOLD_SLICE_S) or _awaited(me):
+                break
+        self._waits.held = (episode, held + time.monotonic() - started)
+
+
+#: How often a held import checks whether another thread waits for it (s).
+_HOLD_SLICE_S = 0.002
+
+
+def _awaited(me: int) -> bool:
+    """Whether a thread waits, directly or along a chain of threads, for a module lock held by
+    thread ``me``. Reads the import system's own record of who waits for which module lock
+    (CPython's ``importlib._bootstrap._blocking_on``, what its deadlock detection reads: a lock
+    per thread up to 3.11, a list of locks from 3.12); without it, False (the time bound holds)."""
+    blocking = getattr(importlib._bootstrap, "_blocking_on", None)  # type: ignore[attr-defined]
+    if not blocking:
+        return False
+    waits_for: dict[int, set[int]] = {}
+    for tid, entry in list(blocking.items()):
+        locks = entry if isinstance(entry, list) else [entry]
+        waits_for[tid] = {owner for lock in locks if (owner := getattr(lock, "owner", None)) is not None}
+    for start in waits_for:
+        seen: set[int] = set()
+        todo = [start]
+        while todo:
+            tid = todo.pop()
+            for owner in waits_for.get(tid, ()):
+                if owner == me:
+                    return True
+                if owner not in seen:
+                    seen.add(owner)
+                    todo.append(owner)
+    return False
+
+
+_gate = _ImportGate()
+
+
+@contextlib.contextmanager
+def foreground() -> Iterator[None]:
+    """Give the block the CPU over start-up's background loading: while it runs, imports in
+    other threads (LiteLLM, AgentScope, LanceDB, keyring loading after the handshake) wait at
+    their next module, each for at most :data:`FOREGROUND_HOLD_MAX_S`. Nested and concurrent
+    uses are counted.
+
+    Why: on 2 cores, three loading threads and the event loop share one GIL, so a request posted
+    right after the handshake ran at a fraction of the speed (the first run's ``RUN_STARTED`` in
+    ~250 ms instead of ~70 ms). For short work the user is waiting for (an agent run until its
+    first event), never for a stream that lasts."""
+    ident = threading.get_ident()
+    with _gate.lock:
+        if not _gate.installed:
+            sys.addaudithook(_gate.audit)
+            _gate.installed = True
+        if not _gate.holders:
+            _gate.episode += 1
+            _gate.clear.clear()
+        _gate.holders[ident] = _gate.holders.get(ident, 0) + 1
+    try:
+        yield
+    finally:
+        with _gate.lock:
+            _gate.holders[ident] -= 1
+            if not _gate.holders[ident]:
+                del _gate.holders[ident]
+            if not _gate.holders:
+                _gate.clear.set()
+
+
+def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]], *,
+                    first: bool = False) -> None:
     """Run ``work`` in the background once the handshake is out (heavy imports, warm-ups,
     watchers, index catch-up). It is cancelled when the app shuts down; a failure is logged,
-    not fatal."""
+    not fatal.
+
+    ``first=True`` puts it in the first stage: what a request arriving right after the
+    handshake needs (the AG-UI models of a run, ~0.07 s), which gets the CPU to itself; every
+    other work starts once the first stage has ended (however it ended). Work registered after
+    the handshake starts at once."""
 
     async def runner() -> None:
         await app[HANDSHAKE_DONE].wait()
+        if not first:
+            pending = [t for t in app[BACKGROUND_FIRST] if not t.done()]
+            if pending:
+                await asyncio.wait(pending)
         try:
             await work()
         except asyncio.CancelledError:
@@ -107,7 +225,10 @@ def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitabl
         except Exception:
             log.exception("background start-up work failed", extra={"work": name})
 
-    app[BACKGROUND].add(asyncio.get_running_loop().create_task(runner(), name=name))
+    task = asyncio.get_running_loop().create_task(runner(), name=name)
+    app[BACKGROUND].add(task)
+    if first:
+        app[BACKGROUND_FIRST].add(task)
 
 
 async def background_ctx(app: web.Application) -> AsyncIterator[None]:

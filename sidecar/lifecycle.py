@@ -231,6 +231,7 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
 
         from sidecar.app import create_app
         from sidecar.appstate import HANDSHAKE_DONE
+        from sidecar.background import after_handshake
         from sidecar.server import make_runner
 
     asyncio.get_running_loop().set_default_executor(NoWaitExecutor(thread_name_prefix="sidecar-worker"))
@@ -259,14 +260,15 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     gc.freeze()  # start-up's objects: never scanned again (cli turned GC off until here)
     gc.enable()
     log.info("serving", extra={"port": port, "data_dir": str(settings.data_dir)})
-    ca_store = asyncio.get_running_loop().run_in_executor(None, tls.load_deferred)
+    # the system CA store (~75 ms per context, holding the GIL) after the first stage of the
+    # background work, so a request posted right after the handshake is not stalled by it
+    after_handshake(app, "tls-ca-store", tls.ensure_loaded)
 
     if _stdin_is_watchable():
         _watch_stdin(stopper)
     parent_task = asyncio.create_task(_watch_parent(stopper, settings))
     await stopper.event.wait()
     parent_task.cancel()
-    ca_store.cancel()  # a no-op once it has run
     log.info("shutting down", extra={"reason": stopper.reason})
     try:
         await asyncio.wait_for(runner.cleanup(), timeout=settings.shutdown_timeout_s + 1)

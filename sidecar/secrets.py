@@ -60,7 +60,7 @@ class SecretStore:
         self._env = env
 
     def status(self) -> tuple[bool, str]:
-        """``(usable, detail)`` of the keyring backend."""
+        """``(usable, detail)`` of the keyring backend. Blocking (call it in a worker thread)."""
         import keyring  # loading backends is slow; never before the handshake
 
         kr = keyring.get_keyring()
@@ -73,19 +73,8 @@ class SecretStore:
         """The secret's value: the environment override first, then the keyring; None if unset."""
         check_name(name)
         value = self._env.get(env_name(name))
-        if value:
-            redact(value)
-            return value
-        usable, _ = self.status()
-        if not usable:
-            return None
-        import keyring
-        import keyring.errors
-
-        try:
-            value = await asyncio.to_thread(keyring.get_password, SERVICE, name)
-        except keyring.errors.KeyringError:
-            return None
+        if not value:
+            value = await asyncio.to_thread(self._read, name)
         redact(value)
         return value
 
@@ -100,6 +89,34 @@ class SecretStore:
         if not value:
             raise ValidationFailed.field("value", "must not be empty")
         redact(value)
+        await asyncio.to_thread(self._write, name, value)
+
+    async def delete(self, name: str) -> bool:
+        """Remove a secret from the keyring; False if it was not there.
+
+        Raises:
+            Unavailable: no secure keyring backend (code ``secrets_unavailable``).
+        """
+        check_name(name)
+        return await asyncio.to_thread(self._delete, name)
+
+    # The keyring's side, each whole in a worker thread: the first use imports keyring and
+    # discovers its backends (entry points, a D-Bus connection), ~0.2 s that on the event loop
+    # stalled every request, the first agent run's RUN_STARTED among them.
+
+    def _read(self, name: str) -> str | None:
+        usable, _ = self.status()
+        if not usable:
+            return None
+        import keyring
+        import keyring.errors
+
+        try:
+            return keyring.get_password(SERVICE, name)
+        except keyring.errors.KeyringError:
+            return None
+
+    def _write(self, name: str, value: str) -> None:
         usable, detail = self.status()
         if not usable:
             raise Unavailable(f"cannot store secrets: {detail}", code="secrets_unavailable")
@@ -107,13 +124,11 @@ class SecretStore:
         import keyring.errors
 
         try:
-            await asyncio.to_thread(keyring.set_password, SERVICE, name, value)
+            keyring.set_password(SERVICE, name, value)
         except keyring.errors.KeyringError as exc:
             raise Unavailable(f"the keyring refused the secret: {exc}", code="secrets_unavailable") from None
 
-    async def delete(self, name: str) -> bool:
-        """Remove a secret from the keyring; False if it was not there."""
-        check_name(name)
+    def _delete(self, name: str) -> bool:
         usable, detail = self.status()
         if not usable:
             raise Unavailable(f"cannot change secrets: {detail}", code="secrets_unavailable")
@@ -121,7 +136,7 @@ class SecretStore:
         import keyring.errors
 
         try:
-            await asyncio.to_thread(keyring.delete_password, SERVICE, name)
+            keyring.delete_password(SERVICE, name)
         except keyring.errors.PasswordDeleteError:
             return False
         return True

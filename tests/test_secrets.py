@@ -106,3 +106,25 @@ async def test_secret_values_never_reach_the_log(api: Api) -> None:
         logging.getLogger().handlers.clear()
     out = buf.getvalue()
     assert "super-secret-value-42" not in out and TOKEN not in out and out.count("[redacted]") == 2
+
+
+async def test_keyring_work_never_runs_on_the_event_loop(memory_keyring: MemoryKeyring,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding the keyring backend (entry points, D-Bus) took ~0.2 s on the event loop at the
+    first secret read after start-up, stalling every request meanwhile: it belongs in a thread."""
+    import threading
+
+    loop_thread = threading.current_thread()
+    seen: list[threading.Thread] = []
+    real = keyring.get_keyring
+
+    def spying_get_keyring():  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread())
+        return real()
+
+    monkeypatch.setattr(keyring, "get_keyring", spying_get_keyring)
+    secrets = SecretStore({})
+    await secrets.set("openai.key", "sk-abc-123456")
+    assert await secrets.get("openai.key") == "sk-abc-123456"
+    assert await secrets.delete("openai.key") is True
+    assert seen and loop_thread not in seen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.agent.stack import stack_loaded
+from sidecar.agent.stack import load_run_events, stack_loaded
 from sidecar.appstate import AGENT, READINESS
 from sidecar.background import after_handshake
 
@@ -27,6 +27,9 @@ async def refresh_readiness(app: web.Application) -> None:
         readiness.set("agent", "ok", f"model {settings.model}{where}")
         return
     readiness.set("agent", "starting", f"loading the agent libraries for model {settings.model}{where}")
+    # a run's AG-UI models before anything else of start-up, so a run posted right after the
+    # handshake gets its RUN_STARTED without waiting for the heavy libraries
+    after_handshake(app, "agent-run-events", load_run_events, first=True)
 
     async def warm_up() -> None:
         await app[AGENT].warm()  # the libraries (frozen out of the collector's view by

@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from typing import Any
 
 from aiohttp import web
 from pydantic import Field, ValidationError
@@ -27,6 +29,7 @@ from sidecar.agent.runs import MODEL_SETTING_KEY
 from sidecar.agent.settings import AGENT_PROMPTS_KEY, AgentPrompts, ModelSettings
 from sidecar.api.io import compact_json, dump, json_ok, read_body, read_json, read_query, sse_response
 from sidecar.appstate import AGENT, HISTORY, SECRETS
+from sidecar.background import foreground
 from sidecar.errors import NotFound, ValidationFailed
 from sidecar.store.models import ApiModel, Offset, Seq
 
@@ -60,28 +63,37 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         run_input = RunAgentInput.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc) from None
-    handle, queue = await request.app[AGENT].start(run_input)
-    resp = sse_response(request)
-    try:
-        await resp.prepare(request)
-        ended = False
-        while not ended:
-            # Everything already queued goes out in one write (fewer syscalls when the model is fast).
-            frames = []
-            item = await queue.get()
-            while item is not None:
-                frames.append(item.sse)
-                if queue.empty():
-                    break
-                item = queue.get_nowait()
-            ended = item is None
-            if frames:
-                await resp.write("".join(frames).encode())
-    except ConnectionResetError:
-        pass  # the client went away; the run itself continues and is stored
-    finally:
-        handle.subscribers.discard(queue)
+    with contextlib.ExitStack() as first_events:
+        # Until its first events are out, the run has the CPU over start-up's background loading.
+        first_events.enter_context(foreground())
+        handle, queue = await request.app[AGENT].start(run_input)
+        resp = sse_response(request)
+        try:
+            await resp.prepare(request)
+            ended = False
+            while not ended:
+                ended = await _relay_queued(resp, queue)
+                first_events.close()
+        except ConnectionResetError:
+            pass  # the client went away; the run itself continues and is stored
+        finally:
+            handle.subscribers.discard(queue)
     return resp
+
+
+async def _relay_queued(resp: web.StreamResponse, queue: asyncio.Queue[Any]) -> bool:
+    """Wait for the run's next event, then write it and everything already queued behind it in
+    one write (fewer syscalls when the model is fast). Returns True once the run has ended."""
+    frames = []
+    item = await queue.get()
+    while item is not None:
+        frames.append(item.sse)
+        if queue.empty():
+            break
+        item = queue.get_nowait()
+    if frames:
+        await resp.write("".join(frames).encode())
+    return item is None
 
 
 async def cancel_run(request: web.Request) -> web.Response:

@@ -1,12 +1,14 @@
 """The index's one writer: feeds LanceDB from the change log (and the files feed), in one task.
 
 Every committed change wakes the writer (:meth:`Indexer.wake`, a store commit listener); it
-waits ``debounce_ms`` for the burst to end, then takes the entries after its cursor in batches
-(``batch`` entries), re-reads the rows they touched, chunks them, embeds only chunks whose text
-changed (vectors of unchanged chunks are reused by text hash), and writes each batch to LanceDB
-in one ``merge_insert`` (new and changed chunks in, the touched documents' other chunks out).
-Only after LanceDB has committed does it advance the cursor in SQLite (``search_cursors``), so
-a crash in between replays the batch (idempotent) and a restart resumes where it stopped.
+waits for the burst to end (``debounce_ms`` without a change, a trailing debounce, but never
+more than ``max_delay_ms`` after the first change), then takes the entries after its cursor in
+batches (``batch`` entries), re-reads the rows they touched, chunks them, embeds only chunks
+whose text changed (vectors of unchanged chunks are reused by text hash), and writes each batch
+to LanceDB in one ``merge_insert`` (new and changed chunks in, the touched documents' other
+chunks out). Only after LanceDB has committed does it advance the cursor in SQLite
+(``search_cursors``), so a crash in between replays the batch (idempotent) and a restart resumes
+where it stopped.
 
 A :class:`Target` is a table being fed. There is the *active* one (what searches read) and,
 while the embedder changes or ``sidecar reindex`` runs, a *building* one, filled from every
@@ -77,12 +79,14 @@ class Indexer:
     """The writer task and the targets it feeds. See the module docstring."""
 
     def __init__(self, store: Store, lance: LanceStore, load_memories: MemoryLoader, *,
-                 publish: Publish | None = None, debounce_ms: int = 50, batch: int = 500) -> None:
+                 publish: Publish | None = None, debounce_ms: int = 50, max_delay_ms: int = 1000,
+                 batch: int = 500) -> None:
         self.store = store
         self.lance = lance
         self.load_memories = load_memories
         self.publish = publish
         self.debounce_ms = debounce_ms
+        self.max_delay_ms = max_delay_ms
         self.batch = batch
         self.active: Target | None = None
         self.building: Target | None = None
@@ -183,7 +187,7 @@ class Indexer:
                 async with asyncio.timeout(1.0):
                     await self._wake.wait()
             if self._wake.is_set() and self.debounce_ms:
-                await asyncio.sleep(self.debounce_ms / 1000)
+                await self._burst_end()
             self._wake.clear()
             try:
                 more = await self._step()
@@ -201,6 +205,18 @@ class Indexer:
                 await self._maintain()
                 if not self._wake.is_set():
                     self._idle.set()
+
+    async def _burst_end(self) -> None:
+        """Return once no change has come for ``debounce_ms``, or ``max_delay_ms`` after the
+        call. Why trailing: an agent run's tool calls commit every few ms, and indexing
+        (embedding, a LanceDB write) in the middle of them took the CPU they were waiting for."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_delay_ms / 1000
+        while True:
+            self._wake.clear()
+            await asyncio.sleep(min(self.debounce_ms / 1000, max(0.0, deadline - loop.time())))
+            if not self._wake.is_set() or loop.time() >= deadline:
+                return
 
     async def _step(self) -> bool:
         """One batch for each target; True when there is more to do."""

@@ -175,3 +175,52 @@ async def test_index_progress_on_the_events_stream(api: Api) -> None:
                 break
     else:
         raise AssertionError(f"no index.progress event: {seen}")
+
+
+async def _burst(api: Api, n: int, gap_s: float) -> tuple[list[float], list[float]]:
+    """``n`` task creations ``gap_s`` apart (an agent run's tool calls); returns the loop times
+    of the commits and of the indexer's batches begun meanwhile and up to 1 s after."""
+    indexer = api.app[SEARCH].indexer
+    assert indexer is not None
+    loop = asyncio.get_running_loop()
+    steps: list[float] = []
+    real_step = indexer._step
+
+    async def step() -> bool:
+        steps.append(loop.time())
+        return await real_step()
+
+    indexer._step = step  # type: ignore[method-assign]
+    commits = []
+    for i in range(n):
+        await api.ok("POST", "/v1/tasks", {"title": f"burst task {i}"}, status=201)
+        commits.append(loop.time())
+        await asyncio.sleep(gap_s)
+    await asyncio.sleep(1.0)
+    indexer._step = real_step  # type: ignore[method-assign]
+    return commits, steps
+
+
+async def test_indexing_waits_for_a_burst_of_changes_to_end(api: Api) -> None:
+    """Embedding and a LanceDB write in the middle of an agent run's tool calls took the CPU
+    they were waiting for: the writer starts once no change has come for its debounce."""
+    await ready_vectors(api)
+    await wait_idle(api)
+    indexer = api.app[SEARCH].indexer
+    assert indexer is not None
+    indexer.debounce_ms = 300  # far above the gaps between these changes, on a loaded machine too
+    commits, steps = await _burst(api, 15, 0.02)  # 15 changes over ~0.5 s, 20 ms apart
+    assert steps, "the burst was never indexed"
+    assert steps[0] > commits[-1], f"indexing began {commits[-1] - steps[0]:.2f} s before the burst ended"
+    await wait_found(api, "burst", (await api.ok("GET", "/v1/tasks?q=burst+task+14"))["items"][0]["id"])
+
+
+async def test_a_change_that_never_stops_is_indexed_within_the_max_delay(api: Api) -> None:
+    await ready_vectors(api)
+    await wait_idle(api)
+    indexer = api.app[SEARCH].indexer
+    assert indexer is not None
+    indexer.debounce_ms, indexer.max_delay_ms = 300, 400
+    commits, steps = await _burst(api, 50, 0.02)  # over 1 s of changes, never 300 ms apart
+    assert steps and steps[0] < commits[-1], "nothing was indexed while the changes went on"
+    assert steps[0] - commits[0] < 0.8, f"the first change waited {steps[0] - commits[0]:.2f} s"

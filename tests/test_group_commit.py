@@ -117,6 +117,35 @@ async def test_a_statement_error_inside_a_group_rolls_back_that_change_alone(tmp
     await store.close()
 
 
+async def test_a_failing_first_change_of_a_group_leaves_nothing_and_the_next_ones_commit(tmp_path: Path) -> None:
+    """The first change of a group runs without a savepoint (undoing it is rolling the whole
+    transaction back): its statements and change-log row are gone, and the changes that queued
+    behind it start a new group and commit."""
+    store = await Store.open(tmp_path / "sidecar.db")
+    repo = Repository(store)
+    started = asyncio.Event()
+
+    async def failing_first() -> None:
+        async with repo.transaction() as tx:
+            await tx.create("tasks", {"title": "undone"})
+            started.set()
+            await asyncio.sleep(0.02)  # the others queue up behind this change meanwhile
+            raise RuntimeError("the change fails after its writes")
+
+    async def later(i: int) -> None:
+        await started.wait()
+        await repo.create("tasks", {"title": f"later {i}"})
+
+    results = await asyncio.gather(failing_first(), later(1), later(2), return_exceptions=True)
+    assert isinstance(results[0], RuntimeError) and results[1:] == [None, None]
+    titles = sorted(r[0] for r in await store.fetchall("SELECT title FROM tasks"))
+    assert titles == ["later 1", "later 2"]
+    assert (await store.fetchone("SELECT count(*) FROM change_log"))[0] == 2  # type: ignore[index]
+    async with store.write() as w:  # and the connection is not left inside a transaction
+        await w.execute("INSERT INTO meta (key, value) VALUES ('after', 'x')")
+    await store.close()
+
+
 async def test_a_caller_is_released_only_after_the_shared_commit(tmp_path: Path) -> None:
     """Each write() returns only when its change is visible to another connection (committed)."""
     path = tmp_path / "sidecar.db"

@@ -83,9 +83,10 @@ class Writer:
         return cur.rowcount
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        """One row, read inside this transaction (sees its own uncommitted writes)."""
-        async with self.db.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()  # type: ignore[no-any-return]
+        """The first row, read inside this transaction (sees its own uncommitted writes), or
+        None. For statements of one row, as :meth:`Store.fetchone` (one round trip)."""
+        rows = await self.db.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """All rows, read inside this transaction (one round trip)."""
@@ -110,9 +111,9 @@ class Writer:
         """Append a change-log row in this transaction. Local changes get a new UUIDv7 event id
         and HLC timestamp; remote ones (sync) pass the originating device's values."""
         row = self._log_row(NewChange(entity, entity_id, op, fields, origin, device_id, hlc, event_id))
-        async with self.db.execute(_LOG_INSERT, row) as cur:
-            seq = cur.lastrowid
-        assert seq is not None
+        inserted = await self.db.execute_insert(_LOG_INSERT, row)  # with its rowid: one round trip
+        assert inserted is not None
+        seq = int(inserted[0])
         (entry,) = _entries(seq, [row], [fields])
         self.changes.append(entry)
         return entry

@@ -371,10 +371,8 @@ class FolderWatcher:
     def _lstat_under(self, watch: Watch) -> Callable[[str], os.stat_result | None]:
         """``lstat`` of a path of ``watch`` through its root's opener (None: not there)."""
         def lstat(path: str) -> os.stat_result | None:
-            for root in watch.paths:
-                if path_rules.relative_parts(path, root):
-                    return self.pipeline.opener(root).lstat(path)
-            return None
+            root = path_rules.root_of(path, watch.paths)
+            return self.pipeline.opener(root).lstat(path) if root is not None else None
 
         return lstat
 

@@ -40,6 +40,7 @@ from sidecar.errors import NotFound
 from sidecar.ingest import paths as path_rules
 from sidecar.ingest.active_runs import ActiveRun, ActiveRuns, Publish
 from sidecar.ingest.atomic import atomic, wait_event
+from sidecar.ingest.llm import ModelLoader
 from sidecar.ingest.opener import WatchRoot, display
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.provenance import mark_missing, relink
@@ -47,7 +48,7 @@ from sidecar.ingest.queue import Claimed, FileQueue, mark_deleted, move_rows
 from sidecar.ingest.runs import Run, RunLog, Trigger
 from sidecar.ingest.scanner import plan
 from sidecar.ingest.watches import Watch, WatchStore
-from sidecar.ingest.worker import FileWorker, ModelLoader
+from sidecar.ingest.worker import FileWorker
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
 

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sidecar import clock
@@ -29,6 +29,7 @@ from sidecar.ingest import paths as path_rules
 from sidecar.ingest.active_runs import ActiveRun, ActiveRuns
 from sidecar.ingest.atomic import atomic
 from sidecar.ingest.examine import Examined, examine, rules_extractor
+from sidecar.ingest.llm import ModelLoader
 from sidecar.ingest.opener import WatchRoot
 from sidecar.ingest.options import IngestOptions
 from sidecar.ingest.provenance import Source, mark_missing, mark_present, store_items
@@ -39,9 +40,6 @@ from sidecar.store.db import Store
 from sidecar.store.repository import Repository
 
 log = logging.getLogger(__name__)
-
-#: ``await load()`` → ``(model, None)`` or ``(None, reason)``; see :func:`sidecar.ingest.llm.load_model`.
-ModelLoader = Callable[[], Awaitable[tuple[Any | None, str | None]]]
 
 
 class FileWorker:

@@ -1,7 +1,8 @@
 """One queued file, start to extraction, in a worker thread (DESIGN §5; step 3 of
 :mod:`sidecar.ingest.pipeline`): resolve and check the path through its watched folder's opener,
 hash it, skip unchanged content, read it, check it did not change while being read (guard 1 of
-the two race guards; the pipeline's commit holds the other), and run the ``rules`` extractor.
+the two race guards; :meth:`sidecar.ingest.worker.FileWorker.commit` holds the other), and run
+the ``rules`` extractor.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationError
 from sidecar import clock
 from sidecar.basemodel import Model
 from sidecar.errors import Conflict, NotFound, Unavailable
-from sidecar.ingest.llm import LlmUnavailable, complete_text, strip_fence
+from sidecar.ingest.llm import LlmUnavailable, ModelLoader, complete_text, strip_fence
 from sidecar.ingest.watches import PROMPT_MAX, Watch, WatchStore
 from sidecar.store.db import Store
 from sidecar.store.models import ApiModel, Id
@@ -216,7 +216,6 @@ class Session:
                            watch_id=self.watch_id, questions_asked=self.questions)
 
 
-ModelLoader = Callable[[], Awaitable[tuple[Any | None, str | None]]]
 TemplateWriter = Callable[[str, str], Awaitable[Any]]
 
 

@@ -287,6 +287,8 @@ class LlmExtractor:
 
 #: ``await get_secret(name)`` → the secret's value or None (e.g. ``SecretStore.get``).
 SecretGetter = Callable[[str], Awaitable[str | None]]
+#: ``await load()`` → ``(model, None)`` or ``(None, reason)``: :func:`load_model` with its arguments bound.
+ModelLoader = Callable[[], Awaitable[tuple[Any | None, str | None]]]
 
 
 async def extraction_instructions(store: Any) -> str:

@@ -15,7 +15,7 @@ Containment is not decided here but at the moment of opening, by :mod:`sidecar.i
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 #: Suffixes of files still being written or of editor scratch copies (lower case).
 TEMP_SUFFIXES: tuple[str, ...] = (".swp", ".swx", ".tmp", ".temp", ".part", ".partial", ".crdownload", ".download")
@@ -39,6 +39,14 @@ def relative_parts(path: str, root: str) -> list[str] | None:
     if not path.startswith(prefix):
         return None
     return [p for p in path[len(prefix):].split(os.sep) if p]
+
+
+def root_of(path: str, roots: Iterable[str]) -> str | None:
+    """The first of ``roots`` that ``path`` lies below (lexically, the root itself excluded), or None."""
+    for root in roots:
+        if relative_parts(path, root):
+            return root
+    return None
 
 
 def in_hidden_folder(path: str, root: str) -> bool:

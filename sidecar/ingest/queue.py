@@ -4,7 +4,7 @@ One row per (watch, path): ``status`` is ``pending | processing | done | skipped
 ``reason``, ``attempts`` (claims of the current content), and what was last processed — content
 ``sha256``, ``size`` (bytes), ``mtime_ns``. Watchdog events and the reconciliation scan only
 *enqueue* (:meth:`FileQueue.enqueue`); workers :meth:`~FileQueue.claim` rows and finish them in
-the same transaction that stores the file's items (:mod:`sidecar.ingest.pipeline`).
+the same transaction that stores the file's items (:mod:`sidecar.ingest.worker`).
 
 Guarantees:
 

@@ -1,18 +1,8 @@
 """The watchdog bridge: file-system events become *hints* for the pipeline (DESIGN §5).
 
 Events are never processed directly. The observer thread hands each relevant event to the event
-loop (``call_soon_threadsafe``); there hints are **debounced** per path (``debounce_ms`` of
-quiet) and then checked against the file system:
-
-* a file that exists is queued (:meth:`Pipeline.enqueue`), on the watch's active run (a ``watch``
-  run is opened when none is);
-* a path that no longer exists is a deleted source (:meth:`Pipeline.sources_gone`);
-* a folder that appeared (created, or moved in) is scanned (:meth:`Pipeline.scan` of that folder).
-
-Moves inside a watch (``dest_path``) are applied first, in order: queue rows and provenance
-follow the file (:meth:`Pipeline.moved`), then the destination is hinted. A move from an ignored
-name onto a candidate (an editor's "write temp, rename over") is a change of the destination; a
-move out of the watch (or to an ignored name) is a deletion.
+loop (``call_soon_threadsafe``); there :mod:`sidecar.ingest.hints` debounces them per path and
+turns them into queued files, deleted sources, scans of new folders and followed moves.
 
 One native observer (inotify, FSEvents, ReadDirectoryChangesW) watches every root recursively.
 If the OS refuses a watch (inotify's watch or instance limit: ``ENOSPC``/``EMFILE``), that root
@@ -28,15 +18,11 @@ import contextlib
 import errno
 import logging
 import os
-import stat
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sidecar.errors import DiskFull
-from sidecar.ingest import paths as path_rules
-from sidecar.ingest.atomic import wait_event
+from sidecar.ingest.hints import Hints
 from sidecar.ingest.opener import stored_path
 from sidecar.ingest.pipeline import Pipeline
 from sidecar.ingest.watches import Watch
@@ -96,7 +82,6 @@ class FolderWatcher:
                  native_observer: Callable[[], Any] | None = None,
                  on_status: Callable[[], None] | None = None) -> None:
         self.pipeline = pipeline
-        self.debounce_s = debounce_ms / 1000
         self.poll_interval_s = poll_interval_s
         self._native_factory = native_observer
         self._on_status = on_status
@@ -105,9 +90,7 @@ class FolderWatcher:
         self._polling: Any = None
         self._roots: dict[str, _Root] = {}
         self._watches: dict[str, Watch] = {}
-        self._hints: dict[tuple[str, str], tuple[float, bool]] = {}  # (watch, path) → (deadline, is_dir)
-        self._moves: list[tuple[str, str, str]] = []  # (watch, src, dest)
-        self._kick = asyncio.Event()
+        self.hints = Hints(pipeline, self._watches, debounce_ms=debounce_ms)
         self._task: asyncio.Task[None] | None = None
         self._ops = asyncio.Lock()
         self._overflow_handler: _OverflowHandler | None = None
@@ -123,7 +106,7 @@ class FolderWatcher:
         factory = self._native_factory or Observer
         self._native = factory()
         self._native.start()
-        self._task = asyncio.get_running_loop().create_task(self._flusher(), name="ingest-hints")
+        self._task = asyncio.get_running_loop().create_task(self.hints.run(), name="ingest-hints")
         self._overflow_handler = _OverflowHandler(self)
         logging.getLogger(_INOTIFY_LOGGER).addHandler(self._overflow_handler)
 
@@ -169,7 +152,7 @@ class FolderWatcher:
             for root in list(self._roots.values()):
                 if watch_id in root.watch_ids:
                     await self._drop(root, watch_id)
-            self._hints = {k: v for k, v in self._hints.items() if k[0] != watch_id}
+            self.hints.forget(watch_id)
         self._status_changed()
 
     async def check(self) -> None:
@@ -181,7 +164,7 @@ class FolderWatcher:
                     await self._schedule(root)
                     if root.observed is not None:  # it (re)appeared: catch up with a scan
                         for wid in root.watch_ids:
-                            self._hint(wid, root.path, True)
+                            self.hints.add(wid, root.path, True)
                 elif root.observed is not None and not exists:
                     await self._unschedule(root)
                     root.mode, root.problem = "missing", f"watched folder {root.path} does not exist"
@@ -262,125 +245,18 @@ class FolderWatcher:
         if self._on_status is not None:
             self._on_status()
 
-    # -- events → hints ---------------------------------------------------------------------------
-
-    def _hint(self, watch_id: str, path: str, is_dir: bool) -> None:
-        self._hints[(watch_id, path)] = (time.monotonic() + self.debounce_s, is_dir)
-        self._kick.set()
+    # -- events -------------------------------------------------------------------------------
 
     def on_event(self, root_path: str, kind: str, src: str, dest: str, is_dir: bool) -> None:
-        """One watchdog event (in the loop). Turns it into hints and moves; see the module docstring."""
+        """One watchdog event (in the loop), handed to :meth:`Hints.event` for each watch of the root."""
         root = self._roots.get(root_path)
         if root is None:
             return
         for wid in root.watch_ids:
             watch = self._watches.get(wid)
-            if watch is None:
-                continue
-            if is_dir:
-                self._dir_event(watch, root_path, kind, src, dest)
-            else:
-                self._file_event(watch, root_path, kind, src, dest)
-
-    def _file_event(self, watch: Watch, root: str, kind: str, src: str, dest: str) -> None:
-        exts = watch.file_extensions
-        src_ok = path_rules.is_candidate(src, root, exts)
-        if kind != "moved":
-            if src_ok:
-                self._hint(watch.id, src, False)
-            return
-        dest_ok = path_rules.is_candidate(dest, root, exts)
-        if src_ok and dest_ok:
-            self._moves.append((watch.id, src, dest))
-            self._kick.set()
-        if src_ok and not dest_ok:
-            self._hint(watch.id, src, False)
-        if dest_ok:
-            self._hint(watch.id, dest, False)
-
-    def _dir_event(self, watch: Watch, root: str, kind: str, src: str, dest: str) -> None:
-        src_ok = path_rules.is_dir_candidate(src, root) and src != root
-        if kind == "created" and src_ok:
-            self._hint(watch.id, src, True)
-        elif kind == "deleted" and src_ok:
-            self._hint(watch.id, src, False)
-        elif kind == "moved":
-            dest_ok = path_rules.is_dir_candidate(dest, root) and dest != root
-            if src_ok and dest_ok:
-                self._moves.append((watch.id, src, dest))
-                self._kick.set()
-            elif src_ok:
-                self._hint(watch.id, src, False)
-            if dest_ok:
-                self._hint(watch.id, dest, True)
-
-    async def _flusher(self) -> None:
-        while True:
-            timeout = None
-            if self._hints:
-                timeout = max(0.0, min(d for d, _ in self._hints.values()) - time.monotonic())
-            self._kick.clear()
-            if timeout is None or timeout > 0:
-                await wait_event(self._kick, timeout)
-            try:
-                await self.flush()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("acting on file events failed")
-
-    async def flush(self, *, everything: bool = False) -> None:
-        """Apply pending moves, then act on hints whose debounce has passed (all, with ``everything``)."""
-        moves, self._moves = self._moves, []
-        for wid, src, dest in moves:
-            watch = self._watches.get(wid)
             if watch is not None:
-                await self.pipeline.moved(watch, src, dest)
-        now = time.monotonic()
-        due = [(k, is_dir) for k, (d, is_dir) in self._hints.items() if everything or d <= now]
-        if not due:
-            return
-        for k, _ in due:
-            del self._hints[k]
-        by_watch: dict[str, list[tuple[str, bool]]] = {}
-        for (wid, path), is_dir in due:
-            by_watch.setdefault(wid, []).append((path, is_dir))
-        for wid, items in by_watch.items():
-            watch = self._watches.get(wid)
-            if watch is None:
-                continue
-            kinds = await asyncio.to_thread(_classify, [p for p, _ in items], self._lstat_under(watch))
-            files = [p for p, k in kinds if k == "file"]
-            gone = [p for p, k in kinds if k == "gone"]
-            dirs = [p for p, k in kinds if k == "dir"]
-            try:
-                if files:
-                    await self.pipeline.enqueue(watch, files)
-                if gone:
-                    await self.pipeline.sources_gone(watch, gone)
-                for d in dirs:
-                    await self.pipeline.scan(watch, start=d)
-            except DiskFull:  # keep the hints: acted on once the disk has room again
-                log.warning("file events kept for later: the disk is full", extra={"watch_id": wid})
-                later = time.monotonic() + DISK_FULL_RETRY_S
-                for path, is_dir in items:
-                    self._hints.setdefault((wid, path), (later, is_dir))
-                self._kick.set()
+                self.hints.event(watch, root_path, kind, src, dest, is_dir)
 
-
-    def _lstat_under(self, watch: Watch) -> Callable[[str], os.stat_result | None]:
-        """``lstat`` of a path of ``watch`` through its root's opener (None: not there)."""
-        def lstat(path: str) -> os.stat_result | None:
-            for root in watch.paths:
-                if path_rules.relative_parts(path, root):
-                    return self.pipeline.opener(root).lstat(path)
-            return None
-
-        return lstat
-
-
-#: How long hints wait before being tried again while the disk is full (seconds).
-DISK_FULL_RETRY_S = 2.0
 #: watchdog's inotify module; it logs a warning when the kernel queue overflowed.
 _INOTIFY_LOGGER = "watchdog.observers.inotify_c"
 
@@ -398,19 +274,3 @@ class _OverflowHandler(logging.Handler):
             with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                 self.bridge.loop.call_soon_threadsafe(self.bridge.on_overflow)
 
-
-def _classify(paths: list[str], lstat: Callable[[str], os.stat_result | None]) -> list[tuple[str, str]]:
-    """Each path as ``file`` (anything but a folder, symlinks included), ``dir`` or ``gone``,
-    looked up with ``lstat`` (the watch's opener: no symlinked folder on the way is followed)."""
-    out = []
-    for p in paths:
-        try:
-            st = lstat(p)
-        except Exception:  # unreadable but there: let the pipeline give it a status
-            out.append((p, "file"))
-            continue
-        if st is None:
-            out.append((p, "gone"))
-            continue
-        out.append((p, "dir" if stat.S_ISDIR(st.st_mode) else "file"))
-    return out

@@ -209,7 +209,7 @@ def test_a_file_changed_while_being_read_is_read_again_later(tmp_path: Path, mon
 async def test_a_file_changed_before_the_commit_is_processed_again(
     store: Store, repo: Repository, tmp_path: Path
 ) -> None:
-    """Guard 2 (``_commit``): an event for the file while it was processed moves the row's
+    """Guard 2 (``FileWorker.commit``): an event for the file while it was processed moves the row's
     ``gen``; the commit then leaves the row ``pending`` so the newer content is read too
     (without the guard the row ends ``done`` with the old content and "second" is lost)."""
     from sidecar.ingest import examine as pl
@@ -229,11 +229,11 @@ async def test_a_file_changed_before_the_commit_is_processed_again(
     assert ex.outcome == "document"
     _old_file(inbox / "plan.md", "- [ ] first\n- [ ] second\n")  # saved again meanwhile …
     await pipeline.enqueue(watch, [path])  # … and its watchdog event arrives before the commit
-    await pipeline._commit(claimed, watch, ex, extractor=("rules", "test"))
+    await pipeline.worker.commit(claimed, watch, ex, extractor=("rules", "test"))
     row = await store.fetchone("SELECT status FROM ingest_files WHERE id = ?", (claimed.id,))
     assert row is not None and row[0] == "pending"
     [again] = await pipeline.queue.claim(1)
-    await pipeline._process_file(again, watch)
+    await pipeline.worker.process_file(again, watch)
     tasks, _ = await repo.list("tasks")
     assert sorted(t.title for t in tasks) == ["first", "second"]
     row = await store.fetchone("SELECT status FROM ingest_files WHERE id = ?", (claimed.id,))

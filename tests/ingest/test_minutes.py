@@ -449,3 +449,21 @@ def test_a_list_of_people_is_no_delegated_work(people_list: str) -> None:
     text = f"Meeting minutes\n\n{people_list}## Notes\n\n* Ana to book the room\n"
     doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 3, 4))
     assert [i.title for i in rules.extract(doc) if i.type == "task"] == ["book the room"]
+
+
+def test_a_suggestions_or_to_do_label_before_the_next_occasion_opens_an_action_section() -> None:
+    text = (
+        "Meeting with graders\n"
+        "Current problem:\n"
+        " - Obstacle in writing the report\n"
+        "Suggestion before next grading:\n"
+        " - Read through the report before setting up a meeting\n"
+        " - Switch to slack to improve communication\n"
+        "To do before the next lab:\n"
+        " - Solder the second sensor board\n"
+    )
+    assert [t for t, _ in _tasks(text, "pdf")] == [
+        "Read through the report before setting up a meeting",
+        "Switch to slack to improve communication",
+        "Solder the second sensor board",
+    ]

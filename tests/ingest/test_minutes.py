@@ -467,3 +467,16 @@ def test_a_suggestions_or_to_do_label_before_the_next_occasion_opens_an_action_s
         "Switch to slack to improve communication",
         "Solder the second sensor board",
     ]
+
+
+def test_delegated_work_under_a_short_name_after_a_blank_line_and_not_a_title_case_name() -> None:
+    """"Chris" is a short form of the listed Christian, "Sam" of Samuel; Samuel's items may follow
+    his name after one blank line; a Title-Case phrase noted under a name ("Major Project
+    Presentation W11 Tuesday 10am") is an event or heading, not that person's work."""
+    text = ("Meeting minutes\nAttendees:\n- Christian Politis\n- Samuel Lee\n- Leon Sun\nNotes:\n"
+            "- Chris\n- Logout\n- Transfer the quiz to another owner\n- Sam\n\n- View quiz in trash\n"
+            "- Leon\n- Set up issue boards\n- Major Project Presentation W11 Tuesday 10am\n")
+    assert _tasks(text, "pdf", (2024, 3, 4)) == [
+        ("Logout", ["Chris"]), ("Transfer the quiz to another owner", ["Chris"]),
+        ("View quiz in trash", ["Sam"]), ("Set up issue boards", ["Leon"]),
+    ]

@@ -36,8 +36,14 @@ _REPORT = re.compile(
 )
 
 
+#: A name rather than work: three capitalised words first ("Major Project Presentation W11 …", an
+#: event or a heading noted under a person).
+_TITLE_CASE = re.compile(r"^[A-Z][\w'’-]*[ \t]+[A-Z][\w'’-]*[ \t]+[A-Z0-9][\w'’-]*\b")
+
+
 def _is_report(text: str) -> bool:
-    return bool(_REPORT.match(text.strip()))
+    text = text.strip()
+    return bool(_REPORT.match(text) or _TITLE_CASE.match(text))
 
 
 class DelegationRules(SectionRules):
@@ -76,6 +82,8 @@ class DelegationRules(SectionRules):
         j = i + 1
         items: list[tuple[Line, str]] = []
         while j < len(lines) and j < i + 30:
+            if lines[j].blank and j + 1 < len(lines) and not lines[j + 1].blank and j == i + 1:
+                j += 1  # "- Samuel", a blank line, then his items
             item = LIST_ITEM.match(lines[j].text)
             if item is None or lines[j].indent < lines[i].indent:
                 break
@@ -98,6 +106,8 @@ class DelegationRules(SectionRules):
         first = name.split()[0].lower()
         if first in self.people:
             return True
+        if len(first) >= 3 and any(p.startswith(first) and p[:1].isalpha() for p in self.people):
+            return True  # a short form of a listed first name: "Chris" (Christian), "Sam" (Samuel)
         if self._line_starters is None:
             self._line_starters = frozenset(
                 w.group(1).lower() for ln in self.all_lines if (w := _LINE_START_OWNER.match(ln.text))

@@ -480,3 +480,11 @@ def test_delegated_work_under_a_short_name_after_a_blank_line_and_not_a_title_ca
         ("Logout", ["Chris"]), ("Transfer the quiz to another owner", ["Chris"]),
         ("View quiz in trash", ["Sam"]), ("Set up issue boards", ["Leon"]),
     ]
+
+
+def test_work_assigned_in_the_passive_to_a_listed_person() -> None:
+    text = ("Meeting minutes\nPresent:\n- Adam Lee\n- Bo Chen\n\n## Notes\n\n"
+            "- New PR to be opened by Adam on the README with the current contents migrated\n"
+            "- The spec needs to be protected by W3C agreements\n"
+            "- A draft to be reviewed by Zed before Friday\n")
+    assert _tasks(text) == [("New PR to be opened by Adam on the README with the current contents migrated", ["Adam"])]

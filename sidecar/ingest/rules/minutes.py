@@ -9,7 +9,8 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
 * ``NAME to VERB …``, ``NAME will VERB …``, ``NAME volunteered/agreed/offered to VERB …``,
   ``NAME is going to VERB …``, ``NAME will take action to VERB …``, ``NAME takes action to VERB …``
   — NAME (one or more
-  capitalised names or ``@handles``) is the owner;
+  capitalised names or ``@handles``) is the owner; so is a listed NAME in the passive ``X to be
+  VERBed by NAME …`` ("New PR to be opened by Adam on the README");
 * ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
   clause of three words or more, ``…, (but) NAME will VERB …`` — NAME must be a listed person;
 * a clause without its subject, ``…, will VERB …`` / ``…; will VERB …``, after a speaker prefix
@@ -83,6 +84,10 @@ _LINK = (
 #: A verb that names no action on its own.
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+#: "New PR to be opened by Adam on the README …": work assigned in the passive, to a listed person.
+_PASSIVE_ASSIGNED = re.compile(
+    rf"^[A-Z][^,.;:]{{2,80}}?[ \t]+to[ \t]+be[ \t]+[a-z]+(?:ed|en|ne|de|nt)[ \t]+by[ \t]+(?P<owners>{_NAMES})\b"
+)
 #: "Robin going through LF training will report back …": the listed person, what they are doing, the action.
 _OWNER_DOING_WILL = re.compile(
     rf"^(?P<owners>{_NAMES})[ \t]+[a-z]+ing\b[^,.;:]{{0,60}}?[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
@@ -248,6 +253,9 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         # an @handle names a person by itself; a plain name must be one the record lists
         if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
+    m = _PASSIVE_ASSIGNED.match(body)
+    if m and m.group("owners").split()[0].lower().lstrip("@") in known:
+        return first_sentence(body), m.group("owners")
     m = _OWNER_DOING_WILL.match(body) or _CLAUSE_THEN_OWNER.search(first_sentence(body))
     if m and m.group("owners").split()[0].lower() in known:
         return first_sentence(m.group("rest")), m.group("owners")

@@ -488,3 +488,9 @@ def test_work_assigned_in_the_passive_to_a_listed_person() -> None:
             "- The spec needs to be protected by W3C agreements\n"
             "- A draft to be reviewed by Zed before Friday\n")
     assert _tasks(text) == [("New PR to be opened by Adam on the README with the current contents migrated", ["Adam"])]
+
+
+def test_a_speakers_commitment_to_refrain_or_watch_is_no_action() -> None:
+    text = ("Meeting minutes\nPresent: SC, HZ\n\n## Notes\n\n* SC: I'll abstain from reviewing 391\n"
+            "* HZ: I will keep an eye on the list\n* SC: Will submit review this week\n")
+    assert [t for t, _ in _tasks(text)] == ["submit review this week"]

@@ -27,7 +27,8 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
 A speaker prefix is initials, a first name (``Rich:``, ``Michael D:``) or an ``@handle:``.
 
 Only the line's first sentence is the title. Reports ("NAME worked on …"), plans in the middle
-of a sentence ("Ultimately, Sam will …") and verbs that name no action ("will be", "to do") are
+of a sentence ("Ultimately, Sam will …"), verbs that name no action ("will be", "to do") and
+commitments to refrain or watch ("I'll abstain from …", "will keep an eye on …") are
 not tasks. Email bodies (the newest part) use the request forms (``Please …``, ``Could you …``).
 
 Dated events (signal ``dated-event``): in minutes, a line that names an event (meeting, call,
@@ -114,6 +115,8 @@ _SELF_ACTION = re.compile(
     rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill|(?:I[ \t]+)?[Hh]ave[ \t]+to)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
+#: Commitments to refrain, wait or watch ("abstain from …", "keep an eye on …", "wait for …").
+_NOT_DOING = re.compile(r"^(?:abstain|refrain|wait|hold[ \t]+off|keep[ \t]+an[ \t]+eye|stay[ \t]+tuned|watch)\b", re.I)
 #: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
 _REQUEST = re.compile(
     r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
@@ -266,6 +269,8 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         if name and (speaker or name.lower() in known):
             return first_sentence(m.group("rest")), name  # "Rich: looked into it, will open an issue"
     m = _SELF_ACTION.match(body)
+    if m and _NOT_DOING.match(m.group("rest")):
+        m = None  # "I'll abstain from reviewing", "I will keep an eye on the list": no action taken
     if m and (speaker is not None or not body.lower().startswith(("will", "have", "i have"))):
         return first_sentence(m.group("rest")), speaker
     m = _REQUEST.match(_FILLER.sub("", body, count=1))

@@ -494,3 +494,12 @@ def test_a_speakers_commitment_to_refrain_or_watch_is_no_action() -> None:
     text = ("Meeting minutes\nPresent: SC, HZ\n\n## Notes\n\n* SC: I'll abstain from reviewing 391\n"
             "* HZ: I will keep an eye on the list\n* SC: Will submit review this week\n")
     assert [t for t, _ in _tasks(text)] == ["submit review this week"]
+
+
+def test_a_name_dash_topic_over_sub_items_is_no_task() -> None:
+    """"Saulo - Website redesign" over the items of his report names what he reports on; without
+    sub-items, "Leon - Elicitation" is still Leon's part of the work."""
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Saulo Nunes (@saulonunes)\n* Leon Sun\n\n"
+            "## Agenda\n\n* Saulo - Website redesign\n  * Hackathon last weekend, worked on search button\n"
+            "* Leon - Elicitation\n")
+    assert _tasks(text) == [("Elicitation", ["Leon"])]

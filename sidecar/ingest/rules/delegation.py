@@ -69,6 +69,8 @@ class DelegationRules(SectionRules):
         body = clean_markup(m.group("body")).strip()
         dash = _NAME_DASH_TASK.match(body)
         if dash and self._is_person(dash.group("name")):
+            if self._has_children(lines, i, lines[i].indent):
+                return 0  # "Saulo - Website redesign" over his report's items: a topic, not a task
             if not _is_report(dash.group("task")):
                 self.add_task(dash.group("task"), lines[i], None, "person-group", owner_hint=dash.group("name"))
             return 1

@@ -503,3 +503,13 @@ def test_a_name_dash_topic_over_sub_items_is_no_task() -> None:
             "## Agenda\n\n* Saulo - Website redesign\n  * Hackathon last weekend, worked on search button\n"
             "* Leon - Elicitation\n")
     assert _tasks(text) == [("Elicitation", ["Leon"])]
+
+
+def test_an_agenda_item_naming_an_issue_is_no_spoken_action() -> None:
+    """"Chore: Move to OpenJS slack [#421](…)" is an issue's title on the agenda ("Chore:" is no
+    speaker); the notes under it may still hold actions."""
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Joe Sepi\n\n## Agenda\n\n"
+            "* Chore: Move to OpenJS slack (TBD) [#421](https://github.com/nodejs/nodejs.dev/issues/421)\n"
+            "  * Joe to update the channel list\n"
+            "* Chore: Upgrade to Node 12 [#419](https://github.com/nodejs/nodejs.dev/issues/419)\n")
+    assert _tasks(text) == [("update the channel list", ["Joe"])]

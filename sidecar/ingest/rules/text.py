@@ -89,6 +89,9 @@ _DATE_ONLY = re.compile(
 _BARE_ACTION = re.compile(r"^[ \t]*[a-z]+(?:[ \t]+(?:up|on|in|back|it|this|that|them))?[ \t.!]*$")
 
 
+#: An agenda item that is an issue's or pull request's title, its link last:
+#: "* Chore: Move to OpenJS slack (TBD) [#421](https://github.com/nodejs/nodejs.dev/issues/421)".
+_ISSUE_TITLE = re.compile(r"\[#\d+\]\(https?://[^)\s]+/(?:issues|pull)/\d+\)[ \t*_]*$")
 _DATE_FIELD = re.compile(r"^[ \t]*date[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _TIME_FIELD = re.compile(r"^[ \t]*time[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _EMAIL_STOP = re.compile(
@@ -283,6 +286,8 @@ class TextRules(DelegationRules):
             request = email_request(text)
             return request is not None and self.add_task(request, line, None, "email-request")
         found = False
+        if _ISSUE_TITLE.search(text):
+            return self._dated_event(line, heading)  # an agenda item naming an issue: its title, no action
         body, speaker = strip_prefixes(text)
         label = self._label(body) if speaker else None
         known = self.people

@@ -513,3 +513,20 @@ def test_an_agenda_item_naming_an_issue_is_no_spoken_action() -> None:
             "  * Joe to update the channel list\n"
             "* Chore: Upgrade to Node 12 [#419](https://github.com/nodejs/nodejs.dev/issues/419)\n")
     assert _tasks(text) == [("update the channel list", ["Joe"])]
+
+
+def test_a_list_item_wrapped_onto_the_next_line_is_read_whole() -> None:
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Joe Sepi\n\n## Agenda\n\n"
+            "* CPC\n  * CoCP panel, Node.js can have a representative, Joe will open issues to\n"
+            "     help identify the Node.js representative\n")
+    assert _tasks(text) == [("open issues to help identify the Node.js representative", ["Joe"])]
+
+
+def test_a_request_word_continuing_a_paragraph_line_is_no_request() -> None:
+    """"If you will be attending as a guest, / please comment on this issue …": the line starts
+    inside a sentence (a conditional template remark); a request that starts its line is one."""
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Joe Sepi\n\n"
+            "Attend by calling in to Zoom. If you will be attending as a guest,\n"
+            "please comment on this issue to let us know you'll be joining.\n\n"
+            "## Notes\n\n* Please review the budget PR\n")
+    assert [t for t, _ in _tasks(text)] == ["review the budget PR"]

@@ -5,7 +5,9 @@ Shared by :mod:`.text`'s line scanner (signal ``person-group``, described there)
 * :meth:`DelegationRules._person_group`: items under a list item that is only a person's name
   ("- Leon" then "- Update quiz question"), and ``Leon - Elicitation`` lines;
 * :meth:`DelegationRules._is_person`: a name the record lists, or one that owns an action in it;
-* :meth:`DelegationRules._parent_item`: the list item a line is nested under (the topic of "land").
+* :meth:`DelegationRules._parent_item`: the list item a line is nested under (the topic of "land");
+* :meth:`DelegationRules._continues_paragraph` / :meth:`DelegationRules._with_wrapped_lines`: where a
+  sentence of the record starts and ends across wrapped lines.
 """
 
 from __future__ import annotations
@@ -135,3 +137,24 @@ class DelegationRules(SectionRules):
                 topic = clean_markup(topic).strip(" :-–")
                 return topic if 2 <= len(topic.split()) <= 15 else None
         return None
+
+    def _continues_paragraph(self, line: Line) -> bool:
+        """A line that starts in lower case right under a paragraph line that ends mid-sentence."""
+        if not line.text.lstrip()[:1].islower() or line.number < 2:
+            return False
+        above = self.all_lines[line.number - 2].text.rstrip()
+        return bool(above) and not LIST_ITEM.match(above) and not HEADING.match(above) and above[-1] not in ".!?:"
+
+    def _with_wrapped_lines(self, line: Line) -> str:
+        """A list item's text with the lines it wraps onto (indented under it, no marker of their
+        own; at most three): "Joe will open issues to" / "help identify the representative"."""
+        if not LIST_ITEM.match(line.text):
+            return line.text
+        parts = [line.text.rstrip()]
+        lines = self.all_lines
+        for j in range(line.number, min(len(lines), line.number + 3)):
+            nxt = lines[j]
+            if nxt.blank or nxt.indent <= line.indent or LIST_ITEM.match(nxt.text) or HEADING.match(nxt.text):
+                break
+            parts.append(nxt.text.strip())
+        return " ".join(parts)

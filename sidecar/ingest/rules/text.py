@@ -288,6 +288,9 @@ class TextRules(DelegationRules):
         found = False
         if _ISSUE_TITLE.search(text):
             return self._dated_event(line, heading)  # an agenda item naming an issue: its title, no action
+        if self._continues_paragraph(line):
+            return self._dated_event(line, heading)  # "…, / please comment …": the sentence began above
+        text = self._with_wrapped_lines(line)
         body, speaker = strip_prefixes(text)
         label = self._label(body) if speaker else None
         known = self.people

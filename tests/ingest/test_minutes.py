@@ -530,3 +530,10 @@ def test_a_request_word_continuing_a_paragraph_line_is_no_request() -> None:
             "please comment on this issue to let us know you'll be joining.\n\n"
             "## Notes\n\n* Please review the budget PR\n")
     assert [t for t, _ in _tasks(text)] == ["review the budget PR"]
+
+
+def test_an_action_pointing_back_takes_the_heading_above_as_its_topic() -> None:
+    text = ("# Committee Meeting 2018-02-22\n\n## Present\n\n- Olivia Hugger\n\n## Notes\n\n"
+            "### Explain inclusivity better [#117](https://github.com/nodejs/community-committee/issues/117)\n"
+            "- Nobody has raised their hand yet\n- Olivia is going to dedicate some time to address this\n")
+    assert _tasks(text) == [("dedicate some time to address this – Explain inclusivity better", ["Olivia"])]

@@ -449,3 +449,91 @@ def test_a_list_of_people_is_no_delegated_work(people_list: str) -> None:
     text = f"Meeting minutes\n\n{people_list}## Notes\n\n* Ana to book the room\n"
     doc = Document(path=Path("m.md"), kind="markdown", text=text, doc_date_ms=day(2024, 3, 4))
     assert [i.title for i in rules.extract(doc) if i.type == "task"] == ["book the room"]
+
+
+def test_a_suggestions_or_to_do_label_before_the_next_occasion_opens_an_action_section() -> None:
+    text = (
+        "Meeting with graders\n"
+        "Current problem:\n"
+        " - Obstacle in writing the report\n"
+        "Suggestion before next grading:\n"
+        " - Read through the report before setting up a meeting\n"
+        " - Switch to slack to improve communication\n"
+        "To do before the next lab:\n"
+        " - Solder the second sensor board\n"
+    )
+    assert [t for t, _ in _tasks(text, "pdf")] == [
+        "Read through the report before setting up a meeting",
+        "Switch to slack to improve communication",
+        "Solder the second sensor board",
+    ]
+
+
+def test_delegated_work_under_a_short_name_after_a_blank_line_and_not_a_title_case_name() -> None:
+    """"Chris" is a short form of the listed Christian, "Sam" of Samuel; Samuel's items may follow
+    his name after one blank line; a Title-Case phrase noted under a name ("Major Project
+    Presentation W11 Tuesday 10am") is an event or heading, not that person's work."""
+    text = ("Meeting minutes\nAttendees:\n- Christian Politis\n- Samuel Lee\n- Leon Sun\nNotes:\n"
+            "- Chris\n- Logout\n- Transfer the quiz to another owner\n- Sam\n\n- View quiz in trash\n"
+            "- Leon\n- Set up issue boards\n- Major Project Presentation W11 Tuesday 10am\n")
+    assert _tasks(text, "pdf", (2024, 3, 4)) == [
+        ("Logout", ["Chris"]), ("Transfer the quiz to another owner", ["Chris"]),
+        ("View quiz in trash", ["Sam"]), ("Set up issue boards", ["Leon"]),
+    ]
+
+
+def test_work_assigned_in_the_passive_to_a_listed_person() -> None:
+    text = ("Meeting minutes\nPresent:\n- Adam Lee\n- Bo Chen\n\n## Notes\n\n"
+            "- New PR to be opened by Adam on the README with the current contents migrated\n"
+            "- The spec needs to be protected by W3C agreements\n"
+            "- A draft to be reviewed by Zed before Friday\n")
+    assert _tasks(text) == [("New PR to be opened by Adam on the README with the current contents migrated", ["Adam"])]
+
+
+def test_a_speakers_commitment_to_refrain_or_watch_is_no_action() -> None:
+    text = ("Meeting minutes\nPresent: SC, HZ\n\n## Notes\n\n* SC: I'll abstain from reviewing 391\n"
+            "* HZ: I will keep an eye on the list\n* SC: Will submit review this week\n")
+    assert [t for t, _ in _tasks(text)] == ["submit review this week"]
+
+
+def test_a_name_dash_topic_over_sub_items_is_no_task() -> None:
+    """"Saulo - Website redesign" over the items of his report names what he reports on; without
+    sub-items, "Leon - Elicitation" is still Leon's part of the work."""
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Saulo Nunes (@saulonunes)\n* Leon Sun\n\n"
+            "## Agenda\n\n* Saulo - Website redesign\n  * Hackathon last weekend, worked on search button\n"
+            "* Leon - Elicitation\n")
+    assert _tasks(text) == [("Elicitation", ["Leon"])]
+
+
+def test_an_agenda_item_naming_an_issue_is_no_spoken_action() -> None:
+    """"Chore: Move to OpenJS slack [#421](…)" is an issue's title on the agenda ("Chore:" is no
+    speaker); the notes under it may still hold actions."""
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Joe Sepi\n\n## Agenda\n\n"
+            "* Chore: Move to OpenJS slack (TBD) [#421](https://github.com/nodejs/nodejs.dev/issues/421)\n"
+            "  * Joe to update the channel list\n"
+            "* Chore: Upgrade to Node 12 [#419](https://github.com/nodejs/nodejs.dev/issues/419)\n")
+    assert _tasks(text) == [("update the channel list", ["Joe"])]
+
+
+def test_a_list_item_wrapped_onto_the_next_line_is_read_whole() -> None:
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Joe Sepi\n\n## Agenda\n\n"
+            "* CPC\n  * CoCP panel, Node.js can have a representative, Joe will open issues to\n"
+            "     help identify the Node.js representative\n")
+    assert _tasks(text) == [("open issues to help identify the Node.js representative", ["Joe"])]
+
+
+def test_a_request_word_continuing_a_paragraph_line_is_no_request() -> None:
+    """"If you will be attending as a guest, / please comment on this issue …": the line starts
+    inside a sentence (a conditional template remark); a request that starts its line is one."""
+    text = ("# Committee Meeting 2020-03-05\n\n## Present\n\n* Joe Sepi\n\n"
+            "Attend by calling in to Zoom. If you will be attending as a guest,\n"
+            "please comment on this issue to let us know you'll be joining.\n\n"
+            "## Notes\n\n* Please review the budget PR\n")
+    assert [t for t, _ in _tasks(text)] == ["review the budget PR"]
+
+
+def test_an_action_pointing_back_takes_the_heading_above_as_its_topic() -> None:
+    text = ("# Committee Meeting 2018-02-22\n\n## Present\n\n- Olivia Hugger\n\n## Notes\n\n"
+            "### Explain inclusivity better [#117](https://github.com/nodejs/community-committee/issues/117)\n"
+            "- Nobody has raised their hand yet\n- Olivia is going to dedicate some time to address this\n")
+    assert _tasks(text) == [("dedicate some time to address this – Explain inclusivity better", ["Olivia"])]

@@ -2,8 +2,8 @@
 
 * ``old``: the 44 visible files (``../shared/corpus``, labels in ``labels/``, written before the
   extractor existed; the rules were developed while looking at them). Precision ≥ 0.9 enforced.
-* ``dev`` / ``test``: the held-out corpus2 (164 files from 36 other sources — 150 from the first
-  session, 14 dev files added in the fourth for the kinds dev lacked — labels in
+* ``dev`` / ``test``: the held-out corpus2 (166 files from 37 other sources — 150 from the first
+  session, 14 dev files added in the fourth and 2 in the fifth for the kinds dev lacked — labels in
   ``labels2/`` committed before the extractor ran on them, split once by source; see
   ``labels2/README.md``). The rules were improved looking at dev only; test is only scored.
   The floors below are regression guards at the level reached; the issue's target on the test
@@ -89,7 +89,8 @@ def test_corpus2_is_labelled_and_split_by_source() -> None:
     # third session's end: dev (74 files) 0.930 / 0.811 / 0.923, test 0.840 / 0.529 / 0.923.
     # fourth session's end: dev (88 files, 14 new and harder) 0.947 / 0.708 / 0.892, test 0.801 / 0.542 /
     # 0.923 — test precision fell; the rules were kept as decided on dev (see labels2/README.md)
-    [("dev", 0.93, 0.69, 0.88), ("test", 0.79, 0.53, 0.9)],
+    # fifth session's end: dev (90 files, 2 new) 0.954 / 0.718 / 0.892, test 0.807 / 0.546 / 0.923
+    [("dev", 0.94, 0.70, 0.88), ("test", 0.80, 0.54, 0.9)],
 )
 def test_held_out_figures_do_not_regress(corpus: str, task_precision: float, task_recall: float,
                                          event_recall: float) -> None:
@@ -101,7 +102,7 @@ def test_held_out_figures_do_not_regress(corpus: str, task_precision: float, tas
 
 
 @corpus2
-@pytest.mark.xfail(strict=True, reason="issue 12's target is not met yet: test tasks P 0.801 R 0.542")
+@pytest.mark.xfail(strict=True, reason="issue 12's target is not met yet: test tasks P 0.807 R 0.546")
 def test_held_out_test_split_meets_the_issue_target() -> None:
     """Issue 12's acceptance on the test split: task recall ≥ 0.6 at precision ≥ 0.85, dated-event
     recall ≥ 0.6. Strict: when the rules reach it this test fails as XPASS, and the mark goes."""

@@ -508,3 +508,11 @@ def test_pdf_action_table_is_read_from_the_layout(tmp_path: Path) -> None:
         ("Send the press kit", ["Bo Chen"], None),  # 10/03: day or month first is not proven
         ("Order banners", [], None),
     ]
+
+
+def test_pdf_zero_width_spaces_between_words_are_dropped() -> None:
+    # Google Docs PDF exports put "\u200b  \u200b" between every two words; titles must not keep them
+    from sidecar.ingest.readers.pdf import _drop_zero_width
+
+    assert _drop_zero_width("Minutes \u200b  \u200b 12/1/17:\n ● Met \u200b  \u200b in") == "Minutes 12/1/17:\n ● Met in"
+    assert _drop_zero_width("co\u200bordinate the\ufeff \u200breview") == "coordinate the review"

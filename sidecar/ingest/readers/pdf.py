@@ -23,6 +23,13 @@ _PAGE_BREAK = "\f"
 #: Typographic ligatures (ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ) that PDF text extraction returns as single characters.
 _LIGATURES = re.compile("[\ufb00-\ufb06]")
 _PDF_JUNK = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
+#: Zero-width characters with the spaces around them (Google Docs exports put "\u200b  \u200b"
+#: between every two words): one space where spaces were, nothing inside a word.
+_ZERO_WIDTH = re.compile("[ \t]*(?:[\u200b\u200c\u200d\u2060\ufeff][ \t]*)+")
+
+
+def _drop_zero_width(text: str) -> str:
+    return _ZERO_WIDTH.sub(lambda m: " " if " " in m.group() or "\t" in m.group() else "", text)
 
 
 def read_pdf(path: Path, data: bytes) -> Document:
@@ -56,6 +63,7 @@ def read_pdf(path: Path, data: bytes) -> Document:
         raise ReadError("broken PDF (no page could be read)")
     if _fragmented("\n".join(texts)):
         texts = _layout_texts(data, texts, warnings)
+    texts = [_drop_zero_width(t) for t in texts]
     text = ""
     page_offsets: list[int] = []
     for page_text in texts:

@@ -45,7 +45,7 @@ __all__ = ["ALL_KINDS", "EXTRACTOR_NAME", "EXTRACTOR_VERSION", "extract", "iter_
 
 EXTRACTOR_NAME = "rules"
 #: Bumped whenever a rule changes what is extracted (stored with each item's provenance).
-EXTRACTOR_VERSION = "1.3.0"
+EXTRACTOR_VERSION = "1.3.8"
 
 #: The ``want`` values :func:`extract` understands, and the default.
 ALL_KINDS: frozenset[str] = frozenset({"tasks", "timelines", "notes"})

@@ -5,7 +5,9 @@ Shared by :mod:`.text`'s line scanner (signal ``person-group``, described there)
 * :meth:`DelegationRules._person_group`: items under a list item that is only a person's name
   ("- Leon" then "- Update quiz question"), and ``Leon - Elicitation`` lines;
 * :meth:`DelegationRules._is_person`: a name the record lists, or one that owns an action in it;
-* :meth:`DelegationRules._parent_item`: the list item a line is nested under (the topic of "land").
+* :meth:`DelegationRules._parent_item`: the list item a line is nested under (the topic of "land");
+* :meth:`DelegationRules._continues_paragraph` / :meth:`DelegationRules._with_wrapped_lines`: where a
+  sentence of the record starts and ends across wrapped lines.
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ _REPORT = re.compile(
 )
 
 
+#: A name rather than work: three capitalised words first ("Major Project Presentation W11 …", an
+#: event or a heading noted under a person).
+_TITLE_CASE = re.compile(r"^[A-Z][\w'’-]*[ \t]+[A-Z][\w'’-]*[ \t]+[A-Z0-9][\w'’-]*\b")
+
+
 def _is_report(text: str) -> bool:
-    return bool(_REPORT.match(text.strip()))
+    text = text.strip()
+    return bool(_REPORT.match(text) or _TITLE_CASE.match(text))
 
 
 class DelegationRules(SectionRules):
@@ -63,6 +71,8 @@ class DelegationRules(SectionRules):
         body = clean_markup(m.group("body")).strip()
         dash = _NAME_DASH_TASK.match(body)
         if dash and self._is_person(dash.group("name")):
+            if self._has_children(lines, i, lines[i].indent):
+                return 0  # "Saulo - Website redesign" over his report's items: a topic, not a task
             if not _is_report(dash.group("task")):
                 self.add_task(dash.group("task"), lines[i], None, "person-group", owner_hint=dash.group("name"))
             return 1
@@ -76,6 +86,8 @@ class DelegationRules(SectionRules):
         j = i + 1
         items: list[tuple[Line, str]] = []
         while j < len(lines) and j < i + 30:
+            if lines[j].blank and j + 1 < len(lines) and not lines[j + 1].blank and j == i + 1:
+                j += 1  # "- Samuel", a blank line, then his items
             item = LIST_ITEM.match(lines[j].text)
             if item is None or lines[j].indent < lines[i].indent:
                 break
@@ -98,6 +110,8 @@ class DelegationRules(SectionRules):
         first = name.split()[0].lower()
         if first in self.people:
             return True
+        if len(first) >= 3 and any(p.startswith(first) and p[:1].isalpha() for p in self.people):
+            return True  # a short form of a listed first name: "Chris" (Christian), "Sam" (Samuel)
         if self._line_starters is None:
             self._line_starters = frozenset(
                 w.group(1).lower() for ln in self.all_lines if (w := _LINE_START_OWNER.match(ln.text))
@@ -123,3 +137,24 @@ class DelegationRules(SectionRules):
                 topic = clean_markup(topic).strip(" :-–")
                 return topic if 2 <= len(topic.split()) <= 15 else None
         return None
+
+    def _continues_paragraph(self, line: Line) -> bool:
+        """A line that starts in lower case right under a paragraph line that ends mid-sentence."""
+        if not line.text.lstrip()[:1].islower() or line.number < 2:
+            return False
+        above = self.all_lines[line.number - 2].text.rstrip()
+        return bool(above) and not LIST_ITEM.match(above) and not HEADING.match(above) and above[-1] not in ".!?:"
+
+    def _with_wrapped_lines(self, line: Line) -> str:
+        """A list item's text with the lines it wraps onto (indented under it, no marker of their
+        own; at most three): "Joe will open issues to" / "help identify the representative"."""
+        if not LIST_ITEM.match(line.text):
+            return line.text
+        parts = [line.text.rstrip()]
+        lines = self.all_lines
+        for j in range(line.number, min(len(lines), line.number + 3)):
+            nxt = lines[j]
+            if nxt.blank or nxt.indent <= line.indent or LIST_ITEM.match(nxt.text) or HEADING.match(nxt.text):
+                break
+            parts.append(nxt.text.strip())
+        return " ".join(parts)

@@ -9,7 +9,8 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
 * ``NAME to VERB …``, ``NAME will VERB …``, ``NAME volunteered/agreed/offered to VERB …``,
   ``NAME is going to VERB …``, ``NAME will take action to VERB …``, ``NAME takes action to VERB …``
   — NAME (one or more
-  capitalised names or ``@handles``) is the owner;
+  capitalised names or ``@handles``) is the owner; so is a listed NAME in the passive ``X to be
+  VERBed by NAME …`` ("New PR to be opened by Adam on the README");
 * ``NAME VERBing … will VERB …`` ("Robin going through the training will report back") and, after a
   clause of three words or more, ``…, (but) NAME will VERB …`` — NAME must be a listed person;
 * a clause without its subject, ``…, will VERB …`` / ``…; will VERB …``, after a speaker prefix
@@ -26,7 +27,8 @@ that *starts* with one of these forms is a task (signal ``minutes-action``):
 A speaker prefix is initials, a first name (``Rich:``, ``Michael D:``) or an ``@handle:``.
 
 Only the line's first sentence is the title. Reports ("NAME worked on …"), plans in the middle
-of a sentence ("Ultimately, Sam will …") and verbs that name no action ("will be", "to do") are
+of a sentence ("Ultimately, Sam will …"), verbs that name no action ("will be", "to do") and
+commitments to refrain or watch ("I'll abstain from …", "will keep an eye on …") are
 not tasks. Email bodies (the newest part) use the request forms (``Please …``, ``Could you …``).
 
 Dated events (signal ``dated-event``): in minutes, a line that names an event (meeting, call,
@@ -83,6 +85,10 @@ _LINK = (
 #: A verb that names no action on its own.
 _NOT_ACTIONS = r"(?:be|been|being|have|has|had|do|not|the|a|an|this|that|these|those|his|her|its|their|our|my|your|all|see|discuss(?:ed)?)\b"
 _OWNER_ACTION = re.compile(rf"^(?P<owners>{_NAMES})[ \t]*,?[ \t]+{_LINK}[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$")
+#: "New PR to be opened by Adam on the README …": work assigned in the passive, to a listed person.
+_PASSIVE_ASSIGNED = re.compile(
+    rf"^[A-Z][^,.;:]{{2,80}}?[ \t]+to[ \t]+be[ \t]+[a-z]+(?:ed|en|ne|de|nt)[ \t]+by[ \t]+(?P<owners>{_NAMES})\b"
+)
 #: "Robin going through LF training will report back …": the listed person, what they are doing, the action.
 _OWNER_DOING_WILL = re.compile(
     rf"^(?P<owners>{_NAMES})[ \t]+[a-z]+ing\b[^,.;:]{{0,60}}?[ \t]+will[ \t]+(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
@@ -109,6 +115,8 @@ _SELF_ACTION = re.compile(
     rf"^(?:I[ \t]+will|I[’']ll|I[ \t]+am[ \t]+going[ \t]+to|[Ww]ill|(?:I[ \t]+)?[Hh]ave[ \t]+to)[ \t]+(?:also[ \t]+)?(?:take[ \t]+(?:the[ \t]+)?action[ \t]+to[ \t]+)?"
     rf"(?!{_NOT_ACTIONS})(?P<rest>[a-z]\S*.*)$"
 )
+#: Commitments to refrain, wait or watch ("abstain from …", "keep an eye on …", "wait for …").
+_NOT_DOING = re.compile(r"^(?:abstain|refrain|wait|hold[ \t]+off|keep[ \t]+an[ \t]+eye|stay[ \t]+tuned|watch)\b", re.I)
 #: "Please …", "Let's …", also after the people asked: "@ana please review …", "Folks, please …".
 _REQUEST = re.compile(
     r"^(?:(?P<asked>@[\w-]+(?:[ \t]*(?:,|&|and)?[ \t]*@[\w-]+)*|everyone|everybody|all|folks|y[’']all)[ \t]*[,:]?[ \t]+(?=please|pls|kindly))?"
@@ -248,6 +256,9 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         # an @handle names a person by itself; a plain name must be one the record lists
         if first not in _NOT_OWNERS and (first in known or owners.startswith("@")):
             return first_sentence(m.group("rest")), m.group("owners")
+    m = _PASSIVE_ASSIGNED.match(body)
+    if m and m.group("owners").split()[0].lower().lstrip("@") in known:
+        return first_sentence(body), m.group("owners")
     m = _OWNER_DOING_WILL.match(body) or _CLAUSE_THEN_OWNER.search(first_sentence(body))
     if m and m.group("owners").split()[0].lower() in known:
         return first_sentence(m.group("rest")), m.group("owners")
@@ -258,6 +269,8 @@ def _sentence_action(body: str, speaker: str | None, known: frozenset[str]) -> t
         if name and (speaker or name.lower() in known):
             return first_sentence(m.group("rest")), name  # "Rich: looked into it, will open an issue"
     m = _SELF_ACTION.match(body)
+    if m and _NOT_DOING.match(m.group("rest")):
+        m = None  # "I'll abstain from reviewing", "I will keep an eye on the list": no action taken
     if m and (speaker is not None or not body.lower().startswith(("will", "have", "i have"))):
         return first_sentence(m.group("rest")), speaker
     m = _REQUEST.match(_FILLER.sub("", body, count=1))

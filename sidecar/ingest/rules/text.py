@@ -89,6 +89,21 @@ _DATE_ONLY = re.compile(
 _BARE_ACTION = re.compile(r"^[ \t]*[a-z]+(?:[ \t]+(?:up|on|in|back|it|this|that|them))?[ \t.!]*$")
 
 
+#: An action that points back at its topic: "take this on", "dedicate some time to address this".
+_POINTS_BACK = re.compile(r"\b(?:this|it|that)(?:[ \t]+(?:on|up|over|forward))?[ \t.!]*$")
+
+
+def _heading_topic(heading: str | None) -> str | None:
+    """A heading as the topic of the actions under it, without issue numbers (2–15 words)."""
+    if not heading:
+        return None
+    topic = re.sub(r"\[?#\d+\]?(?:\([^)]*\))?", " ", heading).strip(" :*-–")
+    return topic if 2 <= len(topic.split()) <= 15 else None
+
+
+#: An agenda item that is an issue's or pull request's title, its link last:
+#: "* Chore: Move to OpenJS slack (TBD) [#421](https://github.com/nodejs/nodejs.dev/issues/421)".
+_ISSUE_TITLE = re.compile(r"\[#\d+\]\(https?://[^)\s]+/(?:issues|pull)/\d+\)[ \t*_]*$")
 _DATE_FIELD = re.compile(r"^[ \t]*date[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _TIME_FIELD = re.compile(r"^[ \t]*time[ \t]*:[ \t]*(?P<value>\S.*)$", re.I)
 _EMAIL_STOP = re.compile(
@@ -283,6 +298,11 @@ class TextRules(DelegationRules):
             request = email_request(text)
             return request is not None and self.add_task(request, line, None, "email-request")
         found = False
+        if _ISSUE_TITLE.search(text):
+            return self._dated_event(line, heading)  # an agenda item naming an issue: its title, no action
+        if self._continues_paragraph(line):
+            return self._dated_event(line, heading)  # "…, / please comment …": the sentence began above
+        text = self._with_wrapped_lines(line)
         body, speaker = strip_prefixes(text)
         label = self._label(body) if speaker else None
         known = self.people
@@ -293,8 +313,9 @@ class TextRules(DelegationRules):
             action = (label[1], speaker)
         if action is not None:
             title = action[0]
-            if _BARE_ACTION.match(clean_markup(title)):
-                topic = self._parent_item(line)
+            bare = clean_markup(title)
+            if _BARE_ACTION.match(bare) or _POINTS_BACK.search(bare):
+                topic = self._parent_item(line) or _heading_topic(heading)
                 if topic:
                     title = f"{title} – {topic}"  # "Myles takes action to land" under "Draft Staging Process"
             found = self.add_task(title, line, None, "minutes-action", owner_hint=action[1])

@@ -84,9 +84,16 @@ class AgentToolkits:
         self._specs = [spec for spec, _ in declared]
         # Tools that need confirmation get no permission (AgentScope's default: ASK the user); the
         # others are allowed. Not concurrency-safe, so mutations land in the change log in call order.
-        return [FunctionTool(fn, name=spec.name, is_concurrency_safe=False,  # type: ignore[arg-type]  # str results
-                             permission=None if spec.confirm else allow)
-                for spec, fn in declared]
+        tools = [FunctionTool(fn, name=spec.name, is_concurrency_safe=False,  # type: ignore[arg-type]  # str results
+                              permission=None if spec.confirm else allow)
+                 for spec, fn in declared]
+        # Each schema checked and its validator compiled here (in the build thread, see ready()),
+        # not at each tool's first call, where it cost 5-15 ms on the event loop.
+        from sidecar.agent.tool_args import compiled_validator
+
+        for t in tools:
+            compiled_validator(t.input_schema)
+        return tools
 
 
 def client_tools(tools: list[Tool], taken: set[str]) -> list[Any]:

@@ -117,10 +117,11 @@ async def test_each_tool_schema_is_checked_against_its_metaschema_once(
         checked.append(id(schema))
         real_check(schema, *args, **kwargs)
 
+    agent = _agent_for(store, make_model)  # (the toolkit build checks each schema once)
     monkeypatch.setattr(jsonschema.Draft202012Validator, "check_schema", staticmethod(counting))
     fake_llm.push(ToolCallsReply(calls=[ToolCallSpec(id=f"c{i}", name="list_tasks", arguments={"search": f"x{i}"})
                                         for i in range(6)]), TextReply(text="done"))
-    async for _ in _agent_for(store, make_model).reply_stream(UserMsg("user", "look")):
+    async for _ in agent.reply_stream(UserMsg("user", "look")):
         pass
     assert len([m for m in fake_llm.chat_requests[1].messages if m["role"] == "tool"]) == 6
     assert len(checked) <= 1, f"the schema was checked {len(checked)} times for 6 calls"
@@ -159,3 +160,28 @@ def test_the_cache_is_bounded_and_keyed_by_the_schema_object(monkeypatch: pytest
         tool_args.compiled_validator(s)
     assert len(tool_args._validators) == 4
     assert tool_args.compiled_validator(schemas[0])[0] is not first  # evicted, rebuilt
+
+
+async def test_tool_schemas_are_compiled_when_the_toolkit_is_built_not_at_the_first_call(
+    store: Store, fake_llm: FakeLLMServer, make_model: ModelFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking a schema and building its validator took 5-15 ms at each tool's first call, on
+    the event loop; the toolkit build (in a worker thread) does it instead."""
+    checked: list[int] = []
+    real_check = jsonschema.Draft202012Validator.check_schema
+
+    def counting(schema: Any, *args: Any, **kwargs: Any) -> None:
+        checked.append(id(schema))
+        real_check(schema, *args, **kwargs)
+
+    monkeypatch.setattr(jsonschema.Draft202012Validator, "check_schema", staticmethod(counting))
+    agent = _agent_for(store, make_model)  # builds the toolkit
+    built = len(checked)
+    assert built >= 1
+    fake_llm.push(ToolCallsReply(calls=[ToolCallSpec(id="c0", name="list_projects", arguments={}),
+                                        ToolCallSpec(id="c1", name="create_task", arguments={"title": "x"})]),
+                  TextReply(text="done"))
+    async for _ in agent.reply_stream(UserMsg("user", "go")):
+        pass
+    assert len([m for m in fake_llm.chat_requests[-1].messages if m["role"] == "tool"]) == 2
+    assert len(checked) == built, "a tool's schema was checked again at its first call"

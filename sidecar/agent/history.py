@@ -80,8 +80,13 @@ class History:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def ensure_thread(self, thread_id: str, title: str | None) -> None:
-        """Create the thread if new (the first user message becomes its title)."""
+    async def start_run(self, run_id: str, thread_id: str, mode: str, model: str | None,
+                        title: str | None) -> bool:
+        """In one transaction: create the thread if new (``title``, its first user message,
+        becomes its title) and record the run as ``running`` unless the thread already has a
+        running run (one statement: the claim of the thread and of the run id is atomic).
+        Returns False when the thread is taken. Raises sqlite3.IntegrityError for a reused run
+        id (and nothing is written)."""
         now = clock.now_ms()
         async with self.store.write() as w:
             await w.execute(
@@ -89,17 +94,11 @@ class History:
                 " ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at",
                 (thread_id, (title or "")[:200] or None, now, now),
             )
-
-    async def start_run(self, run_id: str, thread_id: str, mode: str, model: str | None) -> bool:
-        """Record a run as ``running`` unless the thread already has a running run (one
-        statement: the claim of the thread and of the run id is atomic). Returns False when the
-        thread is taken. Raises sqlite3.IntegrityError for a reused run id."""
-        async with self.store.write() as w:
             return await w.execute(
                 "INSERT INTO agent_runs (id, thread_id, status, mode, model, started_at)"
                 " SELECT ?, ?, 'running', ?, ?, ?"
                 " WHERE NOT EXISTS (SELECT 1 FROM agent_runs WHERE thread_id = ? AND status = 'running')",
-                (run_id, thread_id, mode, model, clock.now_ms(), thread_id),
+                (run_id, thread_id, mode, model, now, thread_id),
             ) == 1
 
     async def finish_run(

@@ -136,9 +136,9 @@ class AgentService:
             plan = await self._plan(run_input)
             queue = handle.subscribe()
             first_user = next((text_of(m) for m in run_input.messages if m.role == "user"), None)
-            await self.history.ensure_thread(thread_id, first_user)
             settings = await self.model_settings()
-            if not await self.history.start_run(run_id, thread_id, mode, settings.model if settings else None):
+            if not await self.history.start_run(run_id, thread_id, mode, settings.model if settings else None,
+                                                first_user):
                 raise RunConflict(f"thread {thread_id} already has an active run")
         except sqlite3.IntegrityError:
             self._forget(handle)

@@ -24,14 +24,14 @@ async def test_twenty_large_lists_run_at_most_two_at_a_time(api: Api, monkeypatc
     running = peak = 0
     real = Repository.list_rows
 
-    async def counting(self: Repository, entity: str, query: Any = None) -> Any:
+    async def counting(self: Repository, entity: str, query: Any = None, **kw: Any) -> Any:
         nonlocal running, peak
         big = getattr(query, "limit", 0) > crud.HEAVY_LIST_ROWS
         running += big
         peak = max(peak, running)
         try:
             await asyncio.sleep(0.05)  # hold it, so overlapping requests would overlap here
-            return await real(self, entity, query)
+            return await real(self, entity, query, **kw)
         finally:
             running -= big
 

@@ -40,6 +40,10 @@ __all__ = ["CURRENT_SCOPE", "DESTRUCTIVE_TOOLS", "DOMAINS", "DOMAIN_TOOLS", "TOO
 log = logging.getLogger(__name__)
 
 NO_FIELDS = "Error: give at least one field to change."
+#: Listings of tasks and notes count matches up to this many, then say "more than": a model
+#: needs no exact total of thousands (it narrows the filters), and counting them all was most of
+#: a text search's cost on a large store.
+COUNT_UPTO = 200
 
 TaskStatus = Literal["todo", "in_progress", "done"]
 TaskPriority = Literal["high", "medium", "low"]
@@ -113,8 +117,13 @@ class StoreTools:
 
     @staticmethod
     def _listing(kind: str, rows: list[str], total: int) -> str:
+        """``total`` above :data:`COUNT_UPTO` reads "more than COUNT_UPTO" (a listing counts no
+        further, :meth:`Repository.list`)."""
         if not rows:
             return f"No {kind} found."
+        if total > COUNT_UPTO:
+            return (f"More than {COUNT_UPTO} {kind} (showing {len(rows)}; narrow the filters to see others):\n"
+                    + "\n".join(f"- {r}" for r in rows))
         more = f" (showing {len(rows)} of {total})" if total > len(rows) else ""
         return f"{total} {kind}{more}:\n" + "\n".join(f"- {r}" for r in rows)
 
@@ -140,7 +149,8 @@ class StoreTools:
         if order_by:
             query["order_by"] = order_by
             query["order"] = "asc" if order_by in ("dueDate", "title") else "desc"
-        rows, total = await self.repo.list("tasks", {k: v for k, v in query.items() if v is not None})
+        rows, total = await self.repo.list("tasks", {k: v for k, v in query.items() if v is not None},
+                                           count_upto=COUNT_UPTO)
         return self._listing("tasks", [self._task(t) for t in rows], total)
 
     @tool("tasks")
@@ -407,7 +417,7 @@ class StoreTools:
             project_id: Only notes of this project.
         """
         query: dict[str, Any] = {"limit": 100, **({"project_id": project_id} if project_id else {})}
-        rows, total = await self.repo.list("notes", query)
+        rows, total = await self.repo.list("notes", query, count_upto=COUNT_UPTO)
         return self._listing("notes", [self._note(n) for n in rows], total)
 
     @tool("notes")

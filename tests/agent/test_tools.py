@@ -59,6 +59,26 @@ async def test_task_tools(tools: StoreTools, repo: Repository, store: Store) -> 
                    ("tasks", "delete")]
 
 
+async def test_a_long_listing_says_more_than_instead_of_counting_every_match(tools: StoreTools, repo: Repository) -> None:
+    """A text search counted all of a large store's matches (~2 ms for 10,000 tasks) for a total
+    the model does not need: past COUNT_UPTO it reads "more than"; below, the exact total."""
+    from sidecar.agent.tools import COUNT_UPTO
+
+    async with repo.transaction() as tx:
+        for i in range(COUNT_UPTO + 30):
+            await tx.create("tasks", {"title": f"invoice {i}" if i < 120 else f"report {i}"})
+    many = await tools.list_tasks()
+    assert many.startswith(f"More than {COUNT_UPTO} tasks (showing 50;"), many.splitlines()[0]
+    assert len(many.splitlines()) == 51
+    some = await tools.list_tasks(search="invoice")
+    assert some.startswith("120 tasks (showing 50 of 120):"), some.splitlines()[0]
+    # counting stopped one past the bound; the API's own listing still counts exactly
+    _, capped = await repo.list("tasks", {"limit": 1}, count_upto=COUNT_UPTO)
+    assert capped == COUNT_UPTO + 1
+    _, total = await repo.list("tasks", {"limit": 1})
+    assert total == COUNT_UPTO + 30
+
+
 async def test_due_today_uses_the_users_day(tools: StoreTools) -> None:
     today = dt.datetime.now(TZ).date()
     await tools.create_task("today", due_date=today.isoformat() + "T10:00")

@@ -26,8 +26,11 @@ import sys
 import threading
 import warnings
 from types import ModuleType
+from typing import Any
 
 from sidecar.background import loading_libraries
+
+log = logging.getLogger(__name__)
 
 #: Environment LiteLLM reads at import time, forced before the first import.
 LITELLM_IMPORT_ENV: dict[str, str] = {
@@ -79,8 +82,48 @@ def import_litellm() -> ModuleType:
         litellm.disable_hf_tokenizer_download = True
         _reroute_loggers(_LITELLM_LOGGERS)
         _silence_litellm_warnings()
+        _skip_unobserved_success_logging(litellm)
         _litellm = litellm
         return litellm
+
+
+def _nobody_listens(litellm: ModuleType, logging_obj: Any) -> bool:
+    """No success callback anywhere: LiteLLM's global lists, or the call's own (dynamic) ones."""
+    return not any((litellm.success_callback, litellm._async_success_callback, litellm.callbacks,
+                    getattr(logging_obj, "dynamic_success_callbacks", None),
+                    getattr(logging_obj, "dynamic_async_success_callbacks", None)))
+
+
+def _skip_unobserved_success_logging(litellm: ModuleType) -> None:
+    """At the end of every streamed call LiteLLM starts a task that builds its success-logging
+    payload (cost, a standard logging object: ~30 ms of CPU per model turn here) even when no
+    callback is registered to receive it. The sidecar registers none (usage and cost come from
+    the stream itself, :mod:`sidecar.agent.model`), and that task ran on the event loop while
+    the turn's tool calls waited. With no callback, the dispatch now returns at once; a callback
+    registered later gets everything as before.
+
+    Wraps ``Logging.dispatch_success_handlers`` (``litellm/litellm_core_utils/litellm_logging.py``,
+    LiteLLM 1.110); if LiteLLM no longer has it as a coroutine function, logs a warning and
+    leaves LiteLLM as it is (correct, only slower)."""
+    import inspect
+
+    from litellm.litellm_core_utils import litellm_logging
+
+    cls = litellm_logging.Logging
+    original = getattr(cls, "dispatch_success_handlers", None)
+    if getattr(original, "__sidecar_wrapped__", False):
+        return
+    if not inspect.iscoroutinefunction(original):
+        log.warning("litellm: Logging.dispatch_success_handlers not found; success logging not skipped")
+        return
+
+    async def dispatch_success_handlers(self: Any, *args: Any, **kwargs: Any) -> None:
+        if _nobody_listens(litellm, self):
+            return None
+        return await original(self, *args, **kwargs)  # type: ignore[misc]
+
+    dispatch_success_handlers.__sidecar_wrapped__ = True  # type: ignore[attr-defined]
+    cls.dispatch_success_handlers = dispatch_success_handlers
 
 
 async def load_litellm() -> ModuleType:

@@ -555,3 +555,44 @@ async def test_ollama_models_get_num_ctx(fake_llm: FakeLLMServer) -> None:
     request = await model._build_request("ollama_chat/qwen", hello(), None, None, {})
     assert request["num_ctx"] == 16384
     assert request["max_retries"] == 0 and request["api_key"] == "sk-no-key"
+
+
+async def test_no_success_logging_work_without_a_callback_and_callbacks_still_get_it(
+    fake_llm: FakeLLMServer, make_model: ModelFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiteLLM built a success-logging payload (~30 ms of CPU on the event loop) after every
+    streamed turn with nobody to receive it, while the turn's tool calls waited. Skipped when
+    no callback is registered; a registered callback is still called."""
+    import asyncio
+
+    import litellm
+    from litellm.integrations.custom_logger import CustomLogger
+    from litellm.litellm_core_utils.litellm_logging import Logging
+
+    handled: list[str] = []
+    real = Logging.async_success_handler
+
+    async def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        handled.append("handler")
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Logging, "async_success_handler", spy)
+    fake_llm.push(TextReply(text="hello there"))
+    await collect(make_model())
+    await asyncio.sleep(0.2)  # the dispatch is a task of its own
+    assert handled == [], "LiteLLM's success logging ran with no callback registered"
+
+    received: list[str] = []
+
+    class Listener(CustomLogger):  # type: ignore[misc]
+        async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+            received.append("success")
+
+    monkeypatch.setattr(litellm, "callbacks", [Listener()])
+    fake_llm.push(TextReply(text="hello again"))
+    await collect(make_model())
+    for _ in range(50):
+        if received:
+            break
+        await asyncio.sleep(0.05)
+    assert handled and received == ["success"]

@@ -123,7 +123,7 @@ def _skip_unobserved_success_logging(litellm: ModuleType) -> None:
         return await original(self, *args, **kwargs)  # type: ignore[misc]
 
     dispatch_success_handlers.__sidecar_wrapped__ = True  # type: ignore[attr-defined]
-    cls.dispatch_success_handlers = dispatch_success_handlers
+    cls.dispatch_success_handlers = dispatch_success_handlers  # type: ignore[method-assign]
 
 
 async def load_litellm() -> ModuleType:

@@ -174,8 +174,9 @@ _gate = _ImportGate()
 def foreground() -> Iterator[None]:
     """Give the block the CPU over start-up's background loading: while it runs, imports in
     other threads (LiteLLM, AgentScope, LanceDB, keyring loading after the handshake) wait at
-    their next module, each for at most :data:`FOREGROUND_HOLD_MAX_S`. Nested and concurrent
-    uses are counted.
+    their next module: each thread for at most :data:`FOREGROUND_HOLD_MAX_S` in all while the
+    foreground lasts, and not at all once another thread waits for a module it is importing.
+    Nested and concurrent uses are counted.
 
     Why: on 2 cores, three loading threads and the event loop share one GIL, so a request posted
     right after the handshake ran at a fraction of the speed (the first run's ``RUN_STARTED`` in

@@ -104,40 +104,40 @@ class SecretStore:
     # discovers its backends (entry points, a D-Bus connection), ~0.2 s that on the event loop
     # stalled every request, the first agent run's RUN_STARTED among them.
 
-    def _read(self, name: str) -> str | None:
-        usable, _ = self.status()
+    def _keyring(self, refusal: str | None = None) -> Any:
+        """The ``keyring`` module once its backend is usable; otherwise None, or with
+        ``refusal``, Unavailable ``"<refusal>: <why>"`` (code ``secrets_unavailable``)."""
+        usable, detail = self.status()
         if not usable:
-            return None
+            if refusal is None:
+                return None
+            raise Unavailable(f"{refusal}: {detail}", code="secrets_unavailable")
         import keyring
-        import keyring.errors
+        import keyring.errors  # the callers catch its errors (kr.errors)
 
+        return keyring
+
+    def _read(self, name: str) -> str | None:
+        kr = self._keyring()
+        if kr is None:
+            return None
         try:
-            return keyring.get_password(SERVICE, name)
-        except keyring.errors.KeyringError:
+            return kr.get_password(SERVICE, name)  # type: ignore[no-any-return]
+        except kr.errors.KeyringError:
             return None
 
     def _write(self, name: str, value: str) -> None:
-        usable, detail = self.status()
-        if not usable:
-            raise Unavailable(f"cannot store secrets: {detail}", code="secrets_unavailable")
-        import keyring
-        import keyring.errors
-
+        kr = self._keyring("cannot store secrets")
         try:
-            keyring.set_password(SERVICE, name, value)
-        except keyring.errors.KeyringError as exc:
+            kr.set_password(SERVICE, name, value)
+        except kr.errors.KeyringError as exc:
             raise Unavailable(f"the keyring refused the secret: {exc}", code="secrets_unavailable") from None
 
     def _delete(self, name: str) -> bool:
-        usable, detail = self.status()
-        if not usable:
-            raise Unavailable(f"cannot change secrets: {detail}", code="secrets_unavailable")
-        import keyring
-        import keyring.errors
-
+        kr = self._keyring("cannot change secrets")
         try:
-            keyring.delete_password(SERVICE, name)
-        except keyring.errors.PasswordDeleteError:
+            kr.delete_password(SERVICE, name)
+        except kr.errors.PasswordDeleteError:
             return False
         return True
 

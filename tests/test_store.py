@@ -277,3 +277,27 @@ async def test_models_read_from_rows_decode_json_and_ignore_other_columns(store:
     assert watch.paths == ["/tmp/in"] and watch.data_types == ["tasks"] and watch.file_extensions == []
     assert (watch.use_llm, watch.enabled, watch.skip_done) == (True, False, True)
     assert watch.schedule_cron is None and watch.updated_at == 6
+
+
+async def test_a_bounded_date_listing_is_an_index_range_in_date_order(repo: Repository, store: Store,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Due by …" over many tasks without a due date: the bound excludes them, so the rows come in
+    date order from a range search of the date index, not a scan of every dateless row."""
+    async with repo.transaction() as tx:
+        for i in range(300):
+            await tx.create("tasks", {"title": f"undated {i}"})
+        for day in (5, 1, 3, 9):
+            await tx.create("tasks", {"title": f"day {day}", "due_date": day * 86_400_000})
+    seen: list[tuple[str, list[object]]] = []
+    fetchall = store.fetchall
+
+    async def spy(sql: str, params: object = ()) -> list[sqlite3.Row]:
+        seen.append((sql, list(params)))  # type: ignore[call-overload]
+        return await fetchall(sql, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "fetchall", spy)
+    rows, total = await repo.list("tasks", {"due_date_to": 6 * 86_400_000, "order_by": "dueDate", "order": "asc"})
+    assert [r.title for r in rows] == ["day 1", "day 3", "day 5"] and total == 3
+    sql, params = seen[0]
+    plan = " ".join(str(r[3]) for r in await fetchall("EXPLAIN QUERY PLAN " + sql, params))
+    assert plan.startswith("SEARCH tasks USING INDEX") and "due_date<" in plan, plan

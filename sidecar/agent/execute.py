@@ -143,6 +143,10 @@ class RunExecution:
                     rs.handle.emit(out)
                 if ev.type == EventType.MODEL_CALL_END:
                     rs.acct.account(rs.translator.turn_message_ids)
+                elif ev.type == EventType.TOOL_RESULT_END:
+                    # Let the relay write the result now: the agent goes straight on to the next
+                    # call, and its first wait (often inside that tool) came ~1 ms later.
+                    await asyncio.sleep(0)
         finally:
             CURRENT_SCOPE.reset(token)
 

@@ -119,23 +119,12 @@ class History:
         now = clock.now_ms()
         async with self.store.write() as w:
             await self._insert_events(w, events)
-            for m in messages:
-                await w.execute(
+            if messages:
+                await w.executemany(
                     "INSERT OR IGNORE INTO agent_messages (id, thread_id, run_id, role, content, model, input_tokens,"
                     " output_tokens, cost, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        m.id,
-                        thread_id,
-                        m.run_id,
-                        m.role,
-                        json.dumps(m.message, ensure_ascii=False),
-                        m.model,
-                        m.input_tokens,
-                        m.output_tokens,
-                        m.cost,
-                        m.latency_ms,
-                        m.created_at,
-                    ),
+                    [(m.id, thread_id, m.run_id, m.role, json.dumps(m.message, ensure_ascii=False), m.model,
+                      m.input_tokens, m.output_tokens, m.cost, m.latency_ms, m.created_at) for m in messages],
                 )
             await w.execute(
                 "UPDATE agent_runs SET status = ?, finished_at = ?, input_tokens = ?, output_tokens = ?, cost = ?,"
@@ -165,13 +154,17 @@ class History:
 
     @staticmethod
     async def _insert_events(w: Any, events: Any) -> None:
+        """All the events in one statement run (one round trip to the writer's thread: one per
+        event was hundreds per flush while a run's tool calls waited for the same thread)."""
+        if not events:
+            return
         now = clock.now_ms()
-        for thread_id, run_id, type_, event in events:
-            await w.execute(
-                "INSERT INTO agent_events (thread_id, run_id, type, event, created_at) VALUES (?, ?, ?, ?, ?)",
-                (thread_id, run_id, type_, event if isinstance(event, str)
-                 else json.dumps(event, ensure_ascii=False, separators=(",", ":")), now),
-            )
+        await w.executemany(
+            "INSERT INTO agent_events (thread_id, run_id, type, event, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(thread_id, run_id, type_, event if isinstance(event, str)
+              else json.dumps(event, ensure_ascii=False, separators=(",", ":")), now)
+             for thread_id, run_id, type_, event in events],
+        )
 
     async def append_events(self, events: Sequence[tuple[str, str, str, str | dict[str, Any]]]) -> None:
         """Store a batch of ``(thread_id, run_id, type, event)`` in one transaction; ``event`` is

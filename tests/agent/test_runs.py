@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from sidecar.agent.tools import tool
+from sidecar.api import agent as agent_api
 from tests.agent.runs_helpers import assert_terminal_rules, configure_model, run, run_input, text_of, types
 from tests.conftest import Api
 from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply
@@ -186,3 +189,46 @@ async def test_input_mistakes_are_http_errors_before_the_stream(api: Api, fake: 
     events = await run(api, run_input("t-in", None, resume=[{"interruptId": "call-p", "status": "resolved", "payload": {"approved": True}}]))
     assert assert_terminal_rules(events)["type"] == "RUN_FINISHED"
     assert events[0]["input"]["resume"][0]["interruptId"] == "call-p"  # RUN_STARTED carries the input
+
+
+class _ProbeToolExtension:
+    """An extension whose one tool notes, when it starts, which events of the run are still
+    waiting in the run's subscriber queues (not yet written to the shell)."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.waiting: list[str] = []
+
+    def tools(self) -> list[Any]:
+        return [self.weekly_report]
+
+    async def core(self) -> dict[str, str] | None:
+        return None
+
+    async def before_run(self, thread_id: str, user_text: str) -> str:
+        return ""
+
+    async def after_run(self, *args: Any) -> None:
+        return None
+
+    @tool("tasks")
+    async def weekly_report(self) -> str:
+        """Build the weekly report."""
+        handle = self.service._by_thread["t-report"]
+        self.waiting = [str(item.event.type.value) for q in handle.subscribers for item in list(q._queue) if item]
+        return "report ready"
+
+
+async def test_a_tool_result_is_sent_before_the_next_call_runs(api: Api, fake: FakeLLMServer) -> None:
+    """The shell shows each tool's result as it comes, not once the next tool has run (the agent
+    goes from one call to the next without waiting, so the relay got its turn only then)."""
+    service = api.app[agent_api.AGENT]
+    probe = _ProbeToolExtension(service)
+    service.extensions.append(probe)
+    await configure_model(api, fake)
+    fake.push(ToolCallsReply(calls=[ToolCallSpec(name="list_projects", arguments={}, id="first"),
+                                    ToolCallSpec(name="weekly_report", arguments={}, id="second")]),
+              TextReply(text="Done."))
+    events = await run(api, run_input("t-report", "report"))
+    assert [e["content"] for e in events if e["type"] == "TOOL_CALL_RESULT"][1] == "report ready"
+    assert "TOOL_CALL_RESULT" not in probe.waiting, probe.waiting

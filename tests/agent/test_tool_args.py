@@ -185,3 +185,38 @@ async def test_tool_schemas_are_compiled_when_the_toolkit_is_built_not_at_the_fi
         pass
     assert len([m for m in fake_llm.chat_requests[-1].messages if m["role"] == "tool"]) == 2
     assert len(checked) == built, "a tool's schema was checked again at its first call"
+
+
+async def test_each_calls_arguments_are_checked_once(
+    store: Store, fake_llm: FakeLLMServer, make_model: ModelFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AgentScope parses a call's arguments twice and validates them once more (three checks,
+    ~0.1 ms each); the checks of the same text against the same schema are made once."""
+    checks: list[str] = []
+    real = tool_args.compiled_validator
+
+    class Counting:
+        def __init__(self, validator: Any) -> None:
+            self.validator = validator
+
+        def is_valid(self, instance: Any) -> bool:
+            checks.append("is_valid")
+            return bool(self.validator.is_valid(instance))
+
+        def iter_errors(self, instance: Any) -> Any:
+            checks.append("iter_errors")
+            return self.validator.iter_errors(instance)
+
+    def counting(schema: Any) -> tuple[Any, bool]:
+        validator, plain = real(schema)
+        return Counting(validator), plain
+
+    agent = _agent_for(store, make_model)
+    monkeypatch.setattr(tool_args, "compiled_validator", counting)
+    fake_llm.push(ToolCallsReply(calls=[ToolCallSpec(id=f"c{i}", name="list_tasks", arguments={"search": f"y{i}"})
+                                        for i in range(6)]), TextReply(text="done"))
+    async for _ in agent.reply_stream(UserMsg("user", "look")):
+        pass
+    results = [m["content"] for m in fake_llm.chat_requests[1].messages if m["role"] == "tool"]
+    assert len(results) == 6 and not any("Error" in str(r) for r in results)
+    assert len(checks) == 6, checks

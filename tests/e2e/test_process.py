@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from sidecar import __version__ as SIDECAR_VERSION
+from sidecar import lifecycle
 from tests.e2e.conftest import (
     HANDSHAKE_KEYS,
     SERVE_CMD,
@@ -143,7 +144,8 @@ GC_LAUNCHER = textwrap.dedent(
         return _send(self, message)
 
     lc.HandshakeChannel.send = send
-    atexit.register(lambda: sys.stderr.write(f"GC-SERVING enabled={gc.isenabled()} frozen={gc.get_freeze_count()}\\n"))
+    atexit.register(lambda: sys.stderr.write(
+        f"GC-SERVING enabled={gc.isenabled()} threshold={gc.get_threshold()[0]} frozen={gc.get_freeze_count()}\\n"))
 
     from sidecar.cli import main
     sys.exit(main(sys.argv[1:]))
@@ -163,6 +165,8 @@ def test_gc_is_off_until_the_handshake_and_on_while_serving(spawn_sidecar: Spawn
     serving = [line for line in err.splitlines() if line.startswith("GC-SERVING")]
     assert serving and "enabled=True" in serving[0], sc.diagnostics()
     assert int(serving[0].rsplit("frozen=", 1)[1]) > 10_000, serving
+    # young collections every 10,000 allocations, not 700 (GC_GEN0_THRESHOLD)
+    assert f"threshold={lifecycle.GC_GEN0_THRESHOLD} " in serving[0] and lifecycle.GC_GEN0_THRESHOLD >= 10_000, serving
 
 
 # --- request defences -------------------------------------------------------------------------

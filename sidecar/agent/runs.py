@@ -80,6 +80,11 @@ class AgentService:
         #: each mode's tools, built once (:meth:`warm` or the first run)
         self.toolkits = AgentToolkits(store, self.extensions)
 
+    def busy(self) -> bool:
+        """True while a run is in progress: background work that can wait (search indexing)
+        waits for it to end, so the run's tool calls get the CPU."""
+        return bool(self._by_run)
+
     async def warm(self) -> None:
         """Load the agent stack and build every mode's tools, so the first run pays for neither."""
         await load_agent_stack()

@@ -2,7 +2,8 @@
 
 Every committed change wakes the writer (:meth:`Indexer.wake`, a store commit listener); it
 waits for the burst to end (``debounce_ms`` without a change, a trailing debounce, but never
-more than ``max_delay_ms`` after the first change), then takes the entries after its cursor in
+more than ``max_delay_ms`` after the first change) and for the foreground to be quiet (no agent
+run in progress, at most ``defer_max_ms``), then takes the entries after its cursor in
 batches (``batch`` entries), re-reads the rows they touched, chunks them, embeds only chunks
 whose text changed (vectors of unchanged chunks are reused by text hash), and writes each batch
 to LanceDB in one ``merge_insert`` (new and changed chunks in, the touched documents' other
@@ -80,13 +81,18 @@ class Indexer:
 
     def __init__(self, store: Store, lance: LanceStore, load_memories: MemoryLoader, *,
                  publish: Publish | None = None, debounce_ms: int = 50, max_delay_ms: int = 1000,
+                 busy: Callable[[], bool] | None = None, defer_max_ms: int = 10_000,
                  batch: int = 500) -> None:
+        """``busy``: True while foreground work is in progress (an agent run); each batch then
+        waits for it to end, at most ``defer_max_ms`` (so search lags a long run by that much)."""
         self.store = store
         self.lance = lance
         self.load_memories = load_memories
         self.publish = publish
         self.debounce_ms = debounce_ms
         self.max_delay_ms = max_delay_ms
+        self.busy = busy
+        self.defer_max_ms = defer_max_ms
         self.batch = batch
         self.active: Target | None = None
         self.building: Target | None = None
@@ -188,6 +194,7 @@ class Indexer:
                     await self._wake.wait()
             if self._wake.is_set() and self.debounce_ms:
                 await self._burst_end()
+            await self._foreground_quiet()
             self._wake.clear()
             try:
                 more = await self._step()
@@ -217,6 +224,17 @@ class Indexer:
             await asyncio.sleep(min(self.debounce_ms / 1000, max(0.0, deadline - loop.time())))
             if not self._wake.is_set() or loop.time() >= deadline:
                 return
+
+    async def _foreground_quiet(self) -> None:
+        """Return once ``busy()`` is False, or ``defer_max_ms`` after the call. Why: an agent
+        run's tool calls wait for the CPU, and embedding and LanceDB writes (~0.1 s a batch on
+        2 cores) ran between them, batch after batch, as the run's own changes came in."""
+        if self.busy is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.defer_max_ms / 1000
+        while self.busy() and loop.time() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
 
     async def _step(self) -> bool:
         """One batch for each target; True when there is more to do."""

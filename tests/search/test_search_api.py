@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.app import create_app
-from sidecar.appstate import HANDSHAKE_DONE, SEARCH
+from sidecar.appstate import HANDSHAKE_DONE, SEARCH, STORE
 from sidecar.settings import Settings
 from sidecar.store.db import Store
 from sidecar.store.repository import Repository
+from tests.agent.runs_helpers import configure_model, run, run_input
 from tests.conftest import Api
+from tests.fakes.llm_server import FakeLLMServer, TextReply, ToolCallSpec, ToolCallsReply
 from tests.fakes.memory_keyring import MemoryKeyring
 from tests.schema_check import PROBLEMS, validating_middleware
 from tests.search.helpers import IDLE, ready_vectors, search, wait_found, wait_gone, wait_idle
@@ -224,3 +227,64 @@ async def test_a_change_that_never_stops_is_indexed_within_the_max_delay(api: Ap
     commits, steps = await _burst(api, 50, 0.02)  # over 1 s of changes, never 300 ms apart
     assert steps and steps[0] < commits[-1], "nothing was indexed while the changes went on"
     assert steps[0] - commits[0] < 0.8, f"the first change waited {steps[0] - commits[0]:.2f} s"
+
+
+async def _indexed_after_commit(api: Api, work: Any) -> tuple[float, list[float]]:
+    """Runs ``work()``; returns the loop time of its first commit and of the indexer's batches
+    begun from then until ``work`` has returned and 0.5 s more."""
+    indexer = api.app[SEARCH].indexer
+    assert indexer is not None
+    loop = asyncio.get_running_loop()
+    commits: list[float] = []
+    api.app[STORE].on_commit(lambda entries: commits.append(loop.time()))
+    steps: list[float] = []
+    real_step = indexer._step
+
+    async def step() -> bool:
+        steps.append(loop.time())
+        return await real_step()
+
+    indexer._step = step  # type: ignore[method-assign]
+    await work()
+    await asyncio.sleep(0.5)
+    indexer._step = real_step  # type: ignore[method-assign]
+    assert commits, "nothing was committed"
+    return commits[0], [t for t in steps if t >= commits[0]]
+
+
+async def test_indexing_waits_while_an_agent_run_is_in_progress(api: Api) -> None:
+    """A run's tool calls wait for the CPU, which indexing their changes took in between: the
+    index catches up once the run has ended (here the model thinks 1.5 s after the tool call)."""
+    await ready_vectors(api)
+    await wait_idle(api)
+    async with FakeLLMServer() as fake:
+        await configure_model(api, fake, requestTimeoutS=10)
+        fake.push(ToolCallsReply(calls=[ToolCallSpec(name="create_task", arguments={"title": "quarterly zebra report"})]),
+                  TextReply(text="Done.", delay_s=1.5))
+        ended: list[float] = []
+
+        async def agent_run() -> None:
+            await run(api, run_input("t-index", "make it"))
+            ended.append(asyncio.get_running_loop().time())
+
+        committed, steps = await _indexed_after_commit(api, agent_run)
+    assert steps, "the run's task was never indexed"
+    assert steps[0] - committed > 1.2, f"indexed {steps[0] - committed:.2f} s after the commit, during the run"
+    assert steps[0] < ended[0] + 0.5
+    task = (await api.ok("GET", "/v1/tasks?q=zebra"))["items"][0]
+    await wait_found(api, "zebra", task["id"])
+
+
+async def test_a_run_that_goes_on_defers_indexing_at_most_its_bound(api: Api) -> None:
+    await ready_vectors(api)
+    await wait_idle(api)
+    indexer = api.app[SEARCH].indexer
+    assert indexer is not None
+    indexer.busy, indexer.defer_max_ms = (lambda: True), 400  # a run that never ends
+
+    async def create() -> None:
+        await api.ok("POST", "/v1/tasks", {"title": "patient task"}, status=201)
+        await asyncio.sleep(1.0)
+
+    committed, steps = await _indexed_after_commit(api, create)
+    assert steps and 0.35 < steps[0] - committed < 1.0, [round(t - committed, 2) for t in steps]

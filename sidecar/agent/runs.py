@@ -73,17 +73,16 @@ class AgentService:
         self._by_run: dict[str, RunHandle] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        #: set while no run is in progress: background work that can wait (search indexing)
+        #: waits for it, so a run's tool calls get the CPU
+        self.quiet = asyncio.Event()
+        self.quiet.set()
         #: parts that add to runs (search: memory in the context, the search tool, episodes
         #: stored after): ``tools()``, ``core()``, ``before_run(thread_id, text)``,
         #: ``after_run(thread_id, run_id, status, user_text, assistant_text, changed)``
         self.extensions: list[Any] = []
         #: each mode's tools, built once (:meth:`warm` or the first run)
         self.toolkits = AgentToolkits(store, self.extensions)
-
-    def busy(self) -> bool:
-        """True while a run is in progress: background work that can wait (search indexing)
-        waits for it to end, so the run's tool calls get the CPU."""
-        return bool(self._by_run)
 
     async def warm(self) -> None:
         """Load the agent stack and build every mode's tools, so the first run pays for neither."""
@@ -135,6 +134,7 @@ class AgentService:
         handle = RunHandle(run_id=run_id, thread_id=thread_id)
         self._by_thread[thread_id] = handle
         self._by_run[run_id] = handle
+        self.quiet.clear()
         try:
             if await self.history.run(run_id) is not None:
                 raise Conflict(f"run id {run_id} was already used", code="run_exists")
@@ -217,6 +217,8 @@ class AgentService:
             del self._by_thread[handle.thread_id]
         if self._by_run.get(handle.run_id) is handle:
             del self._by_run[handle.run_id]
+        if not self._by_run:
+            self.quiet.set()
 
     def _status(self, data: dict[str, Any]) -> None:
         if self._on_run_status is not None:

@@ -81,17 +81,17 @@ class Indexer:
 
     def __init__(self, store: Store, lance: LanceStore, load_memories: MemoryLoader, *,
                  publish: Publish | None = None, debounce_ms: int = 50, max_delay_ms: int = 1000,
-                 busy: Callable[[], bool] | None = None, defer_max_ms: int = 10_000,
+                 quiet: asyncio.Event | None = None, defer_max_ms: int = 10_000,
                  batch: int = 500) -> None:
-        """``busy``: True while foreground work is in progress (an agent run); each batch then
-        waits for it to end, at most ``defer_max_ms`` (so search lags a long run by that much)."""
+        """``quiet``: set while no foreground work (an agent run) is in progress; each batch
+        waits for it, at most ``defer_max_ms`` (so search lags a long run by that much)."""
         self.store = store
         self.lance = lance
         self.load_memories = load_memories
         self.publish = publish
         self.debounce_ms = debounce_ms
         self.max_delay_ms = max_delay_ms
-        self.busy = busy
+        self.quiet = quiet
         self.defer_max_ms = defer_max_ms
         self.batch = batch
         self.active: Target | None = None
@@ -226,15 +226,14 @@ class Indexer:
                 return
 
     async def _foreground_quiet(self) -> None:
-        """Return once ``busy()`` is False, or ``defer_max_ms`` after the call. Why: an agent
-        run's tool calls wait for the CPU, and embedding and LanceDB writes (~0.1 s a batch on
-        2 cores) ran between them, batch after batch, as the run's own changes came in."""
-        if self.busy is None:
+        """Return once ``quiet`` is set, or ``defer_max_ms`` after the call. Why: an agent run's
+        tool calls wait for the CPU, and embedding and LanceDB writes (~0.1 s a batch on 2
+        cores) ran between them, batch after batch, as the run's own changes came in."""
+        if self.quiet is None or self.quiet.is_set():
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.defer_max_ms / 1000
-        while self.busy() and loop.time() < deadline:
-            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.defer_max_ms / 1000):
+                await self.quiet.wait()
 
     async def _step(self) -> bool:
         """One batch for each target; True when there is more to do."""

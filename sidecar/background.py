@@ -202,6 +202,46 @@ def foreground() -> Iterator[None]:
                 _gate.clear.set()
 
 
+class ForegroundWork:
+    """Counts foreground work in progress (agent runs) for background work that can wait
+    (search indexing): :meth:`settled` returns once none has been in progress for a while.
+    Event-loop only."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._quiet_since = 0.0  # time.monotonic() when the last piece of work ended
+
+    def begin(self) -> None:
+        self._active += 1
+        self._quiet.clear()
+
+    def end(self) -> None:
+        self._active = max(0, self._active - 1)
+        if not self._active:
+            self._quiet_since = time.monotonic()
+            self._quiet.set()
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    async def settled(self, settle_s: float, max_s: float) -> None:
+        """Return once no work has been in progress for ``settle_s`` (at once if none was for
+        that long), or after ``max_s`` at most (s)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max_s):
+                while True:
+                    await self._quiet.wait()
+                    left = self._quiet_since + settle_s - time.monotonic()
+                    if left <= 0:
+                        return
+                    await asyncio.sleep(left)
+                    if self._quiet.is_set() and time.monotonic() - self._quiet_since >= settle_s:
+                        return
+
+
 def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]], *,
                     first: bool = False) -> None:
     """Run ``work`` in the background once the handshake is out (heavy imports, warm-ups,

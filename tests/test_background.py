@@ -3,6 +3,7 @@ full garbage collections that stalled the event loop (issue 9: health ~1 s durin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import threading
@@ -192,3 +193,40 @@ async def test_other_start_up_work_waits_for_the_first_stage() -> None:
     await cleanup.__anext__()
     with contextlib.suppress(StopAsyncIteration):
         await cleanup.__anext__()
+
+
+async def test_background_work_waits_until_the_foreground_has_settled() -> None:
+    """Indexing waits for agent runs, and not only for the one in progress: a batch begun the
+    moment a run ended slowed the start of the next run, posted right after it."""
+    from sidecar.background import ForegroundWork
+
+    fg = ForegroundWork()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await fg.settled(0.3, 5)  # nothing ran: at once
+    assert loop.time() - t0 < 0.1
+    fg.begin()
+    fg.end()
+    t0 = loop.time()
+    await fg.settled(0.3, 5)  # a run just ended: its settle time first
+    assert loop.time() - t0 >= 0.25
+
+    fg.begin()
+
+    async def runs() -> None:  # ends, and the next starts within the settle time, then ends
+        await asyncio.sleep(0.2)
+        fg.end()
+        await asyncio.sleep(0.1)
+        fg.begin()
+        await asyncio.sleep(0.2)
+        fg.end()
+
+    other = asyncio.ensure_future(runs())
+    t0 = loop.time()
+    await fg.settled(0.3, 5)
+    assert loop.time() - t0 >= 0.75, "began between two runs"
+    await other
+    fg.begin()
+    t0 = loop.time()
+    await fg.settled(0.3, 0.5)  # a run that goes on: at most the bound
+    assert 0.45 <= loop.time() - t0 < 1.0

@@ -36,6 +36,7 @@ from sidecar.agent.run_state import Emitted, Plan, RunHandle, RunState
 from sidecar.agent.settings import ModelSettings
 from sidecar.agent.stack import import_agent_stack, load_agent_stack, stack_loaded
 from sidecar.agent.toolkit import AgentToolkits
+from sidecar.background import ForegroundWork
 from sidecar.errors import Conflict, NotFound, SidecarError, ValidationFailed
 from sidecar.secrets import SecretStore
 from sidecar.store.db import Store
@@ -73,10 +74,9 @@ class AgentService:
         self._by_run: dict[str, RunHandle] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
-        #: set while no run is in progress: background work that can wait (search indexing)
-        #: waits for it, so a run's tool calls get the CPU
-        self.quiet = asyncio.Event()
-        self.quiet.set()
+        #: runs in progress, for background work that can wait (search indexing): a run's tool
+        #: calls get the CPU
+        self.foreground = ForegroundWork()
         #: parts that add to runs (search: memory in the context, the search tool, episodes
         #: stored after): ``tools()``, ``core()``, ``before_run(thread_id, text)``,
         #: ``after_run(thread_id, run_id, status, user_text, assistant_text, changed)``
@@ -134,7 +134,7 @@ class AgentService:
         handle = RunHandle(run_id=run_id, thread_id=thread_id)
         self._by_thread[thread_id] = handle
         self._by_run[run_id] = handle
-        self.quiet.clear()
+        self.foreground.begin()
         try:
             if await self.history.run(run_id) is not None:
                 raise Conflict(f"run id {run_id} was already used", code="run_exists")
@@ -217,8 +217,7 @@ class AgentService:
             del self._by_thread[handle.thread_id]
         if self._by_run.get(handle.run_id) is handle:
             del self._by_run[handle.run_id]
-        if not self._by_run:
-            self.quiet.set()
+            self.foreground.end()
 
     def _status(self, data: dict[str, Any]) -> None:
         if self._on_run_status is not None:

@@ -166,7 +166,7 @@ class SearchService:
         self.lance = await asyncio.to_thread(LanceStore, self.app[SETTINGS].data_dir / "lancedb")
         publish = self.app[NOTIFICATIONS].publish
         indexer = Indexer(self.store, self.lance, self.memory.load_docs, publish=publish,
-                          quiet=self.app[AGENT].quiet if AGENT in self.app else None)
+                          foreground=self.app[AGENT].foreground if AGENT in self.app else None)
         indexer.on_swap(self._swapped)
         self.settings = await self._load_settings()
         self.embedder = await self._try_load(self.settings)

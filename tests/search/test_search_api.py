@@ -280,7 +280,9 @@ async def test_a_run_that_goes_on_defers_indexing_at_most_its_bound(api: Api) ->
     await wait_idle(api)
     indexer = api.app[SEARCH].indexer
     assert indexer is not None
-    indexer.quiet, indexer.defer_max_ms = asyncio.Event(), 400  # a run that never ends
+    indexer.defer_max_ms = 400
+    assert indexer.foreground is not None
+    indexer.foreground.begin()  # a run that never ends
 
     async def create() -> None:
         await api.ok("POST", "/v1/tasks", {"title": "patient task"}, status=201)

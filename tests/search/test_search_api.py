@@ -180,12 +180,14 @@ async def test_index_progress_on_the_events_stream(api: Api) -> None:
         raise AssertionError(f"no index.progress event: {seen}")
 
 
-async def _burst(api: Api, n: int, gap_s: float) -> tuple[list[float], list[float]]:
-    """``n`` task creations ``gap_s`` apart (an agent run's tool calls); returns the loop times
-    of the commits and of the indexer's batches begun meanwhile and up to 1 s after."""
+async def _timed_indexing(api: Api, work: Any, after_s: float) -> tuple[list[float], list[float]]:
+    """Runs ``work()``, then waits ``after_s``; returns the loop times of the commits that
+    logged changes meanwhile and of the indexer's batches begun meanwhile."""
     indexer = api.app[SEARCH].indexer
     assert indexer is not None
     loop = asyncio.get_running_loop()
+    commits: list[float] = []
+    api.app[STORE].on_commit(lambda entries: commits.append(loop.time()))
     steps: list[float] = []
     real_step = indexer._step
 
@@ -194,14 +196,24 @@ async def _burst(api: Api, n: int, gap_s: float) -> tuple[list[float], list[floa
         return await real_step()
 
     indexer._step = step  # type: ignore[method-assign]
-    commits = []
-    for i in range(n):
-        await api.ok("POST", "/v1/tasks", {"title": f"burst task {i}"}, status=201)
-        commits.append(loop.time())
-        await asyncio.sleep(gap_s)
-    await asyncio.sleep(1.0)
-    indexer._step = real_step  # type: ignore[method-assign]
+    try:
+        await work()
+        await asyncio.sleep(after_s)
+    finally:
+        indexer._step = real_step  # type: ignore[method-assign]
+    assert commits, "nothing was committed"
     return commits, steps
+
+
+async def _burst(api: Api, n: int, gap_s: float) -> tuple[list[float], list[float]]:
+    """``n`` task creations ``gap_s`` apart (an agent run's tool calls); returns the loop times
+    of the commits and of the indexer's batches begun meanwhile and up to 1 s after."""
+    async def creations() -> None:
+        for i in range(n):
+            await api.ok("POST", "/v1/tasks", {"title": f"burst task {i}"}, status=201)
+            await asyncio.sleep(gap_s)
+
+    return await _timed_indexing(api, creations, 1.0)
 
 
 async def test_indexing_waits_for_a_burst_of_changes_to_end(api: Api) -> None:
@@ -232,23 +244,7 @@ async def test_a_change_that_never_stops_is_indexed_within_the_max_delay(api: Ap
 async def _indexed_after_commit(api: Api, work: Any) -> tuple[float, list[float]]:
     """Runs ``work()``; returns the loop time of its first commit and of the indexer's batches
     begun from then until ``work`` has returned and 0.5 s more."""
-    indexer = api.app[SEARCH].indexer
-    assert indexer is not None
-    loop = asyncio.get_running_loop()
-    commits: list[float] = []
-    api.app[STORE].on_commit(lambda entries: commits.append(loop.time()))
-    steps: list[float] = []
-    real_step = indexer._step
-
-    async def step() -> bool:
-        steps.append(loop.time())
-        return await real_step()
-
-    indexer._step = step  # type: ignore[method-assign]
-    await work()
-    await asyncio.sleep(0.5)
-    indexer._step = real_step  # type: ignore[method-assign]
-    assert commits, "nothing was committed"
+    commits, steps = await _timed_indexing(api, work, 0.5)
     return commits[0], [t for t in steps if t >= commits[0]]
 
 

@@ -223,23 +223,17 @@ class ForegroundWork:
             self._quiet_since = time.monotonic()
             self._quiet.set()
 
-    @property
-    def active(self) -> int:
-        return self._active
-
     async def settled(self, settle_s: float, max_s: float) -> None:
         """Return once no work has been in progress for ``settle_s`` (at once if none was for
         that long), or after ``max_s`` at most (s)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max_s):
-                while True:
+                while True:  # until quiet for settle_s (a run that starts meanwhile restarts the wait)
                     await self._quiet.wait()
                     left = self._quiet_since + settle_s - time.monotonic()
                     if left <= 0:
                         return
                     await asyncio.sleep(left)
-                    if self._quiet.is_set() and time.monotonic() - self._quiet_since >= settle_s:
-                        return
 
 
 def after_handshake(app: web.Application, name: str, work: Callable[[], Awaitable[None]], *,

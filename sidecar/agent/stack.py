@@ -13,13 +13,12 @@ from sidecar.background import foreground, loading_libraries
 
 def import_run_events() -> None:
     """Import the AG-UI side of a run: ag-ui's models and encoder, the translator and the output
-    blocks' models. It is what a run needs before its first event (``RUN_STARTED``), and quick
-    (~0.07 s alone, several times that when it shares the CPU with the other start-up imports).
-    Idempotent.
+    blocks' models. It is what a run needs before its first event (``RUN_STARTED``): ~55–80 ms
+    of CPU alone here, more when it shares the CPU with the other start-up imports. Idempotent.
 
-    ag-ui's ~80 pydantic models are imported with their schemas deferred
-    (:func:`_models_built_on_first_use`): building them all took ~0.1–0.17 s of CPU here, and a
-    run uses a dozen, each built the first time it is used (~1–3 ms)."""
+    ag-ui's 84 pydantic models are imported with their schemas deferred
+    (:func:`_models_built_on_first_use`): building them all at import took another ~0.1 s, and
+    a run uses a dozen, each built the first time it is used (~1–3 ms)."""
     with _models_built_on_first_use():
         import ag_ui.core
         import ag_ui.encoder  # noqa: F401
@@ -33,7 +32,8 @@ def _models_built_on_first_use() -> Iterator[None]:
     the validator and serializer are built on first validation or dump, not at class
     definition). Pydantic has no public switch for the default, so this sets its table of config
     defaults; with another pydantic where the table is gone, models are built eagerly as
-    before. Other threads' imports wait during this one (:func:`sidecar.background.foreground`)."""
+    before. A model another thread defines meanwhile is deferred too, which changes only when it
+    is built (start-up's own imports wait during this one: :func:`load_run_events`)."""
     try:
         from pydantic._internal._config import config_defaults
     except ImportError:  # pragma: no cover - a pydantic without the table: eager, as before

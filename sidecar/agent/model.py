@@ -34,7 +34,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Literal
 
 from agentscope.credential import CredentialBase
@@ -55,7 +55,7 @@ from sidecar.agent.model_stats import (
     known_context_size,
     provider,
 )
-from sidecar.agent.model_stream import DeltaState, convert_chunk, parse_completion
+from sidecar.agent.model_stream import ChunkReader, DeltaState, convert_chunks, parse_completion
 from sidecar.agent.settings import ModelSettings
 from sidecar.basemodel import Model
 from sidecar.errors import (
@@ -348,20 +348,18 @@ class LiteLLMChatModel(ChatModelBase):
     async def _stream_deltas(
         self, stream: Any, first: Any, call: CallRecord
     ) -> AsyncGenerator[ChatResponse, None]:
-        """Convert LiteLLM chunks to ChatResponse deltas; close the stream however it ends."""
+        """Convert LiteLLM chunks to ChatResponse deltas, one per batch of chunks that arrived
+        together (:class:`~sidecar.agent.model_stream.ChunkReader`); close the stream however it
+        ends."""
         state = DeltaState()
         outcome: Literal["completed", "interrupted", "failed"] = "interrupted"
         error_code: str | None = None
-        iterator: AsyncIterator[Any] = aiter(stream)
+        reader = ChunkReader(stream, first)
         try:
-            chunk = first
-            while chunk is not None:
-                delta = convert_chunk(chunk, state, call, self._usage)
-                if delta is not None:
-                    yield delta
+            while True:
                 try:
                     async with asyncio.timeout(self.settings.stall_timeout_s):
-                        chunk = await anext(iterator, None)
+                        chunks = await reader.next_batch()
                 except TimeoutError as exc:
                     raise ModelTimeoutError(
                         f"The model stopped sending for {self.settings.stall_timeout_s:g} s "
@@ -374,11 +372,17 @@ class LiteLLMChatModel(ChatModelBase):
                     mapped.attempts = call.attempts
                     mapped.transient = False
                     raise mapped from exc
+                if not chunks:
+                    break
+                delta = convert_chunks(chunks, state, call, self._usage)
+                if delta is not None:
+                    yield delta
             outcome = "completed"
         except ModelError as exc:
             outcome, error_code = "failed", exc.code
             raise
         finally:
+            await reader.aclose()
             await _close(stream)
             self._report(call, outcome, error_code)
 

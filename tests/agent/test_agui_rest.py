@@ -90,7 +90,8 @@ async def test_a_resumed_run_starts_with_the_messages_snapshot(api: Api, fake: F
 async def test_steps_and_reasoning(api: Api, fake: FakeLLMServer) -> None:
     await configure_model(api, fake)
     fake.push(ToolCallsReply(calls=[ToolCallSpec(name="list_tasks", arguments={})]),
-              TextReply(text="None open.", reasoning=["The list ", "is empty, ", "so say so."]))
+              TextReply(text="None open.", reasoning=["The list ", "is empty, ", "so say so."],
+                        chunk_delay_s=0.02))  # one delta per chunk, as from a model slower than the relay
     events = await run(api, run_input("t-steps", "anything open?"))
     assert assert_terminal_rules(events)["outcome"]["type"] == "success"
     steps = [(e["type"], e["stepName"]) for e in events if e["type"].startswith("STEP_")]

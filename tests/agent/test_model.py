@@ -25,6 +25,7 @@ from sidecar.agent.model import (
 from sidecar.errors import SidecarError
 from tests.agent.conftest import ModelFactory
 from tests.fakes.llm_server import (
+    BurstReply,
     ErrorReply,
     FakeLLMServer,
     ResetReply,
@@ -84,9 +85,14 @@ def tool_calls(response: ChatResponse) -> list[ToolCallBlock]:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Seconds between chunks for tests of one delta per chunk: a model slower than the relay (chunks
+#: that arrive together are one delta, see test_chunks_that_arrive_together_are_one_delta).
+PACE_S = 0.02
+
+
 async def test_streams_text_split_anywhere(fake_llm: FakeLLMServer, make_model: ModelFactory) -> None:
     chunks = ["<ta", "sk>[id", "1,id2]</t", "ask> done"]
-    fake_llm.push(TextReply(chunks=chunks))
+    fake_llm.push(TextReply(chunks=chunks, chunk_delay_s=PACE_S))
     deltas, final = await collect(make_model())
     assert [texts(d) for d in deltas] == chunks
     assert len({d.content[0].id for d in deltas}) == 1, "one text block across deltas"
@@ -95,10 +101,20 @@ async def test_streams_text_split_anywhere(fake_llm: FakeLLMServer, make_model: 
 
 
 async def test_streams_n_equal_deltas(fake_llm: FakeLLMServer, make_model: ModelFactory) -> None:
-    fake_llm.push(TextReply(text="abcdefghij", n_chunks=5))
+    fake_llm.push(TextReply(text="abcdefghij", n_chunks=5, chunk_delay_s=PACE_S))
     deltas, final = await collect(make_model())
     assert [texts(d) for d in deltas] == ["ab", "cd", "ef", "gh", "ij"]
     assert texts(final) == "abcdefghij"
+
+
+async def test_chunks_that_arrive_together_are_one_delta(fake_llm: FakeLLMServer, make_model: ModelFactory) -> None:
+    """A model faster than the relay: the chunks of one network read become one delta (the
+    run's per-delta work is paid per read), the text and its one block id unchanged."""
+    fake_llm.push(BurstReply(k=400, delta="ab"))
+    deltas, final = await collect(make_model())
+    assert "".join(texts(d) for d in deltas) == "ab" * 400 == texts(final)
+    assert len(deltas) < 400 / 4, len(deltas)
+    assert len({b.id for d in deltas for b in d.content}) == 1
 
 
 async def test_request_carries_messages_settings_and_stream_options(
@@ -154,7 +170,8 @@ async def test_streamed_tool_call_id_and_name_only_on_first_delta(
     fake_llm: FakeLLMServer, make_model: ModelFactory
 ) -> None:
     fake_llm.push(
-        ToolCallsReply(calls=[ToolCallSpec(id="call_A", name="add", arg_chunks=['{"a"', ": 2,", ' "b": 3}'])])
+        ToolCallsReply(calls=[ToolCallSpec(id="call_A", name="add", arg_chunks=['{"a"', ": 2,", ' "b": 3}'])],
+                       chunk_delay_s=PACE_S)
     )
     deltas, final = await collect(make_model(), tools=[ADD_TOOL])
     call_deltas = [b for d in deltas for b in d.content if isinstance(b, ToolCallBlock)]
@@ -378,7 +395,7 @@ async def test_connection_refused_is_unavailable_without_retries(make_model: Mod
 async def test_reset_mid_stream_is_unavailable_and_not_retried(
     fake_llm: FakeLLMServer, make_model: ModelFactory
 ) -> None:
-    fake_llm.push(TextReply(text="abcdef", n_chunks=3, reset_after=2), TextReply(text="unused"))
+    fake_llm.push(TextReply(text="abcdef", n_chunks=3, reset_after=2, chunk_delay_s=PACE_S), TextReply(text="unused"))
     model = make_model(max_retries=2)
     res = await model(messages=hello())
     assert not isinstance(res, ChatResponse)
@@ -425,14 +442,14 @@ async def test_cancellation_mid_stream_closes_the_connection(
     fake_llm.push(TextReply(chunks=["first ", "second ", "third"], stall_after=2, stall_s=30))
     model = make_model()
     got: list[ChatResponse] = []
-    two = asyncio.Event()
+    two = asyncio.Event()  # the text before the stall was relayed (in one delta or two)
 
     async def consume() -> None:
         res = await model(messages=hello())
         assert not isinstance(res, ChatResponse)
         async for chunk in res:
             got.append(chunk)
-            if len(got) == 2:
+            if "".join(texts(c) for c in got) == "first second ":
                 two.set()
 
     task = asyncio.create_task(consume())

@@ -382,9 +382,11 @@ class LiteLLMChatModel(ChatModelBase):
             outcome, error_code = "failed", exc.code
             raise
         finally:
-            await reader.aclose()
-            await _close(stream)
-            self._report(call, outcome, error_code)
+            try:
+                await reader.aclose()
+            finally:  # a second cancellation during the first step still closes the connection
+                await _close(stream)
+                self._report(call, outcome, error_code)
 
     # -- accounting -------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ gets one delta per chunk, as before. The text is the same either way: AG-UI clie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -78,11 +77,11 @@ class ChunkReader:
         return batch
 
     async def aclose(self) -> None:
-        """Stop reading (cancels a read in progress); never raises."""
+        """Stop reading (cancels a read in progress) and wait until the reader has stopped. Raises
+        nothing of the reader's; a cancellation of the caller still propagates."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            await asyncio.wait({self._task})
 
 
 def convert_chunks(chunks: list[Any], state: DeltaState, call: CallRecord,

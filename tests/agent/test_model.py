@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from sidecar.agent.model import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from sidecar.agent.model_stream import ChunkReader
 from sidecar.errors import SidecarError
 from tests.agent.conftest import ModelFactory
 from tests.fakes.llm_server import (
@@ -613,3 +615,31 @@ async def test_no_success_logging_work_without_a_callback_and_callbacks_still_ge
             break
         await asyncio.sleep(0.05)
     assert handled and received == ["success"]
+
+
+async def test_chunk_reader_hands_on_chunks_before_the_stream_error_and_stops_on_close() -> None:
+    """The reader's contract: chunks that came before a stream error are handed on first, the
+    error after them; closing it stops a read in progress (the task does not outlive the run)."""
+    async def failing() -> AsyncIterator[str]:
+        yield "b"
+        yield "c"
+        raise ConnectionResetError("reset")
+
+    reader = ChunkReader(failing(), "a")
+    assert await reader.next_batch() == ["a"]
+    await asyncio.sleep(0)  # the reader runs while the consumer is busy: b, c, then the error
+    assert reader._error is not None
+    assert await reader.next_batch() == ["b", "c"]
+    with pytest.raises(ConnectionResetError):
+        await reader.next_batch()
+    assert await reader.next_batch() == []
+
+    async def endless() -> AsyncIterator[str]:
+        while True:
+            await asyncio.sleep(3600)
+            yield "never"
+
+    reader = ChunkReader(endless(), "x")
+    assert await reader.next_batch() == ["x"]
+    await asyncio.wait_for(reader.aclose(), 1)
+    assert reader._task is not None and reader._task.cancelled()

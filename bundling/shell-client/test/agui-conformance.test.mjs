@@ -389,7 +389,8 @@ describe('AG-UI conformance of the sidecar (real process, @ag-ui/client)', () =>
   });
 
   test('(g) streamed reasoning becomes REASONING events', async () => {
-    await script({ type: 'text', text: 'Done.', reasoning: ['Think ', 'first.'] });
+    // paced as a model slower than the relay streams: one REASONING_MESSAGE_CONTENT per delta
+    await script({ type: 'text', text: 'Done.', reasoning: ['Think ', 'first.'], chunk_delay_s: 0.02 });
     const agent = newAgent();
     agent.addMessage(userMessage('think'));
     const rec = await recordRun(agent);

@@ -15,10 +15,12 @@ every call blocks, so callers run them in a thread (``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sidecar import heap
+from sidecar.search.fusion import promote, weighted_rrf
 
 if TYPE_CHECKING:  # numpy loads with the index, after the handshake
     import numpy as np
@@ -105,8 +108,22 @@ class TableStats:
     bytes: int
 
 
+#: seconds a swap waits for the queries still reading the old table before dropping it
+RETIRE_WAIT_S = 30.0
+
+
+class TableRetired(Exception):
+    """The table was retired (a swap replaced it and drops it) before this query could start;
+    the caller asks the table that is active now."""
+
+
 class ChunkTable:
-    """One chunk table. Methods block (LanceDB's synchronous API)."""
+    """One chunk table. Methods block (LanceDB's synchronous API).
+
+    Queries run in threads while the indexer writes, and a swap drops the table it replaced:
+    :meth:`retire` refuses new queries (:class:`TableRetired`) and waits for those reading, so a
+    drop never pulls the data files from under a query (LanceDB: "Not found: …/data/….lance").
+    """
 
     def __init__(self, db: Any, name: str, dim: int | None) -> None:
         self.name = name
@@ -128,6 +145,29 @@ class ChunkTable:
         self._writes_since_optimize = 0
         self._last_optimize = 0.0
         self._lock = threading.Lock()  # one writer, even if a caller forgets the rule
+        self._readers = 0
+        self._retired = False
+        self._no_readers = threading.Condition()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._no_readers:
+            if self._retired:
+                raise TableRetired(self.name)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._no_readers:
+                self._readers -= 1
+                self._no_readers.notify_all()
+
+    def retire(self, timeout_s: float = RETIRE_WAIT_S) -> bool:
+        """Refuse new queries from now on and wait (blocking, at most ``timeout_s`` seconds) until
+        the queries reading the table have finished. Returns False if some still read."""
+        with self._no_readers:
+            self._retired = True
+            return self._no_readers.wait_for(lambda: self._readers == 0, timeout_s)
 
     # -- writes (the indexer's task only) -----------------------------------------------------
 
@@ -267,7 +307,16 @@ class ChunkTable:
 
         Past :data:`ANN_MIN_ROWS` rows the vector leg uses the table's IVF_SQ index
         (:meth:`maintain` builds it); rows added since it was built are scanned flat.
+
+        Raises:
+            TableRetired: a swap retired the table before the query started.
         """
+        with self._reading():
+            return self._query(mode, text, vector, where, limit, min_similarity, vector_weight, text_where, vector_slot)
+
+    def _query(self, mode: Mode, text: str | None, vector: np.ndarray | None, where: str | None,
+               limit: int, min_similarity: float, vector_weight: float,
+               text_where: str | None, vector_slot: int) -> list[dict[str, Any]]:
         if text is not None:
             # A double quote makes LanceDB parse a phrase query, which needs positions this index
             # does not store: the user's quotes are just text here.
@@ -312,42 +361,6 @@ class ChunkTable:
         for r in rows:
             r["_score"] = 1.0 - float(r["_distance"])
         return rows
-
-
-def weighted_rrf(fts: list[dict[str, Any]], vec: list[dict[str, Any]], vector_weight: float = 1.0,
-                 k: int = 60) -> list[dict[str, Any]]:
-    """Reciprocal-rank fusion with a weight on the vector leg (Cormack et al., 2009, k = 60):
-    a chunk scores ``1/(k + fts rank) + vector_weight/(k + vector rank)`` (ranks from 1; a leg
-    that did not find it adds nothing). Best first, ``_score`` = the fused score; equal scores
-    (e.g. weight 0) go by vector rank."""
-    scores: dict[str, float] = {}
-    vrank: dict[str, int] = {}
-    rows: dict[str, dict[str, Any]] = {}
-    for i, r in enumerate(fts, 1):
-        scores[r["id"]] = scores.get(r["id"], 0.0) + 1.0 / (k + i)
-        rows[r["id"]] = r
-    for i, r in enumerate(vec, 1):
-        scores[r["id"]] = scores.get(r["id"], 0.0) + vector_weight / (k + i)
-        vrank[r["id"]] = i
-        rows.setdefault(r["id"], r)
-    order = sorted(scores, key=lambda c: (-scores[c], vrank.get(c, 1 << 30)))
-    return [{**rows[c], "_score": scores[c]} for c in order]
-
-
-def promote(rows: list[dict[str, Any]], doc_id: str, slot: int) -> list[dict[str, Any]]:
-    """``rows`` (chunks best first) with the first chunk of document ``doc_id`` moved up to just
-    before the first chunk of the ``slot``-th document, when ``doc_id`` comes later than that
-    (else unchanged). The moved chunk takes the score of the one it now precedes, so scores
-    still never increase down the list. ``slot`` counts documents, from 1."""
-    first: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        first.setdefault(r["doc_id"], i)
-    docs = list(first)  # in order of first appearance
-    if doc_id not in first or docs.index(doc_id) < slot:
-        return rows
-    i, j = first[doc_id], first[docs[slot - 1]]
-    moved = {**rows[i], "_score": rows[j]["_score"]}
-    return [*rows[:j], moved, *(r for n, r in enumerate(rows[j:], j) if n != i)]
 
 
 _POOL: ThreadPoolExecutor | None = None

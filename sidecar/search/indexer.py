@@ -265,6 +265,10 @@ class Indexer:
         self.active = t  # searches read the new table from here on
         if old is not None and old.name != t.name:
             await self._forget_cursor(old.name)
+            # searches that took the old table before the switch finish on it first
+            if not await asyncio.to_thread(old.table.retire):
+                log.warning("queries still read the replaced search table; dropping it anyway",
+                            extra={"table": old.name})
             await asyncio.to_thread(self.lance.drop, old.name)
         self.building = None  # only now: "changing" ends once the old table is gone
         for fn in self._on_swap:

@@ -39,13 +39,16 @@ from sidecar.search.embedders import (
     load_embedder,
     table_slug,
 )
-from sidecar.search.index import LanceStore, Mode, quote
+from sidecar.search.index import LanceStore, Mode, TableRetired, quote
 from sidecar.search.indexer import Indexer, Target
 from sidecar.search.memory import Memory
 from sidecar.search.query import hits_of, where
 from sidecar.store.db import Store
 
 log = logging.getLogger(__name__)
+
+#: a search whose table was swapped out before its query ran starts again this many times in all
+SWAP_RETRIES = 3
 
 IDLE_DETAIL = ("idle: the index is not loaded (LanceDB and the embedder load on the first search or the first "
                "change to index)")
@@ -321,8 +324,20 @@ class SearchService:
         """Best documents first (one hit per document: its best chunk) and the mode used.
 
         Raises:
-            Unavailable: the index has not started yet (code ``search_starting``).
+            Unavailable: the index has not started yet, or swaps kept retiring the table under
+                the search (code ``search_starting``).
         """
+        filters = where(kind=kind, project_id=project_id, date_from=date_from, date_to=date_to)
+        for _ in range(SWAP_RETRIES):
+            found = await self._search_active(q, filters, limit, mode)
+            if found is not None:
+                return found
+        raise Unavailable("the search index is being swapped; try again", code="search_starting")
+
+    async def _search_active(self, q: str, filters: list[str], limit: int,
+                             mode: Mode | None) -> tuple[list[dict[str, Any]], Mode] | None:
+        """One search on the active table; ``None`` if a swap retired it before the query ran
+        (the vector of the old embedder does not fit the new table: the caller starts again)."""
         await self.ensure_loaded()
         if self.indexer is None or self.indexer.active is None:
             raise Unavailable("the search index is starting", code="search_starting")
@@ -331,7 +346,6 @@ class SearchService:
         want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
         if want != "keyword" and embedder is None:
             want = "keyword"
-        filters = where(kind=kind, project_id=project_id, date_from=date_from, date_to=date_to)
         vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
         try:
             # memory rows have no text: the full-text leg cannot find them, only the vector leg
@@ -339,6 +353,8 @@ class SearchService:
                                            limit * 4, embedder.min_similarity if embedder else 0.0,
                                            embedder.vector_weight if embedder else 1.0, " AND ".join(filters),
                                            embedder.vector_slot if embedder else 0)
+        except TableRetired:
+            return None
         except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
             log.debug("search query failed", extra={"reason": str(exc)})
             rows = []
@@ -353,8 +369,11 @@ class SearchService:
         if embedder is None:
             return []
         vector = (await embedder.embed([text], count=False))[0]
-        rows = await asyncio.to_thread(t.table.query, "vector", None, vector,
-                                       f"kind = 'memory' AND title = {quote(tier)}", limit)
+        try:
+            rows = await asyncio.to_thread(t.table.query, "vector", None, vector,
+                                           f"kind = 'memory' AND title = {quote(tier)}", limit)
+        except TableRetired:  # swapped meanwhile: the new table's first query will find them
+            return []
         return [(r["entity_id"], float(r["_score"])) for r in rows]
 
     # -- readiness ----------------------------------------------------------------------------

@@ -4,7 +4,9 @@ table while search keeps answering, the atomic swap, and an unreachable embedder
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,50 @@ async def test_change_embedder_swaps_tables_while_search_answers(api: Api, fake:
     ready = await api.ok("GET", "/v1/ready")
     assert ready["components"]["vectors"]["state"] == "ok"
     assert "openai/fake-embed" in ready["components"]["vectors"]["detail"]
+
+
+async def test_a_search_reading_the_old_table_finishes_before_the_swap_drops_it(api: Api, fake: FakeLLMServer) -> None:
+    """A search that took the old table just before the swap is still reading it (held inside
+    its full-text leg here): the swap waits for it before dropping the table, so the search
+    answers in full instead of a 500 ("Not found: …/data/….lance")."""
+    await ready_vectors(api)
+    ids = [(await api.ok("POST", "/v1/notes", {"title": f"Pier {i}", "content": f"Ferry timetable {i}"},
+                         status=201))["id"] for i in range(10)]
+    await wait_found(api, "ferry", ids[-1], limit=100)
+    await wait_idle(api)
+    service = api.app[SEARCH]
+    assert service.indexer is not None and service.indexer.active is not None and service.lance is not None
+    old = service.indexer.active
+    entered, release = threading.Event(), threading.Event()
+    real_leg = old.table._fts_leg
+
+    def held_leg(*args: Any) -> Any:
+        entered.set()
+        release.wait(20)
+        return real_leg(*args)
+
+    old.table._fts_leg = held_leg  # type: ignore[method-assign]
+    reading = asyncio.create_task(search(api, "ferry", limit=100))
+    assert await asyncio.to_thread(entered.wait, 5)
+    await api.ok("PUT", "/v1/settings/embedder", {"model": "openai/fake-embed", "apiBase": fake.base_url})
+    for _ in range(1000):  # until the new table caught up and the swap switched to it
+        if service.indexer.active is not old:
+            break
+        await asyncio.sleep(0.02)
+    assert service.indexer.active is not old
+    for _ in range(25):  # time enough for a drop that does not wait
+        if old.name not in service.lance.table_names():
+            break
+        await asyncio.sleep(0.02)
+    release.set()
+    res = await asyncio.wait_for(reading, 20)
+    assert len(res["items"]) == 10, res
+    for _ in range(1000):
+        if not (await api.ok("GET", "/v1/settings/embedder"))["changing"]:
+            break
+        await asyncio.sleep(0.02)
+    assert old.name not in service.lance.table_names()  # dropped once the search was done
+    assert len((await search(api, "ferry", limit=100))["items"]) == 10
 
 
 async def test_unreachable_embedder_is_keyword_only_with_reason(api: Api, fake: FakeLLMServer) -> None:

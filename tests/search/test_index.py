@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sidecar.search import index
-from sidecar.search.index import LanceStore, promote, weighted_rrf
+from sidecar.search.fusion import promote, weighted_rrf
+from sidecar.search.index import LanceStore
 
 
 def _row(i: int, text: str, vector: np.ndarray, kind: str = "note") -> dict[str, Any]:

@@ -7,7 +7,7 @@
    reached the sidecar in one read go out as one TEXT_MESSAGE_CONTENT event, and the event count
    is printed), and per-delta latency (client arrival − model send) against consuming the same
    model directly with the same LiteLLM model layer in this process; the difference is the
-   latency the sidecar adds (p50, p99). The two take turns for three rounds; the ratio is of the
+   latency the sidecar adds (p50, p99). The two take turns for five rounds; the ratio is of the
    medians, and every round is printed.
 2. Tool overhead: one run of 50 tool calls (5 model turns × 10 calls) against a store of 10,000
    tasks; time in the sidecar per tool call = TOOL_CALL_END → TOOL_CALL_RESULT (no model time).
@@ -265,7 +265,7 @@ def collect_as_the_sidecar() -> None:
 
 
 #: Rounds of the relay comparison; each round measures the sidecar, then the direct consumer.
-RELAY_ROUNDS = 3
+RELAY_ROUNDS = 5
 
 
 async def relay_figures(data_dir: Path) -> dict[str, Any]:

@@ -1,13 +1,21 @@
-"""The query side of search: the filter a query's options make, and the hits shown for the
-rows LanceDB returns (one per document, its best chunk, with a snippet around the query words).
+"""The query side of search: the filter a query's options make, one query on a table
+(:func:`search_table`, :func:`nearest_memories`), and the hits shown for the rows LanceDB
+returns (one per document, its best chunk, with a snippet around the query words).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sidecar.search.index import quote
+from sidecar.search.index import Mode, quote
+
+if TYPE_CHECKING:
+    from sidecar.search.indexer import Target
+
+log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 240
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -69,3 +77,43 @@ def hits_of(rows: list[dict[str, Any]], q: str, limit: int) -> list[dict[str, An
         if len(hits) >= limit:
             break
     return hits
+
+
+async def search_table(t: Target, q: str, filters: list[str], limit: int,
+                       mode: Mode | None) -> tuple[list[dict[str, Any]], Mode]:
+    """One search of table ``t`` (the query run in a worker thread): its hits and the mode used,
+    ``hybrid`` when the table's embedder is loaded, else ``keyword``.
+
+    Raises:
+        TableRetired: a swap retired ``t`` before the query read it.
+    """
+    embedder = t.embedder  # the one that made its vectors, if loaded
+    want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
+    if want != "keyword" and embedder is None:
+        want = "keyword"
+    vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
+    try:
+        # memory rows have no text: the full-text leg cannot find them, only the vector leg
+        rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(["kind != 'memory'", *filters]),
+                                       limit * 4, embedder.min_similarity if embedder else 0.0,
+                                       embedder.vector_weight if embedder else 1.0, " AND ".join(filters),
+                                       embedder.vector_slot if embedder else 0)
+    except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
+        log.debug("search query failed", extra={"reason": str(exc)})
+        rows = []
+    return hits_of(rows, q, limit), want
+
+
+async def nearest_memories(t: Target, text: str, tier: str, limit: int) -> list[tuple[str, float]]:
+    """``[(memory id, cosine)]``: the memories of ``tier`` in table ``t`` nearest ``text``, best
+    first; [] when the table's embedder is not loaded.
+
+    Raises:
+        TableRetired: a swap retired ``t`` before the query read it.
+    """
+    if t.embedder is None:
+        return []
+    vector = (await t.embedder.embed([text], count=False))[0]
+    rows = await asyncio.to_thread(t.table.query, "vector", None, vector,
+                                   f"kind = 'memory' AND title = {quote(tier)}", limit)
+    return [(r["entity_id"], float(r["_score"])) for r in rows]

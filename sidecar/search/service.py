@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -39,16 +39,18 @@ from sidecar.search.embedders import (
     load_embedder,
     table_slug,
 )
-from sidecar.search.index import LanceStore, Mode, TableRetired, quote
+from sidecar.search.index import LanceStore, Mode, TableRetired
 from sidecar.search.indexer import Indexer, Target
 from sidecar.search.memory import Memory
-from sidecar.search.query import hits_of, where
+from sidecar.search.query import nearest_memories, search_table, where
 from sidecar.store.db import Store
 
 log = logging.getLogger(__name__)
 
 #: a search whose table was swapped out before its query ran starts again this many times in all
 SWAP_RETRIES = 3
+
+R = TypeVar("R")
 
 IDLE_DETAIL = ("idle: the index is not loaded (LanceDB and the embedder load on the first search or the first "
                "change to index)")
@@ -327,54 +329,40 @@ class SearchService:
             Unavailable: the index has not started yet, or swaps kept retiring the table under
                 the search (code ``search_starting``).
         """
-        filters = where(kind=kind, project_id=project_id, date_from=date_from, date_to=date_to)
-        for _ in range(SWAP_RETRIES):
-            found = await self._search_active(q, filters, limit, mode)
-            if found is not None:
-                return found
-        raise Unavailable("the search index is being swapped; try again", code="search_starting")
-
-    async def _search_active(self, q: str, filters: list[str], limit: int,
-                             mode: Mode | None) -> tuple[list[dict[str, Any]], Mode] | None:
-        """One search on the active table; ``None`` if a swap retired it before the query ran
-        (the vector of the old embedder does not fit the new table: the caller starts again)."""
         await self.ensure_loaded()
         if self.indexer is None or self.indexer.active is None:
             raise Unavailable("the search index is starting", code="search_starting")
-        t = self.indexer.active
-        embedder = t.embedder  # the one that made its vectors, if loaded
-        want: Mode = mode or ("hybrid" if embedder is not None else "keyword")
-        if want != "keyword" and embedder is None:
-            want = "keyword"
-        vector = (await embedder.embed([q], count=False))[0] if embedder is not None and want != "keyword" else None
-        try:
-            # memory rows have no text: the full-text leg cannot find them, only the vector leg
-            rows = await asyncio.to_thread(t.table.query, want, q, vector, " AND ".join(["kind != 'memory'", *filters]),
-                                           limit * 4, embedder.min_similarity if embedder else 0.0,
-                                           embedder.vector_weight if embedder else 1.0, " AND ".join(filters),
-                                           embedder.vector_slot if embedder else 0)
-        except TableRetired:
-            return None
-        except ValueError as exc:  # e.g. the full-text index does not exist yet (empty table)
-            log.debug("search query failed", extra={"reason": str(exc)})
-            rows = []
-        return hits_of(rows, q, limit), want
+        filters = where(kind=kind, project_id=project_id, date_from=date_from, date_to=date_to)
+        return await self._on_active(lambda t: search_table(t, q, filters, limit, mode))
+
+    async def _on_active(self, query: Callable[[Target], Awaitable[R]]) -> R:
+        """``query`` on the active table; if a swap retired that table before the query read it
+        (``TableRetired``: its embedder's vector does not fit the new table), again from the
+        start on the new one, :data:`SWAP_RETRIES` times in all.
+
+        Raises:
+            Unavailable: every try met a swap (code ``search_starting``).
+        """
+        assert self.indexer is not None
+        for _ in range(SWAP_RETRIES):
+            active = self.indexer.active
+            assert active is not None  # set once loaded; a swap replaces it, never unsets it
+            try:
+                return await query(active)
+            except TableRetired:
+                continue
+        raise Unavailable("the search index is being swapped; try again", code="search_starting")
 
     async def _nearest_memories(self, text: str, tier: str, limit: int) -> list[tuple[str, float]]:
+        """``Memory.nearest``: ``[(memory id, cosine)]`` of the tier's memories nearest ``text``;
+        [] without vectors (not loaded, no embedder, or swaps kept retiring the table)."""
         await self.ensure_loaded()
         if self.indexer is None or self.indexer.active is None:
             return []
-        t = self.indexer.active
-        embedder = t.embedder  # the one that made its vectors, if loaded
-        if embedder is None:
-            return []
-        vector = (await embedder.embed([text], count=False))[0]
         try:
-            rows = await asyncio.to_thread(t.table.query, "vector", None, vector,
-                                           f"kind = 'memory' AND title = {quote(tier)}", limit)
-        except TableRetired:  # swapped meanwhile: the new table's first query will find them
+            return await self._on_active(lambda t: nearest_memories(t, text, tier, limit))
+        except Unavailable:
             return []
-        return [(r["entity_id"], float(r["_score"])) for r in rows]
 
     # -- readiness ----------------------------------------------------------------------------
 

@@ -116,3 +116,45 @@ async def test_unreachable_embedder_is_keyword_only_with_reason(api: Api, fake: 
     note = await api.ok("POST", "/v1/notes", {"title": "Quay", "content": "Mooring fees"}, status=201)
     _, hit = await wait_found(api, "mooring", note["id"])
     assert hit["_mode"] == "keyword"
+
+
+async def test_a_query_whose_table_is_swapped_out_while_it_embeds_asks_the_new_table(api: Api, fake: FakeLLMServer) -> None:
+    """A search and a memory lookup that took the old table, then waited for its embedder while
+    the swap retired and dropped that table: each starts again on the new table (its own
+    embedder's vector) instead of a 500 or no memories."""
+    await ready_vectors(api)
+    ids = [(await api.ok("POST", "/v1/notes", {"title": f"Dock {i}", "content": f"Ferry timetable {i}"},
+                         status=201))["id"] for i in range(10)]
+    service = api.app[SEARCH]
+    fact, _ = await service.memory.add("associative", "The ferry to the island leaves at seven.")
+    await wait_found(api, "ferry", ids[-1], limit=100)
+    await wait_idle(api)
+    assert service.indexer is not None and service.indexer.active is not None and service.lance is not None
+    old = service.indexer.active
+    assert old.embedder is not None
+    embedding, release = asyncio.Event(), asyncio.Event()
+    real_embed = old.embedder.embed
+    held = 0
+
+    async def held_embed(texts: list[str], **kw: Any) -> Any:
+        nonlocal held
+        held += 1
+        if held == 2:
+            embedding.set()
+        await release.wait()
+        return await real_embed(texts, **kw)
+
+    old.embedder.embed = held_embed  # type: ignore[method-assign]
+    searching = asyncio.create_task(search(api, "ferry", limit=100))
+    recalling = asyncio.create_task(service.memory.nearest("when does the ferry leave", "associative", 3))  # type: ignore[misc]
+    await asyncio.wait_for(embedding.wait(), 5)
+    await api.ok("PUT", "/v1/settings/embedder", {"model": "openai/fake-embed", "apiBase": fake.base_url})
+    for _ in range(1000):  # the swap retired the old table (nobody was reading it) and dropped it
+        if old.name not in service.lance.table_names():
+            break
+        await asyncio.sleep(0.02)
+    assert old.name not in service.lance.table_names()
+    release.set()
+    res = await asyncio.wait_for(searching, 20)
+    assert res["mode"] == "hybrid" and len(res["items"]) == 10, res
+    assert fact.id in [memory_id for memory_id, _ in await asyncio.wait_for(recalling, 20)]

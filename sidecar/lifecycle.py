@@ -230,6 +230,15 @@ class NoWaitExecutor(ThreadPoolExecutor):
 GC_GEN0_THRESHOLD = 10_000
 
 
+def collect_as_serving() -> None:
+    """The collector as the sidecar serves with: the objects so far frozen out of its view
+    (never scanned again), the young generation collected every :data:`GC_GEN0_THRESHOLD`
+    allocations, collection on."""
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    gc.enable()
+
+
 async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
     from sidecar import tls
 
@@ -264,9 +273,7 @@ async def _serve(settings: Settings, channel: HandshakeChannel) -> ExitCode:
         pid=os.getpid(), instance=str(uuid.uuid4()), version=__version__,
     ))
     app[HANDSHAKE_DONE].set()
-    gc.freeze()  # start-up's objects: never scanned again (cli turned GC off until here)
-    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
-    gc.enable()
+    collect_as_serving()  # start-up's objects: never scanned again (cli turned GC off until here)
     log.info("serving", extra={"port": port, "data_dir": str(settings.data_dir)})
     # the system CA store (~75 ms per context, holding the GIL) after the first stage of the
     # background work, so a request posted right after the handshake is not stalled by it

@@ -252,16 +252,15 @@ async def tool_overhead(session: aiohttp.ClientSession, sc: Sidecar, fake: FakeL
 
 
 def collect_as_the_sidecar() -> None:
-    """Give this process the sidecar's collector settings (``lifecycle.serve``): the objects so
+    """Give this process the sidecar's collector settings (``lifecycle.collect_as_serving``): the objects so
     far (LiteLLM's import among them) frozen, gen-0 threshold raised. With Python's defaults the
     direct consumer paid for collections scanning LiteLLM's import, which the sidecar does not."""
     import gc
 
-    from sidecar.lifecycle import GC_GEN0_THRESHOLD
+    from sidecar.lifecycle import collect_as_serving
 
     gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    collect_as_serving()
 
 
 #: Rounds of the relay comparison; each round measures the sidecar, then the direct consumer.
